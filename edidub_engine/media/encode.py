@@ -1,0 +1,292 @@
+"""Write a clip: RGB frames in, an atomically published file out.
+
+Three deliverables: ProRes 422 HQ in .mov (the conform/online format, 10-bit
+4:2:2, 24-bit PCM), H.264 in .mp4 (a review copy) and FFV1 in .mkv (lossless
+RGB — decode(encode(frames)) equals the frames bit for bit; the check format).
+Y'CbCr outputs are converted and tagged BT.709, limited range.
+
+Frames are encoded as they arrive (bounded memory). The audio track is given
+up front and interleaved as frames arrive; it is resampled to 48 kHz and cut or
+padded with silence to exactly the video's duration. The start timecode is
+written so that :func:`probe_video` reads it back (a tmcd track in .mov/.mp4,
+a TIMECODE tag in .mkv).
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from dataclasses import dataclass
+from enum import Enum
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from edidub_engine.errors import InvalidArgumentError, MediaEncodeError
+from edidub_engine.media.atomic import AtomicOutput
+from edidub_engine.media.timebase import RateLike, frame_to_timecode, normalize_rate, round_half_up, timecode_to_frame
+
+__all__ = ["Codec", "ClipWriter", "OUTPUT_AUDIO_SAMPLE_RATE_HZ"]
+
+OUTPUT_AUDIO_SAMPLE_RATE_HZ = 48000
+_AUDIO_CHUNK_SAMPLES = 1024
+
+
+class Codec(str, Enum):
+    """Output formats; each implies its container (see :attr:`extension`)."""
+
+    PRORES_HQ = "prores_hq"
+    H264 = "h264"
+    FFV1 = "ffv1"
+
+    @property
+    def extension(self) -> str:
+        return _SPECS[self].extension
+
+
+@dataclass(frozen=True)
+class _CodecSpec:
+    extension: str
+    video_codec: str
+    pix_fmt: str
+    video_options: dict[str, str]
+    audio_codec: str
+    audio_format: str  # the encoder's sample format
+    yuv: bool
+    even_width: bool
+    even_height: bool
+
+
+_SPECS = {
+    Codec.PRORES_HQ: _CodecSpec(".mov", "prores_ks", "yuv422p10le", {"profile": "3", "vendor": "apl0"}, "pcm_s24le", "s32", True, True, False),
+    Codec.H264: _CodecSpec(".mp4", "libx264", "yuv420p", {"crf": "18", "preset": "medium"}, "aac", "fltp", True, True, True),
+    Codec.FFV1: _CodecSpec(".mkv", "ffv1", "bgr0", {"level": "3", "slicecrc": "1", "g": "1"}, "flac", "s16", False, False, False),
+}
+_BT709 = 1
+_LIMITED_RANGE = 1
+
+
+def _resample_mono(audio: np.ndarray, from_hz: int, to_hz: int, sample_format: str) -> np.ndarray:
+    """Mono float audio → ``[1, N]`` samples in the encoder's format at ``to_hz``."""
+    if audio.size == 0:
+        return np.zeros((1, 0), dtype=_NUMPY_DTYPES[sample_format])
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[None, :], dtype=np.float32), format="flt", layout="mono")
+    frame.sample_rate = from_hz
+    frame.pts = 0
+    resampler = av.AudioResampler(format=sample_format, layout="mono", rate=to_hz)
+    blocks = [out.to_ndarray() for out in resampler.resample(frame)]
+    blocks += [out.to_ndarray() for out in resampler.resample(None)]
+    return np.concatenate(blocks, axis=1) if blocks else np.zeros((1, 0), dtype=_NUMPY_DTYPES[sample_format])
+
+
+_NUMPY_DTYPES = {"s16": np.int16, "s32": np.int32, "fltp": np.float32, "flt": np.float32}
+
+
+def _close_quietly(container, atomic: AtomicOutput) -> None:
+    """Finalizer for a writer dropped without close/abort: never leave the temp file."""
+    try:
+        container.close()
+    except Exception:
+        pass
+    atomic.discard()
+
+
+class ClipWriter:
+    """Encode RGB frames to a new file, published atomically on :meth:`close`.
+
+    ``ClipWriter(path, width=…, height=…, rate=Fraction(25))`` is a context
+    manager: leaving the block normally publishes, an exception aborts (no file
+    under ``path``, no temp file left). ``audio`` is mono float32 at
+    ``audio_sample_rate_hz``; it is fitted to exactly the video's duration.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        width: int,
+        height: int,
+        rate: RateLike,
+        codec: Codec | str = Codec.PRORES_HQ,
+        timecode: str | None = None,
+        audio: np.ndarray | None = None,
+        audio_sample_rate_hz: int = 16000,
+    ):
+        try:
+            self.codec = Codec(codec)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"unknown codec {codec!r}", hint=f"choose one of {', '.join(c.value for c in Codec)}"
+            ) from None
+        spec = _SPECS[self.codec]
+        self._spec = spec
+        self.path = Path(path).expanduser().absolute()
+        if self.path.suffix.lower() != spec.extension:
+            raise InvalidArgumentError(
+                f"{self.path.name} does not end in {spec.extension}, the extension for {self.codec.value}",
+                hint=f"name the output …{spec.extension}",
+            )
+        if int(width) != width or int(height) != height or width <= 0 or height <= 0:
+            raise InvalidArgumentError(f"frame size {width}×{height} for {self.path.name} is not positive whole pixels")
+        self.width, self.height = int(width), int(height)
+        if (spec.even_width and self.width % 2) or (spec.even_height and self.height % 2):
+            raise InvalidArgumentError(
+                f"{self.codec.value} cannot store {self.width}×{self.height} ({self.path.name}): its chroma needs an even "
+                f"{'width and height' if spec.even_height else 'width'}",
+                hint="pad or crop the frames by one pixel, or write FFV1",
+            )
+        self.rate = normalize_rate(rate)
+        self.timecode = None
+        if timecode is not None:
+            start = timecode_to_frame(timecode, self.rate)  # validates it for this rate
+            self.timecode = frame_to_timecode(start, self.rate, any(sep in timecode for sep in ";.,"))
+        self._audio: np.ndarray | None = None
+        if audio is not None:
+            samples = np.asarray(audio)
+            if samples.ndim != 1 or not np.issubdtype(samples.dtype, np.floating):
+                raise InvalidArgumentError(
+                    f"audio for {self.path.name} must be mono float samples (shape [N]), got {samples.dtype} {samples.shape}",
+                    hint="downmix to mono float32 (load_audio does) before writing",
+                )
+            if int(audio_sample_rate_hz) != audio_sample_rate_hz or audio_sample_rate_hz <= 0:
+                raise InvalidArgumentError(f"audio_sample_rate_hz={audio_sample_rate_hz} is not a positive whole number")
+            self._audio = _resample_mono(samples, int(audio_sample_rate_hz), OUTPUT_AUDIO_SAMPLE_RATE_HZ, spec.audio_format)
+
+        self._atomic = AtomicOutput(self.path)
+        self.frames_written = 0
+        self._audio_sent = 0
+        self._closed = False
+        try:
+            self._container = av.open(str(self._atomic.temp_path), mode="w")
+            self._video = self._add_video_stream()
+            self._audio_stream = self._add_audio_stream() if self._audio is not None else None
+        except BaseException as exc:
+            container = getattr(self, "_container", None)
+            if container is not None:
+                _close_quietly(container, self._atomic)
+            else:
+                self._atomic.discard()
+            if isinstance(exc, av.FFmpegError):
+                raise MediaEncodeError(f"cannot start writing {self.path.name} ({exc})", hint="check the codec is available") from None
+            raise
+        self._finalizer = weakref.finalize(self, _close_quietly, self._container, self._atomic)
+
+    # -- setup -------------------------------------------------------------------------------
+    def _add_video_stream(self):
+        spec = self._spec
+        stream = self._container.add_stream(spec.video_codec, rate=self.rate, options=dict(spec.video_options))
+        stream.width, stream.height, stream.pix_fmt = self.width, self.height, spec.pix_fmt
+        self._frame_time_base = Fraction(1) / self.rate
+        stream.time_base = self._frame_time_base
+        stream.thread_type = "AUTO"
+        if spec.yuv:
+            ctx = stream.codec_context
+            ctx.colorspace = ctx.color_primaries = ctx.color_trc = _BT709
+            ctx.color_range = _LIMITED_RANGE
+        if self.timecode is not None:
+            stream.metadata["timecode"] = self.timecode
+        return stream
+
+    def _add_audio_stream(self):
+        stream = self._container.add_stream(self._spec.audio_codec, rate=OUTPUT_AUDIO_SAMPLE_RATE_HZ, layout="mono")
+        stream.format = self._spec.audio_format
+        if self._spec.audio_codec == "aac":
+            stream.bit_rate = 192_000
+        return stream
+
+    # -- writing -----------------------------------------------------------------------------
+    def write(self, frame: np.ndarray) -> None:
+        """Append one H×W×3 uint8 RGB frame."""
+        if self._closed:
+            raise MediaEncodeError(f"{self.path.name} is already closed; no more frames can be written")
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != (self.height, self.width, 3):
+            got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise InvalidArgumentError(
+                f"frame {self.frames_written} for {self.path.name} must be uint8 of shape "
+                f"({self.height}, {self.width}, 3) RGB, got {got}",
+                hint="pass frames at the clip's native size as decoded by iter_frames",
+            )
+        try:
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            if self._spec.yuv:
+                picture = picture.reformat(
+                    format=self._spec.pix_fmt,
+                    src_colorspace="ITU709",
+                    dst_colorspace="ITU709",
+                    src_color_range="JPEG",
+                    dst_color_range="MPEG",
+                )
+            else:
+                picture = picture.reformat(format=self._spec.pix_fmt)
+            picture.pts = self.frames_written
+            picture.time_base = self._frame_time_base  # the muxer may change the stream's own
+            self._container.mux(self._video.encode(picture))
+            self.frames_written += 1
+            self._write_audio_until(self.frames_written)
+        except av.FFmpegError as exc:
+            self.abort()
+            raise MediaEncodeError(f"encoding {self.path.name} failed at frame {self.frames_written} ({exc})") from None
+        except OSError as exc:
+            self.abort()
+            raise MediaEncodeError(
+                f"writing {self.path.name} failed at frame {self.frames_written} ({exc.strerror or exc})",
+                hint="check free space and permissions in the output folder",
+            ) from None
+
+    def _write_audio_until(self, frame_count: int, final: bool = False) -> None:
+        if self._audio_stream is None:
+            return
+        target = round_half_up(Fraction(frame_count) / self.rate * OUTPUT_AUDIO_SAMPLE_RATE_HZ)
+        while self._audio_sent + (_AUDIO_CHUNK_SAMPLES if not final else 1) <= target:
+            size = min(_AUDIO_CHUNK_SAMPLES, target - self._audio_sent)
+            chunk = np.zeros((1, size), dtype=self._audio.dtype)
+            have = self._audio[:, self._audio_sent : self._audio_sent + size]
+            chunk[:, : have.shape[1]] = have
+            audio_frame = av.AudioFrame.from_ndarray(chunk, format=self._spec.audio_format, layout="mono")
+            audio_frame.sample_rate = OUTPUT_AUDIO_SAMPLE_RATE_HZ
+            audio_frame.pts = self._audio_sent
+            audio_frame.time_base = Fraction(1, OUTPUT_AUDIO_SAMPLE_RATE_HZ)
+            self._container.mux(self._audio_stream.encode(audio_frame))
+            self._audio_sent += size
+
+    # -- finishing ---------------------------------------------------------------------------
+    def close(self) -> Path:
+        """Finish the file and publish it under its final name; returns that path."""
+        if self._closed:
+            raise MediaEncodeError(f"{self.path.name} is already closed")
+        if self.frames_written == 0:
+            self.abort()
+            raise InvalidArgumentError(f"no frames were written to {self.path.name}; nothing was published")
+        try:
+            self._container.mux(self._video.encode(None))
+            if self._audio_stream is not None:
+                self._write_audio_until(self.frames_written, final=True)
+                self._container.mux(self._audio_stream.encode(None))
+            self._container.close()
+        except (av.FFmpegError, OSError) as exc:
+            self.abort()
+            raise MediaEncodeError(
+                f"finishing {self.path.name} failed ({exc})", hint="check free space and permissions in the output folder"
+            ) from None
+        self._closed = True
+        self._finalizer.detach()
+        return self._atomic.publish()
+
+    def abort(self) -> None:
+        """Stop and remove everything written; nothing appears under the final name."""
+        if self._closed:
+            return
+        self._closed = True
+        self._finalizer.detach()
+        _close_quietly(self._container, self._atomic)
+
+    def __enter__(self) -> ClipWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif not self._closed:
+            self.close()

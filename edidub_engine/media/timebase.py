@@ -1,0 +1,156 @@
+"""Rational frame rates and timecode.
+
+Rates are :class:`fractions.Fraction` everywhere: a float like 23.976 is not the
+NTSC rate 24000/1001, and the difference is a whole frame after 17 minutes.
+Containers often store a rounded rate (``2997/100``), so :func:`normalize_rate`
+snaps anything within 0.05 % of an NTSC rate onto the exact one.
+
+Timecode arithmetic (drop-frame included) is OpenTimelineIO's ``opentime``; the
+only hand-written path is non-drop timecode at rates SMPTE does not define
+(12.5, 15, 119.88…), counted at the nearest whole rate as editors do.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+from numbers import Rational, Real
+
+import opentimelineio.opentime as otio_time
+
+from edidub_engine.errors import InvalidArgumentError
+
+__all__ = [
+    "RateLike",
+    "normalize_rate",
+    "is_drop_frame_rate",
+    "frame_to_timecode",
+    "timecode_to_frame",
+    "frame_to_seconds",
+    "seconds_to_frame",
+    "round_half_up",
+]
+
+RateLike = Fraction | int | float | str
+
+# n * 1000/1001 for the nominal rates that have an NTSC ("pull-down") variant.
+_NTSC_RATES = tuple(Fraction(n * 1000, 1001) for n in (24, 30, 48, 60, 96, 120, 240))
+_NTSC_TOLERANCE = Fraction(5, 10000)  # 0.05 %
+_DROP_FRAME_RATES = (Fraction(30000, 1001), Fraction(60000, 1001))
+_TIMECODE_RE = re.compile(r"^(-?)(\d{1,2})[:;.](\d{2})[:;.](\d{2})[:;.,](\d{2,3})$")
+
+
+def round_half_up(value: Fraction) -> int:
+    """Nearest integer, halves up — deterministic, unlike banker's ``round``."""
+    return math.floor(value + Fraction(1, 2))
+
+
+def _as_fraction(rate: RateLike) -> Fraction:
+    if isinstance(rate, bool):
+        raise InvalidArgumentError(f"frame rate {rate!r} is not a number", hint="pass a rate like Fraction(25) or '30000/1001'")
+    if isinstance(rate, Rational):
+        return Fraction(rate.numerator, rate.denominator)
+    if isinstance(rate, str):
+        try:
+            return Fraction(rate.strip()).limit_denominator(1_000_000)
+        except (ValueError, ZeroDivisionError):
+            raise InvalidArgumentError(
+                f"frame rate {rate!r} is not a number", hint="write rates as '25', '30000/1001' or '23.976'"
+            ) from None
+    if isinstance(rate, Real) and math.isfinite(float(rate)):
+        return Fraction(float(rate)).limit_denominator(1_000_000)
+    raise InvalidArgumentError(f"frame rate {rate!r} is not a number", hint="pass a rate like Fraction(25) or '30000/1001'")
+
+
+def normalize_rate(rate: RateLike) -> Fraction:
+    """The exact rate a stream means: within 0.05 % of an NTSC rate becomes it.
+
+    ``2997/100`` → ``30000/1001``, ``23.976`` → ``24000/1001``; 25, 30 and every
+    other rate are returned unchanged (as a Fraction).
+    """
+    value = _as_fraction(rate)
+    if value <= 0:
+        raise InvalidArgumentError(f"frame rate {value} is not positive", hint="a frame rate must be above 0")
+    for ntsc in _NTSC_RATES:
+        if abs(value - ntsc) <= ntsc * _NTSC_TOLERANCE:
+            return ntsc
+    return value
+
+
+def is_drop_frame_rate(rate: RateLike) -> bool:
+    """Whether timecode at this rate is drop-frame by convention (29.97 and 59.94)."""
+    return normalize_rate(rate) in _DROP_FRAME_RATES
+
+
+def _nominal_fps(rate: Fraction) -> int:
+    return max(1, math.ceil(rate - Fraction(1, 1000)))
+
+
+def _otio_rate(rate: Fraction) -> float | None:
+    """The float OTIO wants, or None where SMPTE timecode does not define the rate."""
+    value = float(rate)
+    return value if otio_time.RationalTime.is_valid_timecode_rate(value) else None
+
+
+def frame_to_timecode(frame: int, rate: RateLike, drop_frame: bool | None = None) -> str:
+    """SMPTE timecode of a frame count from 00:00:00:00 (``;`` before frames when drop-frame).
+
+    ``drop_frame=None`` follows the rate's convention (:func:`is_drop_frame_rate`).
+    """
+    rate_fr = normalize_rate(rate)
+    frame = int(frame)
+    if frame < 0:
+        raise InvalidArgumentError(f"frame {frame} is negative; timecode starts at frame 0")
+    if drop_frame is None:
+        drop_frame = is_drop_frame_rate(rate_fr)
+    if drop_frame and not is_drop_frame_rate(rate_fr):
+        raise InvalidArgumentError(
+            f"drop-frame timecode does not exist at {rate_fr} fps",
+            hint="drop-frame is only defined for 30000/1001 and 60000/1001; use non-drop",
+        )
+    otio_rate = _otio_rate(rate_fr)
+    if otio_rate is not None:
+        return otio_time.to_timecode(otio_time.RationalTime(frame, otio_rate), otio_rate, drop_frame)
+    fps = _nominal_fps(rate_fr)
+    frames = frame % fps
+    seconds_total = frame // fps
+    return f"{seconds_total // 3600:02d}:{seconds_total // 60 % 60:02d}:{seconds_total % 60:02d}:{frames:02d}"
+
+
+def timecode_to_frame(tc: str, rate: RateLike) -> int:
+    """Frame count from 00:00:00:00 of a timecode; ``;`` (or ``.``) marks drop-frame."""
+    rate_fr = normalize_rate(rate)
+    text = str(tc).strip()
+    match = _TIMECODE_RE.match(text)
+    if not match or match.group(1):
+        raise InvalidArgumentError(f"timecode {tc!r} is not HH:MM:SS:FF", hint="write it like 01:00:00:00 (or 01:00:00;00 drop-frame)")
+    hours, minutes, seconds, frames = (int(g) for g in match.groups()[1:])
+    drop = any(sep in text for sep in ";.,")
+    fps = _nominal_fps(rate_fr)
+    if minutes > 59 or seconds > 59 or frames >= fps:
+        raise InvalidArgumentError(f"timecode {tc!r} is not valid at {rate_fr} fps", hint=f"frames run 00–{fps - 1:02d}, minutes and seconds 00–59")
+    if drop and not is_drop_frame_rate(rate_fr):
+        raise InvalidArgumentError(
+            f"timecode {tc!r} is drop-frame but the rate is {rate_fr} fps",
+            hint="drop-frame is only defined for 30000/1001 and 60000/1001; write it with ':'",
+        )
+    otio_rate = _otio_rate(rate_fr)
+    if otio_rate is not None:
+        normal = f"{hours:02d}:{minutes:02d}:{seconds:02d}{';' if drop else ':'}{frames:02d}"
+        try:
+            return round(otio_time.from_timecode(normal, otio_rate).value)
+        except ValueError as exc:  # e.g. a frame number that drop-frame skips
+            raise InvalidArgumentError(f"timecode {tc!r} is not valid at {rate_fr} fps: {exc}") from None
+    return ((hours * 60 + minutes) * 60 + seconds) * fps + frames
+
+
+def frame_to_seconds(frame: int, rate: RateLike) -> Fraction:
+    """Exact time of a frame's start (``frame / rate``); ``float()`` it for display."""
+    return Fraction(int(frame)) / normalize_rate(rate)
+
+
+def seconds_to_frame(seconds: float | Fraction, rate: RateLike) -> int:
+    """The frame nearest to a time (halves round up): ``round(seconds * rate)``."""
+    value = Fraction(seconds) if not isinstance(seconds, float) else Fraction(seconds).limit_denominator(10**9)
+    return round_half_up(value * normalize_rate(rate))
