@@ -1,0 +1,43 @@
+"""Face: tracking (MediaPipe), alignment (crops and their transforms), masks, paste-back.
+
+Importing this package loads no model; :class:`FaceTracker` loads MediaPipe when built.
+Coordinates are native frame pixels in OpenCV's convention (the top-left pixel's centre is
+(0, 0)); crops are square, their frame→crop transforms 2×3 float64 matrices.
+"""
+
+from edidub_engine.face.alignment import (
+    CROP_PX,
+    AlignmentSmoother,
+    FaceAlignment,
+    fit_similarity,
+    smooth_alignments,
+    warp_crop,
+)
+from edidub_engine.face.compose import edit_weight, paste_back
+from edidub_engine.face.masks import feathered_matte, landmarks_to_crop, lower_face_mask
+from edidub_engine.face.tracking import (
+    FaceObservation,
+    FaceSelector,
+    FaceStatus,
+    FaceTracker,
+    SelectorMode,
+)
+
+__all__ = [
+    "CROP_PX",
+    "AlignmentSmoother",
+    "FaceAlignment",
+    "FaceObservation",
+    "FaceSelector",
+    "FaceStatus",
+    "FaceTracker",
+    "SelectorMode",
+    "edit_weight",
+    "feathered_matte",
+    "fit_similarity",
+    "landmarks_to_crop",
+    "lower_face_mask",
+    "paste_back",
+    "smooth_alignments",
+    "warp_crop",
+]
