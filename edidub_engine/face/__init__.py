@@ -15,6 +15,7 @@ from edidub_engine.face.alignment import (
 )
 from edidub_engine.face.compose import edit_weight, paste_back
 from edidub_engine.face.masks import feathered_matte, landmarks_to_crop, lower_face_mask
+from edidub_engine.face.stream import TrackedFrame, track_and_align
 from edidub_engine.face.tracking import (
     FaceObservation,
     FaceSelector,
@@ -32,6 +33,7 @@ __all__ = [
     "FaceStatus",
     "FaceTracker",
     "SelectorMode",
+    "TrackedFrame",
     "edit_weight",
     "feathered_matte",
     "fit_similarity",
@@ -39,5 +41,6 @@ __all__ = [
     "lower_face_mask",
     "paste_back",
     "smooth_alignments",
+    "track_and_align",
     "warp_crop",
 ]

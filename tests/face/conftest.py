@@ -1,4 +1,4 @@
-"""Fixtures for face tests: real footage decoded with PyAV (to be switched to edidub_engine.media)."""
+"""Fixtures for face tests: real footage decoded through edidub_engine.media."""
 
 from __future__ import annotations
 
@@ -14,24 +14,19 @@ FOOTAGE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "footage"
 
 @dataclass
 class Clip:
-    """Decoded frames: file-relative indices from 0, RGB uint8 arrays, presentation times (s)."""
+    """Decoded frames: file-relative grid indices from 0, RGB uint8 arrays, times on the file clock (s)."""
 
     frames: list[tuple[int, np.ndarray]]
     times_s: list[float]
 
 
 def _decode(path: Path, start: int, count: int | None) -> Clip:
-    import av
+    from edidub_engine.media import frame_to_seconds, iter_frames, probe_video
 
-    frames: list[tuple[int, np.ndarray]] = []
-    times: list[float] = []
-    with av.open(str(path)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if count is not None and i >= start + count:
-                break
-            if i >= start:
-                frames.append((i, frame.to_ndarray(format="rgb24")))
-                times.append(float(frame.time) if frame.time is not None else float("nan"))
+    info = probe_video(path)
+    end = info.frame_count if count is None else min(info.frame_count, start + count)
+    frames = list(iter_frames(info, start, end))
+    times = [info.video_start_s + float(frame_to_seconds(i, info.rate)) for i, _ in frames]
     return Clip(frames=frames, times_s=times)
 
 

@@ -1,0 +1,215 @@
+"""The ``edidub`` command line.
+
+Every sub-command turns an :class:`~edidub_engine.errors.EdidubError` into a
+clear message, a hint and a non-zero exit status; anything unexpected is
+logged with its traceback to a file whose path is printed, never dumped on the
+user.  Heavy modules (torch, MediaPipe, PyAV) are imported inside the command
+that needs them so ``edidub --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import traceback
+from fractions import Fraction
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import EdidubError, InvalidArgumentError, NoFaceError
+
+_TIMECODE = re.compile(r"^\d{1,2}:\d{2}:\d{2}[:;.]\d{2,3}$")
+_SECONDS = re.compile(r"^\d+(\.\d+)?s$")
+
+
+def _quiet_native_logging() -> None:
+    """MediaPipe prints start-up chatter (C++ logs, a protobuf deprecation); keep it off the terminal."""
+    import warnings
+
+    from .face.native_stderr import install_stderr_filter
+
+    install_stderr_filter()
+    warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated")
+
+
+def parse_position(value: str | None, *, rate: Fraction, start_timecode: str, what: str) -> int | None:
+    """A position given as a frame number (``120``), a source timecode
+    (``01:00:04:12``, ``;`` for drop-frame) or seconds from the clip start (``4.5s``)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    if _SECONDS.match(text):
+        return int(round(Fraction(text[:-1]) * rate))
+    if _TIMECODE.match(text):
+        from .media import timecode_to_frame
+
+        return timecode_to_frame(text, rate) - timecode_to_frame(start_timecode, rate)
+    raise InvalidArgumentError(
+        f"cannot read {what} {value!r}",
+        hint="give a frame number (120), a source timecode (01:00:04:12) or seconds (4.5s)",
+    )
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    _quiet_native_logging()
+    from .analysis import analyze_clip
+    from .face import FaceSelector
+    from .media import probe_video
+
+    info = probe_video(args.clip)
+    start = parse_position(args.start, rate=info.rate, start_timecode=info.start_timecode, what="--start") or 0
+    end = parse_position(args.end, rate=info.rate, start_timecode=info.start_timecode, what="--end")
+    selector = FaceSelector.parse(args.face)
+    total = (info.frame_count if end is None else end) - start
+    with _progress(total, f"analyze {info.path.name}", enabled=not args.quiet) as on_progress:
+        result = analyze_clip(
+            info.path,
+            start_frame=start,
+            end_frame=end,
+            selector=selector,
+            occlusion_every=args.occlusion_every,
+            on_progress=on_progress,
+        )
+    output = Path(args.output) if args.output else Path.cwd() / f"{info.path.stem}.analysis.json"
+    _write_json_atomically(output, result.to_dict(per_frame=args.per_frame))
+    _print_analysis(result)
+    print(f"wrote {output}")
+    if result.frames_with_face == 0:
+        raise NoFaceError(
+            f"no face found in {info.path.name}, frames {result.start_frame}-{result.end_frame - 1}",
+            hint="check the clip and range; faces smaller than about 20 px or seen from behind cannot be tracked",
+        )
+    return 0
+
+
+def _print_analysis(result) -> None:
+    print(f"{result.file}: frames {result.start_frame}-{result.end_frame} "
+          f"({result.start_timecode}–{result.end_timecode}) at {result.rate} fps, {len(result.shots)} shot(s)")
+    for i, shot in enumerate(result.shots, 1):
+        pose = "—" if shot.pose_score_deg is None else f"{shot.pose_score_deg:.1f}°"
+        print(
+            f"  shot {i}: frames {shot.start_frame}-{shot.end_frame} ({shot.start_timecode}): "
+            f"face in {shot.frames_with_face}/{shot.frames}, no face {_fmt_ranges(shot.no_face)}, "
+            f"low confidence {_fmt_ranges(shot.low_confidence)}, "
+            f"pose score {pose}, hand occlusion {shot.occlusion_total_landmarks} landmarks"
+            f"{' (OCCLUDED)' if shot.occluded else ''} in {len(shot.occluded_frames)} frame(s)"
+        )
+
+
+def _fmt_ranges(ranges: list[list[int]]) -> str:
+    if not ranges:
+        return "none"
+    shown = ", ".join(f"{a}-{b - 1}" if b - a > 1 else str(a) for a, b in ranges[:4])
+    return shown + (f" … (+{len(ranges) - 4})" if len(ranges) > 4 else "")
+
+
+def _write_json_atomically(path: Path, payload: dict) -> None:
+    """A report is replaced whole or not at all (temp file in the same folder, then rename)."""
+    path = path.expanduser()
+    if not path.parent.is_dir():
+        raise InvalidArgumentError(
+            f"cannot write {path}: folder {path.parent} does not exist", hint="create it or choose another -o path"
+        )
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class _progress:
+    """A tqdm bar on stderr (stage, frames, ETA) handed out as a callback."""
+
+    def __init__(self, total: int, desc: str, *, enabled: bool = True):
+        self.total, self.desc, self.enabled = total, desc, enabled
+        self._bar = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=max(self.total, 0), desc=self.desc, unit="frame", file=sys.stderr, leave=False)
+
+        def update(done: int, total: int) -> None:
+            self._bar.n = done
+            self._bar.refresh()
+
+        return update
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edidub",
+        description="EdiDub Engine: visual dubbing by content-aware video editing.",
+    )
+    parser.add_argument("--version", action="version", version=f"edidub {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    analyze = sub.add_parser(
+        "analyze",
+        help="report faces, head pose, hands over the face and cuts of a clip range",
+        description=(
+            "Track the face through a clip range and report, per shot, the frames with a face, "
+            "the paper's pose score (max |pitch|, |yaw|, |roll|) and hand-over-face occlusion "
+            "(face landmarks inside a hand's convex hull). Prints a summary and writes JSON."
+        ),
+    )
+    analyze.add_argument("clip", help="video file")
+    analyze.add_argument("--start", help="first frame: frame number, source timecode or seconds (4.5s); default 0")
+    analyze.add_argument("--end", help="end frame (exclusive), same forms as --start; default: end of clip")
+    analyze.add_argument("--face", default="largest", help="which face: 'largest', an index counted left to right (0, 1…) or a point 'X,Y' in pixels")
+    analyze.add_argument("--occlusion-every", type=int, default=1, metavar="N", help="check hands every Nth frame (the paper samples every 10th); default 1")
+    analyze.add_argument("-o", "--output", help="JSON report path; default ./<clip name>.analysis.json")
+    analyze.add_argument("--per-frame", action="store_true", help="include every frame's status, pose and occlusion count in the JSON")
+    analyze.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    analyze.set_defaults(func=_cmd_analyze)
+
+    from .audio.commands import add_codebook_parser
+
+    add_codebook_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except EdidubError as err:
+        print(f"edidub {args.command}: error: {err.message}", file=sys.stderr)
+        if err.hint:
+            print(f"  what to do: {err.hint}", file=sys.stderr)
+        return err.exit_status
+    except KeyboardInterrupt:
+        print(f"edidub {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # an engine bug: keep the traceback for us, not on the user's screen
+        log = Path(tempfile.gettempdir()) / "edidub-crash.log"
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"--- edidub {' '.join(sys.argv[1:])}\n{traceback.format_exc()}\n")
+        print(
+            f"edidub {args.command}: internal error: {sys.exc_info()[1]!s}\n"
+            f"  the details are in {log}; please attach it to a bug report",
+            file=sys.stderr,
+        )
+        return 70
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
