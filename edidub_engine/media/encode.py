@@ -59,8 +59,12 @@ class _CodecSpec:
     even_height: bool
 
 
+# ProRes: FFmpeg's prores_aw, not prores_ks. At the HQ profile both gave the same PSNR on a
+# 1080p MEAD clip (41.58 dB, limited by the 4:2:2 conversion itself) and similar sizes, and
+# prores_aw encodes about 4x faster on 2 cores (65 vs 17 fps): the encoder must not be what
+# a GPU waits on.
 _SPECS = {
-    Codec.PRORES_HQ: _CodecSpec(".mov", "prores_ks", "yuv422p10le", {"profile": "3", "vendor": "apl0"}, "pcm_s24le", "s32", True, True, False),
+    Codec.PRORES_HQ: _CodecSpec(".mov", "prores_aw", "yuv422p10le", {"profile": "3", "vendor": "apl0"}, "pcm_s24le", "s32", True, True, False),
     Codec.H264: _CodecSpec(".mp4", "libx264", "yuv420p", {"crf": "18", "preset": "medium"}, "aac", "fltp", True, True, True),
     Codec.FFV1: _CodecSpec(".mkv", "ffv1", "bgr0", {"level": "3", "slicecrc": "1", "g": "1"}, "flac", "s16", False, False, False),
 }
