@@ -50,7 +50,7 @@ def measure(name: str, frontend, codebook, audio: np.ndarray, repeats: int) -> d
     from edidub_engine.audio import FRAME_RATE_HZ, UnitEncoder
 
     encoder = UnitEncoder(frontend, codebook)
-    encoder.encode(audio[:16000])  # warm-up (lazy init, allocator)
+    encoder.encode(audio)  # warm-up at full length (lazy init, allocator sized for this input)
     seconds_audio = len(audio) / 16000
     features_s = best_of(repeats, lambda: frontend.features(audio))
     total_s = best_of(repeats, lambda: encoder.encode(audio))
