@@ -1,0 +1,236 @@
+"""The two contracts every caller shares (``../shared/DESIGN.md``): what to dub, and what came back.
+
+:class:`ShotRequest` is what a plugin, the batch tool, a TD script or a render
+farm's command line asks for; :class:`RenderedClip` is what the engine returns.
+Both travel as plain maps (msgpack on the wire, JSON in files): ``to_dict`` /
+``from_dict`` are the only (de)serialisers, and ``from_dict`` validates, naming
+the shot and the field so a bad request is a clear error, never a traceback.
+Rates are rationals written ``"30000/1001"``; frames are half-open ``[start, end)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from fractions import Fraction
+from typing import Any
+
+from .errors import InvalidArgumentError
+
+CODECS = ("prores_hq", "h264", "ffv1")
+
+
+def parse_rate(value: Any, *, where: str) -> Fraction:
+    """A rate from ``"30000/1001"``, ``[30000, 1001]``, ``25`` or a Fraction — never a float."""
+    try:
+        if isinstance(value, Fraction):
+            rate = value
+        elif isinstance(value, bool):
+            raise TypeError
+        elif isinstance(value, int):
+            rate = Fraction(value)
+        elif isinstance(value, str) and "." not in value:
+            rate = Fraction(value)
+        elif isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+            rate = Fraction(value[0], value[1])
+        else:
+            raise TypeError
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise InvalidArgumentError(
+            f"{where}: rate {value!r} is not a rational frame rate",
+            hint='write rates as "30000/1001", "25" or [24000, 1001]; decimals like 29.97 are ambiguous',
+        ) from None
+    if rate <= 0:
+        raise InvalidArgumentError(f"{where}: rate must be positive, got {value!r}")
+    return rate
+
+
+def format_rate(rate: Fraction) -> str:
+    return f"{rate.numerator}/{rate.denominator}"
+
+
+@dataclass(frozen=True)
+class SourceRange:
+    """The source media's own frames, file-relative from 0."""
+
+    path: str
+    start_frame: int
+    end_frame: int
+    rate: Fraction | None = None  # the caller's idea of the rate; checked against the file when given
+
+    @property
+    def frame_count(self) -> int:
+        return self.end_frame - self.start_frame
+
+
+@dataclass(frozen=True)
+class AudioSegment:
+    """A stretch of the dub speech: ``duration_s`` seconds from ``start_s`` of ``path``,
+    placed ``offset_s`` seconds after the shot's first frame."""
+
+    path: str
+    start_s: float = 0.0
+    duration_s: float | None = None
+    offset_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    dir: str | None = None  # default: beside nothing — the caller's working folder (CLI) or the daemon's output root
+    codec: str = "prores_hq"
+    name: str | None = None  # default: "<source stem>_<shot_id>_dub"
+    patch: bool = False  # also write the edited region alone as ProRes 4444 with alpha
+
+
+@dataclass(frozen=True)
+class DubOptions:
+    """Per-shot settings; ``None`` means the model's / paper's default (50 steps, guidance 5)."""
+
+    steps: int | None = None
+    inversion_steps: int | None = None
+    guidance_scale: float | None = None
+    seed: int = 0
+    face: str | int = "largest"  # "largest", an index counted left to right (from 0), or "x,y" in pixels
+    strength: float = 1.0
+
+
+@dataclass(frozen=True)
+class ShotRequest:
+    shot_id: str
+    source: SourceRange
+    dub_audio: tuple[AudioSegment, ...]
+    output: OutputSpec = field(default_factory=OutputSpec)
+    options: DubOptions = field(default_factory=DubOptions)
+    record: dict[str, Any] = field(default_factory=dict)  # opaque to the engine; echoed for write-back
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["source"]["rate"] = None if self.source.rate is None else format_rate(self.source.rate)
+        out["dub_audio"] = [asdict(s) for s in self.dub_audio]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "ShotRequest":
+        if not isinstance(data, dict):
+            raise InvalidArgumentError("a shot request must be a map", hint="see ShotRequest in docs or DESIGN.md")
+        shot_id = data.get("shot_id")
+        if not isinstance(shot_id, str) or not shot_id.strip() or len(shot_id) > 200:
+            raise InvalidArgumentError("shot request: shot_id must be a non-empty string of at most 200 characters")
+        where = f"shot {shot_id!r}"
+        source = _require_map(data, "source", where)
+        path = _string(source, "path", where)
+        start, end = _int(source, "start_frame", where), _int(source, "end_frame", where)
+        if start < 0 or end <= start:
+            raise InvalidArgumentError(
+                f"{where}: source frames [{start}, {end}) are not a range", hint="end_frame must be greater than start_frame >= 0"
+            )
+        rate = None if source.get("rate") is None else parse_rate(source["rate"], where=f"{where} source")
+        raw_audio = data.get("dub_audio")
+        if isinstance(raw_audio, dict):
+            raw_audio = [raw_audio]
+        if not isinstance(raw_audio, list) or not raw_audio:
+            raise InvalidArgumentError(f"{where}: dub_audio must name at least one audio segment")
+        segments = tuple(_segment(seg, f"{where} dub_audio[{i}]") for i, seg in enumerate(raw_audio))
+        output = _dataclass_from(OutputSpec, data.get("output") or {}, f"{where} output")
+        if output.codec not in CODECS:
+            raise InvalidArgumentError(f"{where}: codec {output.codec!r} is not supported", hint=f"use one of {', '.join(CODECS)}")
+        options = _dataclass_from(DubOptions, data.get("options") or {}, f"{where} options")
+        record = data.get("record") or {}
+        if not isinstance(record, dict):
+            raise InvalidArgumentError(f"{where}: record must be a map (it is echoed back unchanged)")
+        return cls(shot_id, SourceRange(path, start, end, rate), segments, output, options, record)
+
+
+@dataclass(frozen=True)
+class PassthroughRange:
+    start_frame: int
+    end_frame: int
+    reason: str  # "no_face", "low_confidence", "cut", "occluded"…
+
+
+@dataclass(frozen=True)
+class RenderedClip:
+    shot_id: str
+    path: str
+    start_frame: int
+    end_frame: int
+    rate: Fraction
+    timecode: str
+    frames_edited: int
+    frames_passed_through: tuple[PassthroughRange, ...] = ()
+    qc: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)
+    patch_path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["rate"] = format_rate(self.rate)
+        out["frames_passed_through"] = [asdict(r) for r in self.frames_passed_through]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RenderedClip":
+        data = dict(data)
+        data["rate"] = parse_rate(data["rate"], where=f"rendered clip {data.get('shot_id')!r}")
+        data["frames_passed_through"] = tuple(PassthroughRange(**r) for r in data.get("frames_passed_through", ()))
+        return cls(**data)
+
+
+def _require_map(data: dict, key: str, where: str) -> dict:
+    value = data.get(key)
+    if not isinstance(value, dict):
+        raise InvalidArgumentError(f"{where}: {key} must be a map")
+    return value
+
+
+def _string(data: dict, key: str, where: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value or len(value) > 4096 or "\x00" in value:
+        raise InvalidArgumentError(f"{where}: {key} must be a non-empty path or name")
+    return value
+
+
+def _int(data: dict, key: str, where: str) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentError(f"{where}: {key} must be a whole number of frames, got {value!r}")
+    return value
+
+
+def _segment(seg: Any, where: str) -> AudioSegment:
+    if not isinstance(seg, dict):
+        raise InvalidArgumentError(f"{where} must be a map with path, start_s, duration_s")
+    made = _dataclass_from(AudioSegment, seg, where)
+    _string({"path": made.path}, "path", where)
+    for name in ("start_s", "offset_s"):
+        if getattr(made, name) < 0:
+            raise InvalidArgumentError(f"{where}: {name} must not be negative")
+    if made.duration_s is not None and made.duration_s <= 0:
+        raise InvalidArgumentError(f"{where}: duration_s must be positive")
+    return made
+
+
+def _dataclass_from(kind: type, data: Any, where: str):
+    """Build a flat dataclass from a map, checking names and basic types against the defaults."""
+    if not isinstance(data, dict):
+        raise InvalidArgumentError(f"{where} must be a map")
+    known = {f.name: f for f in fields(kind)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise InvalidArgumentError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}", hint=f"known: {', '.join(known)}")
+    for name, value in data.items():
+        expected = known[name].type
+        if value is None:
+            continue
+        ok = {
+            "str": isinstance(value, str),
+            "str | None": isinstance(value, str),
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "int | None": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "float | None": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "bool": isinstance(value, bool),
+        }.get(expected, True)
+        if not ok:
+            raise InvalidArgumentError(f"{where}: {name} must be {expected.replace(' | None', '')}, got {value!r}")
+    return kind(**data)

@@ -1,0 +1,74 @@
+"""ShotRequest / RenderedClip: the contracts every caller shares round-trip and reject bad input clearly."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import msgpack
+import pytest
+
+from edidub_engine.errors import InvalidArgumentError
+from edidub_engine.shot import PassthroughRange, RenderedClip, ShotRequest, parse_rate
+
+GOOD = {
+    "shot_id": "sc12_sh040",
+    "source": {"path": "/media/A001.mov", "start_frame": 100, "end_frame": 220, "rate": "24000/1001"},
+    "dub_audio": [{"path": "/media/fr/line12.wav", "start_s": 1.5, "duration_s": 4.2}],
+    "record": {"timeline": "cut v3", "track": "V1", "start_frame": 86500, "rate": "24000/1001"},
+    "output": {"dir": "/renders", "codec": "h264"},
+    "options": {"steps": 20, "guidance_scale": 4.0, "seed": 7, "face": 1},
+}
+
+
+def test_request_round_trips_through_msgpack_and_json():
+    request = ShotRequest.from_dict(GOOD)
+    assert request.source.rate == Fraction(24000, 1001)
+    assert request.options.face == 1 and request.output.codec == "h264"
+    for codec in (msgpack.packb, json.dumps):
+        wire = request.to_dict()
+        back = ShotRequest.from_dict(msgpack.unpackb(codec(wire)) if codec is msgpack.packb else json.loads(codec(wire)))
+        assert back == request
+
+
+def test_single_audio_map_is_accepted_as_one_segment():
+    data = dict(GOOD, dub_audio={"path": "/a.wav"})
+    assert len(ShotRequest.from_dict(data).dub_audio) == 1
+
+
+@pytest.mark.parametrize(
+    "patch, needle",
+    [
+        ({"shot_id": ""}, "shot_id"),
+        ({"source": {"path": "/a.mov", "start_frame": 10, "end_frame": 10}}, "not a range"),
+        ({"source": {"path": "/a.mov", "start_frame": "1", "end_frame": 10}}, "start_frame"),
+        ({"source": {"path": "/a.mov", "start_frame": 0, "end_frame": 10, "rate": 29.97}}, "rate"),
+        ({"dub_audio": []}, "dub_audio"),
+        ({"dub_audio": [{"path": "/a.wav", "duration_s": -1}]}, "duration_s"),
+        ({"output": {"codec": "dnxhr"}}, "dnxhr"),
+        ({"options": {"stpes": 3}}, "stpes"),
+        ({"options": {"steps": "many"}}, "steps"),
+        ({"record": [1, 2]}, "record"),
+    ],
+)
+def test_bad_requests_name_the_shot_and_the_field(patch, needle):
+    with pytest.raises(InvalidArgumentError) as err:
+        ShotRequest.from_dict(dict(GOOD, **patch))
+    assert needle in str(err.value)
+
+
+def test_rates_are_rationals_never_floats():
+    assert parse_rate("30000/1001", where="x") == Fraction(30000, 1001)
+    assert parse_rate([24000, 1001], where="x") == Fraction(24000, 1001)
+    assert parse_rate(25, where="x") == 25
+    for bad in (23.976, "23.976", True, "abc", [1], 0):
+        with pytest.raises(InvalidArgumentError):
+            parse_rate(bad, where="x")
+
+
+def test_rendered_clip_round_trips():
+    clip = RenderedClip(
+        shot_id="s1", path="/r/s1.mov", start_frame=0, end_frame=48, rate=Fraction(25), timecode="01:00:00:00",
+        frames_edited=40, frames_passed_through=(PassthroughRange(40, 48, "no_face"),), record={"track": "V1"},
+    )
+    assert RenderedClip.from_dict(msgpack.unpackb(msgpack.packb(clip.to_dict()))) == clip
