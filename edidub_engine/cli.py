@@ -181,8 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.set_defaults(func=_cmd_analyze)
 
     from .audio.commands import add_codebook_parser
+    from .training.commands import add_prepare_parser
 
     add_codebook_parser(sub)
+    add_prepare_parser(sub)
     return parser
 
 
