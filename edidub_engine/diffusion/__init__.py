@@ -1,0 +1,48 @@
+"""Masked diffusion for EdiDub: inpainting noising and loss, DDIM inversion and guided sampling,
+MultiDiffusion over time and long-shot sections.
+
+The network is never imported here: every entry point takes a denoiser
+callable ``denoiser(x_t, timestep, cond) -> ε``. Video tensors are
+``[N, C, T, H, W]`` in [-1, 1], masks ``[N, 1, T, H, W]`` with 1 = the region
+to generate.
+"""
+
+from .conditioning import (
+    Cond,
+    Denoiser,
+    concat_conds,
+    guided_epsilon,
+    merge_null_cond,
+    null_cond_for,
+    slice_cond,
+    time_axis,
+)
+from .config import BetaSchedule, DiffusionConfig, LossReduction, Phase, TimestepSpacing
+from .noising import blend_outside_mask, masked_add_noise, masked_diffusion_loss
+from .process import DiffusionStep, MaskedDiffusion
+from .windows import Section, plan_sections, window_starts, window_weights
+
+__all__ = [
+    "BetaSchedule",
+    "Cond",
+    "Denoiser",
+    "DiffusionConfig",
+    "DiffusionStep",
+    "LossReduction",
+    "MaskedDiffusion",
+    "Phase",
+    "Section",
+    "TimestepSpacing",
+    "blend_outside_mask",
+    "concat_conds",
+    "guided_epsilon",
+    "masked_add_noise",
+    "masked_diffusion_loss",
+    "merge_null_cond",
+    "null_cond_for",
+    "plan_sections",
+    "slice_cond",
+    "time_axis",
+    "window_starts",
+    "window_weights",
+]
