@@ -113,9 +113,34 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, batch 1")
     rows = [measure(name, args.repeats) for name in names]
+    cost = paper_cost_per_frame({row["preset"]: row for row in rows})
     if args.json:
-        args.json.write_text(json.dumps({"threads": torch.get_num_threads(), "rows": rows}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"threads": torch.get_num_threads(), "rows": rows, "per_output_frame": cost}, indent=2) + "\n")
     return 0
+
+
+def paper_cost_per_frame(rows: dict[str, dict]) -> dict:
+    """What one output frame costs at the paper's settings, in per-frame network passes and FLOPs.
+
+    Every frame sits in window/stride = 2 MultiDiffusion windows at each step; LSD runs
+    50 inversion steps (conditional only) and 50 sampling steps with guidance (conditional
+    and null: 2 passes); SRD runs 50 sampling steps without guidance.
+    """
+    from edidub_engine.diffusion import DiffusionConfig
+
+    cfg = DiffusionConfig()
+    overlap = cfg.window_frames / cfg.window_stride
+    lsd_passes = (cfg.inversion_steps + 2 * cfg.inference_steps) * overlap
+    srd_passes = cfg.inference_steps * overlap
+    out = {"overlap": overlap, "lsd_frame_passes": lsd_passes, "srd_frame_passes": srd_passes}
+    print(f"one output frame at paper settings: LSD {lsd_passes:.0f} frame-passes "
+          f"(({cfg.inversion_steps} inversion + 2x{cfg.inference_steps} guided sampling) x {overlap:.0f} overlapping windows), "
+          f"SRD {srd_passes:.0f} frame-passes")
+    if "lsd-paper" in rows and "srd-paper" in rows:
+        tflops = (lsd_passes * rows["lsd-paper"]["gflops_per_frame"] + srd_passes * rows["srd-paper"]["gflops_per_frame"]) / 1e3
+        out["tflops_per_output_frame"] = tflops
+        print(f"  = {tflops:.1f} TFLOPs per output frame; 25 fps would need {25 * tflops:.0f} TFLOP/s sustained")
+    return out
 
 
 if __name__ == "__main__":
