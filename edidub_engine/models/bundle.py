@@ -1,0 +1,119 @@
+"""A model bundle: everything one dub needs, in one folder, found by one resolver.
+
+Layout (``edidub-bundle/1``)::
+
+    <bundle>/bundle.json            format, name, version, frontend, what each part is
+    <bundle>/model_card.json        what it was trained on, how, and how well (shown by `edidub doctor`)
+    <bundle>/lsd/                   diffusers layout: config.json + diffusion_pytorch_model.safetensors
+    <bundle>/srd/                   the same
+    <bundle>/codebook.safetensors   the speech-unit codebook the LSD was trained with
+
+Why one folder: an LSD is only meaningful with the codebook (and so the speech
+frontend) it was trained on, and an SRD with the LSD resolution it was trained
+behind; shipping them apart invites mixing.  Lookup order: an explicit folder,
+then ``$EDIDUB_MODELS/<name>``, then the user data folder, then the starter
+bundle that ships inside the package (never the working directory, never the
+network).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidArgumentError, ModelMissingError
+from ..model_paths import resolve_model
+
+BUNDLE_FORMAT = "edidub-bundle/1"
+DEFAULT_BUNDLE = "edidub-starter"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "starter_models"
+
+
+def _is_bundle(path: Path) -> bool:
+    return path.is_dir() and (path / "bundle.json").is_file()
+
+
+def resolve_bundle(explicit: str | os.PathLike | None = None, *, name: str = DEFAULT_BUNDLE) -> Path:
+    """The folder of bundle ``name`` (or the explicit one); :class:`ModelMissingError` naming every place looked in."""
+    hint = (
+        "pass --models DIR with a bundle folder (bundle.json, lsd/, srd/, codebook.safetensors), "
+        "or train one with `edidub prepare` + `edidub train`"
+    )
+    try:
+        return resolve_model(name, explicit=explicit, what="model bundle", hint=hint, is_valid=_is_bundle)
+    except ModelMissingError as missing:
+        shipped = SHIPPED_DIR / name
+        if explicit is None and _is_bundle(shipped):
+            return shipped
+        searched = list(missing.details.get("searched", []))
+        if explicit is None:
+            searched.append(str(shipped))
+            raise ModelMissingError(
+                f"model bundle '{name}' not found; looked in {', '.join(searched)}",
+                hint=hint,
+                details={"name": name, "searched": searched},
+            ) from None
+        raise
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    path: Path
+    name: str
+    version: str
+    frontend: str  # the speech frontend its codebook was fitted with ("mel" or "hubert")
+    card: dict[str, Any]
+
+    @property
+    def lsd_dir(self) -> Path:
+        return self.path / "lsd"
+
+    @property
+    def srd_dir(self) -> Path:
+        return self.path / "srd"
+
+    @property
+    def codebook_path(self) -> Path:
+        return self.path / "codebook.safetensors"
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "frontend": self.frontend, "path": str(self.path)}
+
+
+def read_bundle(path: str | os.PathLike) -> BundleInfo:
+    """Read and check ``bundle.json`` and that every part is on disk (loads no weights)."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / "bundle.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelMissingError(f"{path / 'bundle.json'} is missing", hint="point --models at a bundle folder") from None
+    except (OSError, ValueError) as exc:
+        raise InvalidArgumentError(f"{path / 'bundle.json'} is not readable JSON ({exc})") from None
+    if meta.get("format") != BUNDLE_FORMAT:
+        raise InvalidArgumentError(
+            f"{path} is a {meta.get('format')!r} bundle; this engine reads {BUNDLE_FORMAT}",
+            hint="re-export the models with this version's `edidub train`",
+        )
+    card_path = path / "model_card.json"
+    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+    info = BundleInfo(path=path, name=str(meta["name"]), version=str(meta.get("version", "0")),
+                      frontend=str(meta["frontend"]), card=card)
+    for part in (info.lsd_dir / "config.json", info.srd_dir / "config.json", info.codebook_path):
+        if not part.is_file():
+            raise ModelMissingError(f"model bundle {path.name} lacks {part.relative_to(path)}", hint="the bundle is incomplete; copy it again")
+    return info
+
+
+def write_bundle_manifest(path: str | os.PathLike, *, name: str, version: str, frontend: str, card: dict[str, Any]) -> Path:
+    """Write ``bundle.json`` and ``model_card.json`` into a folder that already holds lsd/, srd/ and the codebook."""
+    path = Path(path)
+    (path / "bundle.json").write_text(
+        json.dumps({"format": BUNDLE_FORMAT, "name": name, "version": version, "frontend": frontend}, indent=2) + "\n",
+        encoding="utf-8",
+    )
+    (path / "model_card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    read_bundle(path)
+    return path
