@@ -24,7 +24,7 @@ iteration cancels — and a plain form that takes ``progress(done, total)`` and
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 
 import torch
@@ -247,6 +247,7 @@ class MaskedDiffusion:
         null_cond: Cond | None = None,
         *,
         original_cond: Cond,
+        latents: MutableMapping[int, Tensor] | None = None,
     ) -> Iterator[DiffusionStep]:
         """A whole shot, section by section: DDIM inversion with ``original_cond``, then guided sampling with ``cond``.
 
@@ -254,42 +255,58 @@ class MaskedDiffusion:
         ``[N, 1, T, H, W]`` the region to re-generate. A section after the
         first takes its leading ``carry`` frames from the output so far under a
         zero mask, so they come out unchanged and the new frames continue them.
-        Inversion runs on that same section input (carried output frames plus
-        original new frames): the latent is then exactly what the sampler's
-        trajectory starts from for this input, and the carried frames are the
-        same context in both passes. The last step of each section carries the
-        shot so far in ``output``.
+        Inversion runs on the ORIGINAL section (the same zero mask on the carry
+        frames): the latent then depends only on the source and its own speech,
+        never on the dub, so ``latents`` (section index → latent) can cache it
+        across dubs of one shot — sections found there skip inversion, the
+        others are inverted and stored.  The last step of each section carries
+        the shot so far in ``output``.
         """
         self._check_inputs(x0, mask, cond=cond, null_cond=null_cond)
         validate_cond(original_cond, batch=x0.shape[0], frames=x0.shape[2], what="original_cond")
         null = self._null_cond(cond, null_cond, float(self.config.guidance_scale))
-        return self._edit_steps(denoiser, x0, mask, cond, null, original_cond)
+        return self._edit_steps(denoiser, x0, mask, cond, null, original_cond, latents)
 
     @torch.no_grad()
     def _edit_steps(
-        self, denoiser: Denoiser, x0: Tensor, mask: Tensor, cond: Cond, null: Cond | None, original_cond: Cond
+        self,
+        denoiser: Denoiser,
+        x0: Tensor,
+        mask: Tensor,
+        cond: Cond,
+        null: Cond | None,
+        original_cond: Cond,
+        latents: MutableMapping[int, Tensor] | None,
     ) -> Iterator[DiffusionStep]:
         scale = float(self.config.guidance_scale)
         key = self.config.mask_key
         sections = self.plan_sections(x0.shape[2])
-        per_section = self.config.inversion_steps + self.config.inference_steps
-        total = len(sections) * per_section
+        cached = {sec.index for sec in sections if latents is not None and sec.index in latents}
+        total = len(sections) * self.config.inference_steps + (len(sections) - len(cached)) * self.config.inversion_steps
+        done = 0
         output = x0.clone()
         for section in sections:
             s, e, c = section.start, section.end, section.carry
-            xs = x0[:, :, s:e].clone()
-            xs[:, :, :c] = output[:, :, s : s + c]
             ms = mask[:, :, s:e].clone()
             ms[:, :, :c] = 0
-            done = section.index * per_section
-            inv_cond = with_mask(slice_cond(original_cond, s, e), ms, key)
-            latent = xs
-            for step in self._steps(Phase.INVERT, denoiser, xs, xs, ms, inv_cond, None, 1.0, section, done, total):
-                latent = step.sample
-                yield step
+            if section.index in cached:
+                latent = latents[section.index].to(x0.device, x0.dtype)
+                if latent.shape != (x0.shape[0], x0.shape[1], e - s, *x0.shape[3:]):
+                    raise InvalidArgumentError(f"cached latent of section {section.index} has shape {tuple(latent.shape)}")
+            else:
+                original = x0[:, :, s:e]
+                inv_cond = with_mask(slice_cond(original_cond, s, e), ms, key)
+                latent = original
+                for step in self._steps(Phase.INVERT, denoiser, original, original, ms, inv_cond, None, 1.0, section, done, total):
+                    latent = step.sample
+                    yield step
+                done += self.config.inversion_steps
+                if latents is not None:
+                    latents[section.index] = latent.detach().clone()
+            xs = x0[:, :, s:e].clone()
+            xs[:, :, :c] = output[:, :, s : s + c]
             sec_cond = with_mask(slice_cond(cond, s, e), ms, key)
             sec_null = None if null is None else with_mask(slice_cond(null, s, e), ms, key)
-            done += self.config.inversion_steps
             for step in self._steps(
                 Phase.SAMPLE, denoiser, latent, xs, ms, sec_cond, sec_null, scale, section, done, total
             ):
@@ -297,6 +314,7 @@ class MaskedDiffusion:
                     output[:, :, s + c : e] = step.sample[:, :, c:]
                     step = dataclasses.replace(step, output=output.clone())
                 yield step
+            done += self.config.inference_steps
 
     def edit(
         self,
@@ -307,11 +325,12 @@ class MaskedDiffusion:
         null_cond: Cond | None = None,
         *,
         original_cond: Cond,
+        latents: MutableMapping[int, Tensor] | None = None,
         progress: Progress | None = None,
         should_cancel: ShouldCancel | None = None,
     ) -> Tensor:
         """The dubbed shot ``[N, C, T, H, W]``: arrays in, arrays out (see :meth:`iter_edit`)."""
-        steps = self.iter_edit(denoiser, x0, mask, cond, null_cond, original_cond=original_cond)
+        steps = self.iter_edit(denoiser, x0, mask, cond, null_cond, original_cond=original_cond, latents=latents)
         return _drive(steps, progress, should_cancel).output
 
     # ---------------------------------------------------------------- internals

@@ -26,9 +26,10 @@ def test_carry_over_frames_are_the_previous_output_exactly(diffusion, straight, 
     outside = ~mask.bool().expand_as(x0)
     for step in diffusion.iter_edit(straight(diffusion), x0, mask, dub, null, original_cond=original):
         section = step.section
-        # pixels outside the mask are the section's input after every step: the original, or carried output
+        # pixels outside the mask are the section's input after every step: the original (inversion
+        # always runs on the original section), or, while sampling, the carried output
         expected = x0[:, :, section.start : section.end].clone()
-        if finished:
+        if finished and step.phase is Phase.SAMPLE:
             expected[:, :, : section.carry] = finished[-1][:, :, section.start : section.new_start]
         inside = ~outside[:, :, section.start : section.end].clone()
         inside[:, :, : section.carry] = False  # carried frames are under a zero mask
@@ -104,3 +105,19 @@ def test_edit_can_be_cancelled_between_steps(diffusion, straight, make_clip, nul
             progress=lambda done, total: seen.append((done, total)), should_cancel=lambda: len(seen) == 120,
         )
     assert seen == [(i, 300) for i in range(1, 121)]
+
+
+def test_cached_inversions_give_the_same_shot_and_skip_the_inversion_steps(diffusion, straight, make_clip, null_unit):
+    x0, mask, original, dub, null = _shot(make_clip, null_unit)
+    uncached = diffusion.edit(straight(diffusion), x0, mask, dub, null, original_cond=original)
+    latents: dict = {}
+    first = list(diffusion.iter_edit(straight(diffusion), x0, mask, dub, null, original_cond=original, latents=latents))
+    assert sorted(latents) == [0, 1, 2]
+    assert torch.equal(first[-1].output, uncached)
+    # a second dub of the same shot into another "language": the inversion is reused, not redone
+    other = {"units": (original["units"] + 5) % null_unit}
+    other_null = null_cond_for(other, null_unit=null_unit)
+    again = list(diffusion.iter_edit(straight(diffusion), x0, mask, other, other_null, original_cond=original, latents=latents))
+    assert all(step.phase is Phase.SAMPLE for step in again)
+    assert again[-1].total == 3 * diffusion.config.inference_steps
+    assert torch.equal(again[-1].output, diffusion.edit(straight(diffusion), x0, mask, other, other_null, original_cond=original))
