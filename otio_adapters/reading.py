@@ -1,0 +1,287 @@
+"""Read any editorial file robustly: the adapter by suffix, EDL rates, clear errors.
+
+:func:`read_timeline` never lets an adapter's traceback out: every failure is an
+:class:`InvalidArgumentError` naming the file and what is unsupported, and every
+liberty taken while reading (an inferred EDL rate, a lenient EDL retry, a rewritten
+drop-frame separator) is listed in :attr:`TimelineFile.warnings`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import opentimelineio as otio
+
+from edidub_engine.errors import InvalidArgumentError
+from edidub_engine.shot import parse_rate
+
+from ._time import exact_rate, format_rate
+
+ADAPTERS = {
+    ".otio": "otio_json",
+    ".otioz": "otioz",
+    ".otiod": "otiod",
+    ".xml": "fcp_xml",
+    ".fcpxml": "fcpx_xml",
+    ".edl": "cmx_3600",
+    ".aaf": "AAF",
+}
+EDL_DEFAULT_RATE = Fraction(24)
+
+
+@dataclass
+class TimelineFile:
+    """What :func:`read_timeline` read, and how."""
+
+    path: Path
+    timeline: otio.schema.Timeline
+    adapter_name: str
+    rate: Fraction | None = None  # EDLs: the rate the timecodes were read at
+    lenient: bool = False  # EDLs: read with ignore_timecode_mismatch=True after a strict read failed
+    timeline_names: list[str] = field(default_factory=list)  # every timeline in the file
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_timeline(path, *, rate=None, timeline_name: str | None = None) -> TimelineFile:
+    """Read ``path`` (.otio, .otioz, .xml FCP7, .fcpxml FCP X, .edl CMX 3600, .aaf) into a Timeline.
+
+    ``rate`` (EDLs only; ``"24000/1001"``, ``25``, a Fraction): the timecode rate, which an EDL
+    does not state.  Without it the rate is inferred from the record timecodes and FCM lines
+    (frames up to 23 → 24, 24 → 25, 29 → 30, 59 → 60; drop frame → 30000/1001 or 60000/1001),
+    and a warning says so — 23.976 and 24 (or 29.97 NDF and 30) cannot be told apart in an
+    EDL, and record frames are the same; only seconds differ.
+    ``timeline_name``: the timeline to take from a file holding several (FCP X projects).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidArgumentError(f"{path}: no such file", hint="give the path of an exported timeline")
+    suffix = path.suffix.lower()
+    adapter = ADAPTERS.get(suffix)
+    if adapter is None:
+        raise InvalidArgumentError(
+            f"{path}: unsupported timeline format {suffix or '(no suffix)'!r}",
+            hint=f"export OTIO, FCP7 XML, FCP X XML, CMX 3600 EDL or AAF ({', '.join(sorted(ADAPTERS))})",
+        )
+    if rate is not None and adapter != "cmx_3600":
+        raise InvalidArgumentError(f"{path}: rate= is only for EDLs; {adapter} files state their own rate")
+    warnings: list[str] = []
+    result_rate = None
+    lenient = False
+    if adapter == "cmx_3600":
+        obj, result_rate, lenient = _read_edl(path, rate, warnings)
+    else:
+        obj = _call_adapter(path, adapter, lambda: otio.adapters.read_from_file(str(path), adapter_name=adapter))
+    timeline, names = _pick_timeline(path, obj, timeline_name)
+    if adapter == "fcpx_xml":
+        _check_fcpx(path, timeline, warnings)
+    return TimelineFile(path, timeline, adapter, result_rate, lenient, names, warnings)
+
+
+def _call_adapter(path, adapter, read):
+    try:
+        return read()
+    except InvalidArgumentError:
+        raise
+    except Exception as exc:  # every adapter failure becomes a clear error, never a traceback
+        raise InvalidArgumentError(
+            f"{path}: the {adapter} adapter cannot read this file ({type(exc).__name__}: {_short(exc)})",
+            hint=_hint_for(adapter),
+            details={"adapter": adapter, "exception": type(exc).__name__},
+        ) from None
+
+
+def _short(exc) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+    return text[:300]
+
+
+def _hint_for(adapter) -> str:
+    return {
+        "cmx_3600": "check the rate (rate=) and that the EDL is a CMX 3600 list; or export OTIO / FCP7 XML instead",
+        "fcpx_xml": "the fcpx_xml adapter reads only part of FCPXML; export FCP7 XML or OTIO from the NLE instead",
+        "fcp_xml": "the file is not an FCP7 XML (xmeml) sequence the fcp_xml adapter understands; export OTIO instead",
+        "AAF": "the AAF could not be parsed; export OTIO or FCP7 XML instead",
+    }.get(adapter, "export the timeline again as .otio")
+
+
+def _pick_timeline(path, obj, name):
+    if isinstance(obj, otio.schema.Timeline):
+        if name is not None and obj.name != name:
+            raise InvalidArgumentError(f"{path}: holds one timeline, {obj.name!r}, not {name!r}")
+        return obj, [obj.name]
+    if isinstance(obj, otio.schema.SerializableCollection):
+        timelines = [t for t in obj.find_children(descended_from_type=otio.schema.Timeline)] if hasattr(
+            obj, "find_children"
+        ) else [t for t in obj if isinstance(t, otio.schema.Timeline)]
+        names = [t.name for t in timelines]
+        if not timelines:
+            raise InvalidArgumentError(f"{path}: the file holds no timeline")
+        if name is None and len(timelines) == 1:
+            return timelines[0], names
+        if name is None:
+            raise InvalidArgumentError(
+                f"{path}: holds {len(timelines)} timelines: {', '.join(map(repr, names))}",
+                hint="choose one with timeline_name=",
+                details={"timelines": names},
+            )
+        chosen = [t for t in timelines if t.name == name]
+        if len(chosen) != 1:
+            raise InvalidArgumentError(
+                f"{path}: {'no' if not chosen else len(chosen)} timeline(s) named {name!r}",
+                hint=f"timelines in the file: {', '.join(map(repr, names))}",
+                details={"timelines": names},
+            )
+        return chosen[0], names
+    raise InvalidArgumentError(f"{path}: the file holds a {type(obj).__name__}, not a timeline")
+
+
+# ---------------------------------------------------------------------------------------------- EDL
+
+_TC = r"\d{1,2}[:;.]\d{2}[:;.]\d{2}[:;.]\d{2,3}"
+_EVENT = re.compile(rf"^\s*\d+\s+.*?({_TC})\s+({_TC})\s+({_TC})\s+({_TC})\s*$")
+
+
+def _read_edl(path, rate, warnings):
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+        warnings.append("the EDL is not UTF-8; read as Latin-1")
+    if raw.startswith(b"\xef\xbb\xbf"):
+        warnings.append("stripped a UTF-8 byte-order mark before parsing")
+    text, dropped = _drop_header_comments(text)
+    if dropped:
+        warnings.append(f"ignored {dropped} header comment line(s) before the first event that the cmx_3600 adapter cannot parse")
+    if rate is None:
+        edl_rate, why = _infer_edl_rate(text)
+        warnings.append(f"rate not given: read at {format_rate(edl_rate)} ({why}); pass rate= if that is wrong")
+    else:
+        edl_rate = parse_rate(rate, where=f"{path}")
+        edl_rate = exact_rate(edl_rate, where=str(path))
+    text, rewritten = _mark_drop_frame(text, edl_rate)
+    if rewritten:
+        warnings.append(f"{rewritten} event line(s) had their timecodes rewritten as HH:MM:SS;FF (drop frame, from FCM lines) or HH:MM:SS:FF")
+
+    def strict():
+        return otio.adapters.read_from_string(text, adapter_name="cmx_3600", rate=float(edl_rate))
+
+    try:
+        return strict(), edl_rate, False
+    except Exception as exc:
+        first = f"{type(exc).__name__}: {_short(exc)}"
+    try:
+        obj = otio.adapters.read_from_string(text, adapter_name="cmx_3600", rate=float(edl_rate), ignore_timecode_mismatch=True)
+    except Exception as exc:
+        raise InvalidArgumentError(
+            f"{path}: the cmx_3600 adapter cannot read this EDL at {format_rate(edl_rate)} fps: strict read: {first}; "
+            f"lenient read: {type(exc).__name__}: {_short(exc)}",
+            hint="mixed timecode bases or a non-CMX layout are not supported; check rate=, or export OTIO / FCP7 XML",
+            details={"adapter": "cmx_3600"},
+        ) from None
+    warnings.append(
+        f"strict read failed ({first}); read again with ignore_timecode_mismatch=True, "
+        "which can shift record frames where source and record durations disagree"
+    )
+    return obj, edl_rate, True
+
+
+def _drop_header_comments(text):
+    """Drop lines before the first event other than TITLE: and FCM: — the cmx_3600 adapter calls
+    any other header line (``* comment``, EDL-X's indented multi-line options) an unknown event."""
+    lines = text.splitlines()
+    out, dropped, in_header = [], 0, True
+    for line in lines:
+        stripped = line.strip()
+        if in_header and stripped and stripped[0].isdigit() and _EVENT.match(line):
+            in_header = False
+        if in_header and stripped and not stripped.startswith(("TITLE:", "FCM")):
+            dropped += 1
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n", dropped
+
+
+def _infer_edl_rate(text):
+    max_frame, drop = 0, False
+    for line in text.splitlines():
+        if line.strip().upper().startswith("FCM") and "NON" not in line.upper() and "DROP" in line.upper():
+            drop = True
+        m = _EVENT.match(line)
+        if m:
+            for tc in m.group(3, 4):  # record timecodes only: sources may use another base
+                max_frame = max(max_frame, int(re.split(r"[:;.]", tc)[-1]))
+                drop = drop or ";" in tc
+    if max_frame >= 30:
+        base = 60
+    elif max_frame >= 25:
+        base = 30
+    elif max_frame == 24:
+        base = 25
+    else:
+        base = 24
+    if drop and base in (30, 60):
+        return Fraction(base * 1000, 1001), f"drop-frame record timecodes with frames up to {max_frame}"
+    return Fraction(base), f"record timecodes with frames up to {max_frame}"
+
+
+def _mark_drop_frame(text, rate):
+    """Write drop-frame timecodes with ';' so OTIO counts them as drop frame (it decides by the
+    separator alone): record timecodes follow the header's FCM line, source timecodes the FCM
+    line in force at the event (Avid writes one per event for the source tape)."""
+    ntsc = rate in (Fraction(30000, 1001), Fraction(60000, 1001))
+    out, header_drop, drop, count, seen_event = [], False, False, 0, False
+    for line in text.splitlines():
+        upper = line.strip().upper()
+        if upper.startswith("FCM"):
+            drop = "NON" not in upper and "DROP" in upper
+            if not seen_event:
+                header_drop = drop
+        m = _EVENT.match(line)
+        if m:
+            seen_event = True
+            marks = (drop, drop, header_drop, header_drop)
+            pieces, pos = [], 0
+            for k, (tc, df) in enumerate(zip(m.groups(), marks)):
+                s, e = m.span(k + 1)
+                pieces.append(line[pos:s])
+                parts = re.split(r"[:;.]", tc)
+                df = ntsc and (df or ";" in tc)  # "10;35;42;53" (EDL-X) is drop frame too
+                pieces.append(":".join(parts[:3]) + (";" if df else ":") + parts[3])
+                pos = e
+            pieces.append(line[pos:])
+            new = "".join(pieces)
+            count += new != line
+            line = new
+        out.append(line)
+    return "\n".join(out) + "\n", count
+
+
+# ---------------------------------------------------------------------------------------------- FCP X
+
+
+def _check_fcpx(path, timeline, warnings):
+    """fcpx_xml 1.0.0 misreads NTSC rates (29.97 → 29) and drops transitions: refuse rather than
+    return wrong frames."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    ntsc = re.search(r'frameDuration="1001/(\d+)s"', text)
+    if ntsc:
+        raise InvalidArgumentError(
+            f"{path}: FCP X project at {ntsc.group(1)}/1001 fps: the fcpx_xml adapter reads NTSC rates as whole "
+            "numbers (29.97 as 29), so every frame would be wrong",
+            hint="export FCP7 XML or OTIO from Final Cut Pro (or through a converter) instead",
+        )
+    transitions = len(re.findall(r"<transition\b", text))
+    if transitions and not any(
+        isinstance(c, otio.schema.Transition) for c in timeline.find_children(descended_from_type=otio.schema.Transition)
+    ):
+        warnings.append(
+            f"the FCPXML has {transitions} transition(s) that the fcpx_xml adapter drops: dissolve handles are not dubbed"
+        )
+    if re.search(r"<media-rep\b", text) and not any(
+        isinstance(c.media_reference, otio.schema.ExternalReference) for c in timeline.find_clips()
+    ):
+        warnings.append("the fcpx_xml adapter does not read <media-rep>: every clip's media is missing")

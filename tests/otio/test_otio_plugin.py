@@ -1,0 +1,83 @@
+"""The EdiDub shot-list adapter plugin (JSON and CSV), loaded from its manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import opentimelineio as otio
+import pytest
+
+import otio_adapters
+from otio_adapters import from_csv, from_json, shots_from_timeline, to_csv, to_json
+
+MANIFEST = Path(otio_adapters.__file__).with_name("plugin_manifest.json")
+
+
+@pytest.fixture(scope="module")
+def adapters():
+    manifest = otio.plugins.manifest.manifest_from_file(str(MANIFEST))
+    return {a.name: a for a in manifest.adapters}
+
+
+def _shots(build):
+    tl = build.timeline(
+        "ep101", 24, 86400,
+        [build.clip("A", "/media/a.mov", 86400 + 100, 100, 24), build.dissolve(6, 6, 24),
+         build.clip("B", "/media/b.mov", 86400 + 300, 100, 24), build.gap(10, 24), build.clip("C", "/media/c.mov", 86400, 50, 24)],
+        [build.gap(80, 24), build.clip("l1", "/d/l1.wav", 0, 40, 24, avail=(0, 500)),
+         build.gap(100, 24), build.clip("l2", "/d/l2.wav", 12, 10, 24, avail=(0, 500))],
+    )
+    return shots_from_timeline(tl, dub_track="FR dialogue")
+
+
+def _key(sl):
+    return [(s.shot_id, s.source, s.dub_audio, s.output, s.options, s.record) for s in sl.shots]
+
+
+def test_manifest_names_both_adapters(adapters):
+    assert set(adapters) == {"edidub_json", "edidub_csv"}
+    assert set(adapters["edidub_json"].suffixes) == {"edidub", "json"}
+    assert list(adapters["edidub_csv"].suffixes) == ["csv"]
+
+
+@pytest.mark.parametrize("name,dump", [("edidub_json", to_json), ("edidub_csv", to_csv)])
+def test_read_gives_a_timeline_and_write_gives_the_same_shots(adapters, build, tmp_path, name, dump):
+    sl = _shots(build)
+    assert len(sl.shots) == 3  # A and B overlap through their dissolve
+    path = tmp_path / ("shots.json" if name == "edidub_json" else "shots.csv")
+    path.write_text(dump(sl), encoding="utf-8")
+    tl = adapters[name].read_from_file(str(path))
+    assert isinstance(tl, otio.schema.Timeline)
+    assert [t.name for t in tl.video_tracks()] == ["Shots", "Shots 2"]  # overlapping shots on a second lane
+    assert [t.name for t in tl.audio_tracks()] == ["Dub"]
+    assert len(list(tl.find_clips())) == 3 + 2
+    back = (from_json if name == "edidub_json" else from_csv)(adapters[name].write_to_string(tl))
+    assert _key(back) == _key(sl)
+
+
+def test_write_to_string_on_an_editorial_timeline_needs_the_dub_track(adapters, build):
+    sl = _shots(build)
+    tl = otio.adapters.read_from_string(otio.adapters.write_to_string(_editorial(build), "otio_json"), "otio_json")
+    text = adapters["edidub_json"].write_to_string(tl, dub_track="FR dialogue")
+    assert _key(from_json(text)) == _key(sl)
+    from edidub_engine.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="dub_track"):
+        adapters["edidub_json"].write_to_string(tl)
+
+
+def _editorial(build):
+    return build.timeline(
+        "ep101", 24, 86400,
+        [build.clip("A", "/media/a.mov", 86400 + 100, 100, 24), build.dissolve(6, 6, 24),
+         build.clip("B", "/media/b.mov", 86400 + 300, 100, 24), build.gap(10, 24), build.clip("C", "/media/c.mov", 86400, 50, 24)],
+        [build.gap(80, 24), build.clip("l1", "/d/l1.wav", 0, 40, 24, avail=(0, 500)),
+         build.gap(100, 24), build.clip("l2", "/d/l2.wav", 12, 10, 24, avail=(0, 500))],
+    )
+
+
+def test_picture_only_shot_list_round_trips(build, adapters, tmp_path):
+    sl = shots_from_timeline(_editorial(build), dub_track=None)
+    assert all(s.dub_audio == () for s in sl.shots)
+    assert _key(from_json(to_json(sl))) == _key(sl)
+    assert _key(from_csv(to_csv(sl))) == _key(sl)

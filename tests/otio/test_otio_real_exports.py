@@ -1,0 +1,195 @@
+"""Every shared export either gives a shot list whose frames match the file, or a clear error.
+
+Most exports have no dub track, so they run with ``dub_track=None`` (every picture clip is a
+shot).  Frames are checked against values read off the files themselves (XML <start>/<in>,
+EDL timecodes, AAF timecodes as the MANIFEST lists them).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from fractions import Fraction
+from pathlib import Path
+
+import opentimelineio as otio
+import pytest
+
+from edidub_engine.errors import InvalidArgumentError
+from otio_adapters import read_timeline, shots_from_timeline
+
+TIMELINES = Path(__file__).resolve().parents[2].parent / "shared" / "timelines"
+
+# file → (shots, {skipped reason: count}) or an error message pattern
+EXPECTED = {
+    "aaf_2997fps-DFTC.aaf": (1, {}),
+    "aaf_misc_speed_effects.aaf": (2, {"time_effect": 8}),
+    "aaf_multitrack.aaf": (5, {}),
+    "aaf_transitions.aaf": (4, {}),
+    "avid_cdl_example01.edl": (0, {"missing_media": 39}),
+    "avid_eg101_heists_roughcut.edl": "incorrect edit type 008",
+    "avid_ins4_r1_video.edl": (0, {"missing_media": 277, "time_effect": 10}),
+    "avid_ins4_r3_dx_audio.edl": "frames beyond 23",
+    "avid_speed_effects.edl": (0, {"missing_media": 532, "time_effect": 16}),
+    "avid_tl01_music_df.edl": "has no video track",
+    "edlx_fcpx_5994_df.edl": (0, {"missing_media": 251}),
+    "fcpx_dfk_23.98.fcpxml": "reads NTSC rates as whole numbers",
+    "fcpx_dfk_29.97d.fcpxml": "reads NTSC rates as whole numbers",
+    "fcpx_dfk_BasicMarkers_1HourProjectStart.fcpxml": "reads NTSC rates as whole numbers",
+    "fcpx_dfk_Complex.fcpxml": r"fcpx_xml adapter cannot read this file \(AttributeError",
+    "fcpx_example.fcpxml": "holds 2 timelines: 'OpenTimeline_Project', 'OpenTimeline_Project 1'",
+    "hiero_ayon_timeline.otio": (5, {"unsupported_media": 4, "time_effect": 1}),
+    "hiero_xml_export.xml": (1, {"time_effect": 1}),
+    "premiere_example.xml": (6, {"nested": 1, "generator": 1}),
+    "premiere_generators.xml": (0, {"generator": 6}),
+    "premiere_sequence01_25.edl": (0, {"missing_media": 7}),
+    "resolve_conform_issue02.edl": (0, {"missing_media": 10}),
+    "resolve_effects.otio": (0, {"outside_media": 14, "disabled": 2, "missing_media": 4}),
+    "resolve_fcp7_60p.xml": (9, {}),
+}
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    logging.disable(logging.WARNING)  # pyaaf2 logs Fraction(0,0) noise
+    yield
+    logging.disable(logging.NOTSET)
+
+
+def _file(name):
+    path = TIMELINES / name
+    if not path.is_file():
+        pytest.skip(f"shared timeline {path} is absent")
+    return path
+
+
+def test_every_shared_export_is_in_the_table():
+    if not TIMELINES.is_dir():
+        pytest.skip(f"{TIMELINES} is absent")
+    present = {p.name for p in TIMELINES.iterdir() if p.suffix != ".md"}
+    assert present <= set(EXPECTED), f"add these to EXPECTED: {sorted(present - set(EXPECTED))}"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_shot_list_or_clear_error(name):
+    path = _file(name)
+    expected = EXPECTED[name]
+    if isinstance(expected, str):
+        with pytest.raises(InvalidArgumentError, match=expected) as err:
+            shots_from_timeline(read_timeline(path).timeline, dub_track=None)
+        assert name in str(err.value) or "timeline" in str(err.value)
+        return
+    shots, skipped = expected
+    sl = shots_from_timeline(read_timeline(path).timeline, dub_track=None)
+    assert len(sl.shots) == shots
+    assert dict(Counter(s.reason for s in sl.skipped)) == skipped
+    for s in sl.shots:
+        assert 0 <= s.source.start_frame < s.source.end_frame
+        assert s.record["start_frame"] < s.record["end_frame"]
+
+
+def test_resolve_fcp7_frames_match_the_xml():
+    path = _file("resolve_fcp7_60p.xml")
+    text = path.read_text()
+    block = re.search(r"<clipitem\b.*?</clipitem>", text, re.S).group(0)
+    start, end, src_in, src_out = (int(re.search(rf"<{tag}>(-?\d+)</{tag}>", block).group(1)) for tag in ("start", "end", "in", "out"))
+    f = read_timeline(path)
+    sl = shots_from_timeline(f.timeline, dub_track=None)
+    shot = sl.shots[0]
+    assert sl.rate == 60 and sl.global_start_frame == 216000  # 01:00:00:00 at 60
+    assert (shot.source.start_frame, shot.source.end_frame) == (src_in, src_out)
+    assert (shot.record["start_frame"], shot.record["end_frame"]) == (216000 + start, 216000 + end)
+    assert shot.source.path.startswith("/Volumes/")
+
+
+def test_premiere_aaf_drop_frame_at_hour_5():
+    sl = shots_from_timeline(read_timeline(_file("aaf_2997fps-DFTC.aaf")).timeline, dub_track=None)
+    (shot,) = sl.shots
+    assert sl.rate == Fraction(30000, 1001) and sl.global_start_frame == 539460  # 05:00:00;00 DF
+    assert (shot.record["start_frame"], shot.record["end_frame"]) == (539460, 539460 + 2989)
+    # 23.976 media under a 29.97 sequence: its own frames, 2989 * 24/30 = 2391.2 → all 2391 of them
+    assert (shot.source.start_frame, shot.source.end_frame, shot.source.rate) == (0, 2391, Fraction(24000, 1001))
+
+
+def test_avid_aaf_dissolve_handles():
+    sl = shots_from_timeline(read_timeline(_file("aaf_transitions.aaf")).timeline, dub_track=None)
+    hawk = next(s for s in sl.shots if s.record["clip"] == "t-hawk (loop)-HD.mp4")
+    # cut at record 117..194 after 01:00:00:00; a 48-frame dissolve before it, 12 frames after
+    assert (hawk.record["cut_start_frame"], hawk.record["cut_end_frame"]) == (86400 + 117, 86400 + 194)
+    assert (hawk.record["start_frame"], hawk.record["end_frame"]) == (86400 + 117 - 48, 86400 + 194 + 12)
+    assert (hawk.source.start_frame, hawk.source.end_frame) == (123 - 48, 123 + 77 + 12)  # media starts at 86400
+
+
+def test_fcpx_choose_by_name():
+    f = read_timeline(_file("fcpx_example.fcpxml"), timeline_name="OpenTimeline_Project")
+    assert f.timeline_names == ["OpenTimeline_Project", "OpenTimeline_Project 1"]
+    assert any("transition" in w for w in f.warnings)
+    sl = shots_from_timeline(f.timeline, dub_track=None)
+    assert len(sl.shots) == 8 and [s.reason for s in sl.skipped] == ["nested", "nested"]
+
+
+def test_edl_record_frames_match_the_timecodes():
+    path = _file("resolve_conform_issue02.edl")
+    f = read_timeline(path)
+    assert f.rate == 24 and not f.lenient and any("rate not given" in w for w in f.warnings)
+    events = re.findall(r"^\d+\s+\S+\s+V\s+C\s+(\S+) (\S+) (\S+) (\S+)", path.read_text(), re.M)
+
+    def tc(t):
+        return round(otio.opentime.from_timecode(t, 24).value)
+
+    # EDLs carry reels, not files: every clip is listed with its record range
+    sl = shots_from_timeline(f.timeline, dub_track=None)
+    assert [(s.record_start_frame, s.record_end_frame) for s in sl.skipped] == [(tc(e[2]), tc(e[3])) for e in events]
+    # a resolver that knows the camera files (here: timecode 00:00:00:00, long enough) makes them shots
+    def resolver(clip):
+        rng = otio.opentime.TimeRange(otio.opentime.RationalTime(0, 24), otio.opentime.RationalTime(24 * 3600 * 24, 24))
+        return otio.schema.ExternalReference(target_url=f"/camera/{clip.name}", available_range=rng)
+
+    sl = shots_from_timeline(f.timeline, dub_track=None, resolve_media=resolver)
+    assert [(s.source.start_frame, s.source.end_frame, s.record["start_frame"]) for s in sl.shots] == [
+        (tc(e[0]), tc(e[1]), tc(e[2])) for e in events
+    ]
+
+
+def test_edl_bom_header_and_lenient_notes():
+    f = read_timeline(_file("premiere_sequence01_25.edl"))
+    assert f.rate == 25 and f.lenient and any("ignore_timecode_mismatch" in w for w in f.warnings)
+    f = read_timeline(_file("edlx_fcpx_5994_df.edl"))
+    assert f.rate == Fraction(60000, 1001) and any("header comment" in w for w in f.warnings)
+    f = read_timeline(_file("avid_tl01_music_df.edl"))  # reads (drop frame from FCM); it just has no picture
+    assert f.rate == Fraction(30000, 1001) and any("drop frame" in w for w in f.warnings)
+    with pytest.raises(InvalidArgumentError, match="rate= is only for EDLs"):
+        read_timeline(_file("aaf_multitrack.aaf"), rate=24)
+
+
+def test_resolve_otio_offline_media_with_a_resolver():
+    f = read_timeline(_file("resolve_effects.otio"))
+
+    def resolver(clip):  # relink the offline layouts, keeping Resolve's own media extent
+        return otio.schema.ExternalReference(target_url=f"/relinked/{clip.name}", available_range=clip.media_reference.available_range)
+
+    sl = shots_from_timeline(f.timeline, dub_track=None, picture_tracks="Video 5", resolve_media=resolver)
+    assert [(s.source.start_frame, s.source.end_frame, s.record["start_frame"]) for s in sl.shots] == [
+        (0, 500, 86400), (0, 316, 86900), (0, 211, 87216), (0, 98, 87427)
+    ]
+
+
+def test_shared_export_with_an_audio_track_as_dub():
+    sl = shots_from_timeline(read_timeline(_file("aaf_multitrack.aaf")).timeline, dub_track="A1", picture_tracks="V1")
+    assert sl.shots and all(s.dub_audio for s in sl.shots)
+    for s in sl.shots:
+        assert s.dub_audio[0].offset_s >= 0 and s.record["start_frame"] >= s.record["cut_start_frame"]
+
+
+def test_unknown_and_missing_files_are_clear_errors(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="no such file"):
+        read_timeline(tmp_path / "nope.otio")
+    bad = tmp_path / "cut.prproj"
+    bad.write_text("x")
+    with pytest.raises(InvalidArgumentError, match="unsupported timeline format"):
+        read_timeline(bad)
+    broken = tmp_path / "cut.otio"
+    broken.write_text("{not json")
+    with pytest.raises(InvalidArgumentError, match="otio_json adapter cannot read"):
+        read_timeline(broken)
