@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ class BundleInfo:
     version: str
     frontend: str  # the speech frontend its codebook was fitted with ("mel" or "hubert")
     card: dict[str, Any]
+    defaults: dict[str, Any] = field(default_factory=dict)  # DubSettings this bundle was tuned for (e.g. fewer steps)
 
     @property
     def lsd_dir(self) -> Path:
@@ -100,20 +101,30 @@ def read_bundle(path: str | os.PathLike) -> BundleInfo:
     card_path = path / "model_card.json"
     card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
     info = BundleInfo(path=path, name=str(meta["name"]), version=str(meta.get("version", "0")),
-                      frontend=str(meta["frontend"]), card=card)
+                      frontend=str(meta["frontend"]), card=card, defaults=dict(meta.get("defaults") or {}))
     for part in (info.lsd_dir / "config.json", info.srd_dir / "config.json", info.codebook_path):
         if not part.is_file():
             raise ModelMissingError(f"model bundle {path.name} lacks {part.relative_to(path)}", hint="the bundle is incomplete; copy it again")
     return info
 
 
-def write_bundle_manifest(path: str | os.PathLike, *, name: str, version: str, frontend: str, card: dict[str, Any]) -> Path:
-    """Write ``bundle.json`` and ``model_card.json`` into a folder that already holds lsd/, srd/ and the codebook."""
+def write_bundle_manifest(
+    path: str | os.PathLike,
+    *,
+    name: str,
+    version: str,
+    frontend: str,
+    card: dict[str, Any],
+    defaults: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``bundle.json`` and ``model_card.json`` into a folder that already holds lsd/, srd/ and the codebook.
+
+    ``defaults``: DubSettings fields this bundle should run with unless a request says
+    otherwise (a small CPU model may want fewer steps than the paper's 50).
+    """
     path = Path(path)
-    (path / "bundle.json").write_text(
-        json.dumps({"format": BUNDLE_FORMAT, "name": name, "version": version, "frontend": frontend}, indent=2) + "\n",
-        encoding="utf-8",
-    )
+    meta = {"format": BUNDLE_FORMAT, "name": name, "version": version, "frontend": frontend, "defaults": dict(defaults or {})}
+    (path / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     (path / "model_card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     read_bundle(path)
     return path
