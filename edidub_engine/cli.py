@@ -181,10 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.set_defaults(func=_cmd_analyze)
 
     from .audio.commands import add_codebook_parser
+    from .daemon.commands import add_daemon_parsers
     from .training.commands import add_prepare_parser
 
     add_codebook_parser(sub)
     add_prepare_parser(sub)
+    add_daemon_parsers(sub)
     return parser
 
 

@@ -1,0 +1,367 @@
+"""The one thing plugins, adapters and TD scripts import to talk to the EdiDub daemon.
+
+    from edidub_engine.client import Client
+
+    with Client() as daemon:                      # tcp://127.0.0.1:47610, or $EDIDUB_DAEMON
+        job_id, = daemon.submit(shot, priority="interactive")
+        clip = daemon.wait(job_id, progress=lambda ev: print(ev.stage, ev.frames_done, ev.frames_total))
+
+A small synchronous client over wire protocol v1 (``docs/protocol.md``).  It
+needs only pyzmq and msgpack — no torch, numpy or PyAV — because it runs inside
+DaVinci Resolve's and Premiere's Python.  Every call has a timeout; when no
+daemon answers it raises :class:`DaemonDownError` (code ``DAEMON_DOWN``), and
+when the daemon refuses the CURVE handshake (wrong server key, or this client's
+key not authorised) :class:`AuthFailedError` (code ``AUTH_FAILED``).  Errors
+the daemon sends come back as the matching :class:`~edidub_engine.errors.EdidubError`
+subclass with the wire's ``code`` (``FORBIDDEN``, ``NOT_FOUND``, ``NO_FACE``…).
+
+One ``Client`` is for one thread (ZeroMQ sockets are not thread-safe).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from edidub_engine.daemon.protocol import (
+    DEFAULT_REQUEST_PORT,
+    AuthFailedError,
+    CancelReply,
+    DaemonDownError,
+    EventKind,
+    HelloReply,
+    JobEvent,
+    JobState,
+    JobView,
+    Message,
+    ModelInfo,
+    Priority,
+    ProtocolError,
+    error_from_wire,
+    from_wire,
+)
+from edidub_engine.errors import EdidubError
+from edidub_engine.shot import RenderedClip, ShotRequest
+
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "ENDPOINT_ENV",
+    "AuthFailedError",
+    "Client",
+    "DaemonDownError",
+    "JobEvent",
+    "JobState",
+    "JobView",
+    "Priority",
+    "RenderedClip",
+    "ShotRequest",
+    "WaitTimeoutError",
+]
+
+ENDPOINT_ENV = "EDIDUB_DAEMON"
+DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_REQUEST_PORT}"
+_HANDSHAKE_FAILED = {zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL}
+_TERMINAL_EVENT = {JobState.DONE: EventKind.DONE, JobState.FAILED: EventKind.FAILED, JobState.CANCELLED: EventKind.CANCELLED}
+
+
+class WaitTimeoutError(EdidubError):
+    """``wait``/``events`` gave up before the job finished (the job goes on in the daemon)."""
+
+    code = "TIMEOUT"
+    exit_status = 12
+
+
+def _key_text(key: str | bytes | os.PathLike) -> bytes:
+    """A Z85 public key, given as 40 characters or as the path of a ``.key`` file from ``edidub keys new``."""
+    if isinstance(key, (str, bytes)) and len(key) == 40:
+        return key.encode() if isinstance(key, str) else key
+    from zmq import auth as zmq_auth
+
+    public, _secret = zmq_auth.load_certificate(os.fspath(key))
+    return public
+
+
+class Client:
+    """A connection to one daemon.
+
+    ``endpoint``: the daemon's request socket (default ``$EDIDUB_DAEMON`` or
+    ``tcp://127.0.0.1:47610``).  ``server_key``: the daemon's public key (Z85
+    text or its ``server.key`` file) — required when the daemon uses CURVE.
+    ``client_key``: this client's ``.key_secret`` file, needed only when the
+    daemon keeps an allow-list; without it a throw-away key pair is used.
+    ``timeout_s`` bounds every request.
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        timeout_s: float = 10.0,
+        server_key: str | bytes | os.PathLike | None = None,
+        client_key: str | os.PathLike | None = None,
+        events_endpoint: str | None = None,
+        name: str = "edidub_engine.client",
+    ):
+        self.endpoint = endpoint or os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
+        self.timeout_s = float(timeout_s)
+        self.session = uuid.uuid4().hex
+        self.name = name
+        self._server_key = _key_text(server_key) if server_key is not None else None
+        self._client_keys: tuple[bytes, bytes] | None = None
+        if client_key is not None:
+            from zmq import auth as zmq_auth
+
+            public, secret = zmq_auth.load_certificate(os.fspath(client_key))
+            if not secret:
+                raise EdidubError(f"{client_key} holds no secret key", hint="pass the .key_secret file, not the .key")
+            self._client_keys = (public, secret)
+        elif self._server_key is not None:
+            self._client_keys = zmq.curve_keypair()
+        self._events_endpoint = events_endpoint
+        self._context = zmq.Context()
+        self._socket: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None
+
+    # -- life cycle -------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the sockets; safe to call twice."""
+        self._drop_socket()
+        if self._context is not None:
+            self._context.term()
+            self._context = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _secure(self, sock: zmq.Socket) -> None:
+        if self._server_key is not None:
+            sock.curve_serverkey = self._server_key
+            sock.curve_publickey, sock.curve_secretkey = self._client_keys
+
+    def _connect(self) -> zmq.Socket:
+        if self._context is None:
+            raise EdidubError("this client is closed")
+        if self._socket is None:
+            sock = self._context.socket(zmq.DEALER)
+            sock.linger = 0
+            sock.immediate = True  # queue nothing for a daemon that is not there: no stale request reaches it later
+            self._secure(sock)
+            self._monitor = sock.get_monitor_socket(
+                zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            )
+            sock.connect(self.endpoint)
+            self._socket = sock
+        return self._socket
+
+    def _drop_socket(self) -> None:
+        """After a timeout the socket's state is unknown: start afresh next time."""
+        if self._socket is not None:
+            try:
+                self._socket.disable_monitor()
+            except zmq.ZMQError:
+                pass
+            self._socket.close(linger=0)
+            self._socket = None
+        if self._monitor is not None:
+            self._monitor.close(linger=0)
+            self._monitor = None
+
+    def _no_answer(self, waited_s: float, action: str) -> DaemonDownError:
+        connected = handshake_ok = handshake_failed = dropped_before_handshake = False
+        while self._monitor is not None:
+            try:
+                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)["event"]
+            except zmq.Again:
+                break
+            if event == zmq.EVENT_CONNECTED:
+                connected = True
+            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                handshake_ok = True
+            elif event in _HANDSHAKE_FAILED:
+                handshake_failed = True
+            elif event == zmq.EVENT_DISCONNECTED and connected and not handshake_ok:
+                dropped_before_handshake = True
+        self._drop_socket()
+        details = {"endpoint": self.endpoint, "waited_s": round(waited_s, 3), "request": action}
+        if handshake_failed or dropped_before_handshake:
+            return AuthFailedError(
+                f"the EdiDub daemon at {self.endpoint} refused the secure handshake",
+                hint="check the server key (server.key from `edidub keys new`), and that this client's key is in the "
+                "daemon's authorized_clients folder if it has one; a daemon without CURVE refuses keyed clients too",
+                details=details,
+            )
+        if connected and handshake_ok:
+            return DaemonDownError(
+                f"the EdiDub daemon at {self.endpoint} did not answer {action} within {waited_s:.1f} s",
+                hint="it may be overloaded or stuck; check its log, or raise timeout_s",
+                details=details,
+            )
+        return DaemonDownError(
+            f"no EdiDub daemon answered at {self.endpoint} within {waited_s:.1f} s",
+            hint="start one with `edidub serve --media-root DIR`, or point the client at it (endpoint= or $EDIDUB_DAEMON)",
+            details=details,
+        )
+
+    # -- one request ------------------------------------------------------------------------------
+    def request(self, action: str, content: dict[str, Any] | None = None, *, timeout_s: float | None = None) -> dict[str, Any]:
+        """Send ``<action>_request`` and return the ok reply's content; raise the daemon's error otherwise."""
+        timeout = self.timeout_s if timeout_s is None else float(timeout_s)
+        sock = self._connect()
+        message = Message.make(f"{action}_request", content or {}, session=self.session)
+        started = time.monotonic()
+        sock.sndtimeo = max(1, int(timeout * 1000))
+        try:
+            sock.send(message.pack())
+        except zmq.Again:
+            raise self._no_answer(time.monotonic() - started, action) from None
+        deadline = started + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not sock.poll(max(1, int(remaining * 1000)), zmq.POLLIN):
+                raise self._no_answer(time.monotonic() - started, action)
+            data = sock.recv_multipart()[-1]
+            try:
+                reply = Message.unpack(data)
+            except ProtocolError:
+                continue
+            parent = reply.parent_header
+            if not isinstance(parent, type(message.header)) or parent.msg_id != message.header.msg_id:
+                continue  # a late answer to an earlier request that timed out
+            if reply.content.get("status") == "ok":
+                return reply.content
+            raise error_from_wire(reply.content)
+
+    # -- the API ----------------------------------------------------------------------------------
+    def hello(self) -> HelloReply:
+        """Versions, capabilities, devices, models and the events endpoint."""
+        return from_wire(HelloReply, self.request("hello", {"client": self.name}), "hello_reply")
+
+    def submit(self, shots: ShotRequest | dict | Sequence[ShotRequest | dict], *, priority: Priority | str = Priority.BATCH) -> list[str]:
+        """Queue one or many shots (all or none); returns their job ids at once, in order.
+
+        ``priority="interactive"`` (an editor waiting on "Dub shot") runs before queued batch jobs.
+        """
+        if isinstance(shots, (ShotRequest, dict)):
+            shots = [shots]
+        wire = [(s if isinstance(s, ShotRequest) else ShotRequest.from_dict(s)).to_dict() for s in shots]
+        content = self.request("submit", {"shots": wire, "priority": Priority(priority).value})
+        return list(content["job_ids"])
+
+    def status(self, job_id: str) -> JobView:
+        return from_wire(JobView, self.request("status", {"job_id": job_id})["job"], "status_reply.job")
+
+    def result(self, job_id: str) -> RenderedClip:
+        """The rendered clip of a finished job; raises the job's error if it failed, BusyError if not finished."""
+        return RenderedClip.from_dict(self.request("result", {"job_id": job_id})["clip"])
+
+    def cancel(self, job_id: str) -> CancelReply:
+        """Cancel a job: a queued one at once, a running one at its next step (watch for the cancelled event)."""
+        return from_wire(CancelReply, self.request("cancel", {"job_id": job_id}), "cancel_reply")
+
+    def list_jobs(self, *, states: Sequence[JobState | str] | None = None, limit: int = 100) -> list[JobView]:
+        content: dict[str, Any] = {"limit": limit}
+        if states is not None:
+            content["states"] = [JobState(s).value for s in states]
+        return [from_wire(JobView, j, "list_jobs_reply.jobs") for j in self.request("list_jobs", content)["jobs"]]
+
+    def models(self) -> list[ModelInfo]:
+        return [from_wire(ModelInfo, m, "models_reply.models") for m in self.request("models")["models"]]
+
+    def shutdown(self) -> None:
+        """Stop the daemon (accepted from this machine only); a running job resumes on its next start."""
+        self.request("shutdown")
+
+    def events(self, job_id: str, *, timeout_s: float | None = None, poll_s: float = 1.0) -> Iterator[JobEvent]:
+        """Yield the job's events until it is done, failed or cancelled.
+
+        Events come from the daemon's PUB socket; ``status`` is asked every
+        ``poll_s`` seconds without an event, so a missed event (a PUB drops
+        messages for slow or late subscribers) never stalls the wait.
+        """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        sub = self._subscribe(job_id)
+        try:
+            view = self.status(job_id)  # after subscribing: nothing between the two is lost
+            yield _event_from_view(view)
+            if view.state.terminal:
+                return
+            while True:
+                wait = poll_s if deadline is None else min(poll_s, deadline - time.monotonic())
+                if wait <= 0:
+                    raise WaitTimeoutError(f"job {job_id} did not finish within {timeout_s} s", details={"job_id": job_id})
+                if sub.poll(int(wait * 1000), zmq.POLLIN):
+                    _topic, data = sub.recv_multipart()[:2]
+                    try:
+                        event = from_wire(JobEvent, Message.unpack(data).content, "job_event")
+                    except EdidubError:
+                        continue
+                else:
+                    event = _event_from_view(self.status(job_id))
+                    if not event.state.terminal:
+                        continue
+                yield event
+                if event.state.terminal:
+                    return
+        finally:
+            sub.close(linger=0)
+
+    def wait(self, job_id: str, *, progress: Callable[[JobEvent], None] | None = None, timeout_s: float | None = None) -> RenderedClip:
+        """Block until the job ends; call ``progress(event)`` on the way; return its clip or raise its error."""
+        for event in self.events(job_id, timeout_s=timeout_s):
+            if progress is not None:
+                progress(event)
+        return self.result(job_id)
+
+    def dub(self, shot: ShotRequest | dict, *, progress: Callable[[JobEvent], None] | None = None, timeout_s: float | None = None) -> RenderedClip:
+        """Submit one shot as interactive and wait for it: the plugins' "Dub shot"."""
+        (job_id,) = self.submit(shot, priority=Priority.INTERACTIVE)
+        return self.wait(job_id, progress=progress, timeout_s=timeout_s)
+
+    # -- events -----------------------------------------------------------------------------------
+    def events_endpoint(self) -> str:
+        """The daemon's PUB endpoint (asked once with ``hello``); a wildcard host becomes the request endpoint's host."""
+        if self._events_endpoint is None:
+            reported = self.hello().events_endpoint
+            scheme, _, rest = reported.partition("://")
+            if scheme == "tcp":
+                host, _, port = rest.rpartition(":")
+                if host in ("0.0.0.0", "*", "[::]", "::"):
+                    request_host = self.endpoint.partition("://")[2].rpartition(":")[0]
+                    reported = f"tcp://{request_host}:{port}"
+            self._events_endpoint = reported
+        return self._events_endpoint
+
+    def _subscribe(self, job_id: str) -> zmq.Socket:
+        endpoint = self.events_endpoint()
+        sub = self._context.socket(zmq.SUB)
+        sub.linger = 0
+        self._secure(sub)
+        sub.setsockopt(zmq.SUBSCRIBE, f"job.{job_id}".encode())
+        sub.connect(endpoint)
+        return sub
+
+
+def _event_from_view(view: JobView) -> JobEvent:
+    kind = _TERMINAL_EVENT.get(view.state) or (EventKind.QUEUED if view.state is JobState.QUEUED else EventKind.PROGRESS)
+    return JobEvent(
+        job_id=view.job_id,
+        event=kind,
+        state=view.state,
+        frames_done=view.frames_done,
+        frames_total=view.frames_total,
+        stage=view.stage,
+        eta_s=view.eta_s,
+        output_path=view.output_path,
+        error=view.error,
+    )
+

@@ -1,0 +1,504 @@
+"""``edidub serve``: the socket loop — a ROUTER for requests, a PUB for job events.
+
+The loop thread only decodes, checks and answers; it never runs a job, so
+``status`` is answered while a long shot renders.  Workers (:mod:`.worker`)
+push their events to the loop over an inproc PUSH/PULL pair, because a ZeroMQ
+socket (here the PUB) must only be used by one thread.
+
+Safety: a bind to anything but loopback/ipc needs CURVE keys (``edidub keys
+new``); with keys every socket is CURVE-encrypted and clients must know the
+server's public key (and, when ``<keys>/authorized_clients/`` exists, hold a
+key listed there).  Paths are checked against the media roots
+(:mod:`.paths`).  Every malformed message is answered with an error (or, for
+impossible framing, dropped) and never stops the loop.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from edidub_engine import __version__
+from edidub_engine.daemon.paths import MediaRoots, partial_files
+from edidub_engine.daemon.protocol import (
+    ACTIONS,
+    DEFAULT_EVENTS_PORT,
+    DEFAULT_REQUEST_PORT,
+    MAX_MESSAGE_BYTES,
+    PROTOCOL_VERSION,
+    BusyError,
+    CancelReply,
+    ErrorInfo,
+    EventKind,
+    ForbiddenError,
+    HelloReply,
+    InternalError,
+    JobEvent,
+    JobNotFoundError,
+    JobState,
+    JobView,
+    ListJobsReply,
+    Message,
+    ModelInfo,
+    ModelsReply,
+    MsgType,
+    ProtocolError,
+    ResultReply,
+    ShutdownReply,
+    StatusReply,
+    SubmitReply,
+    UnknownMessageError,
+    UnsupportedVersionError,
+    epoch_to_iso,
+    error_content,
+    error_from_wire,
+    from_wire,
+    ok_content,
+    to_wire,
+    version_supported,
+)
+from edidub_engine.daemon.store import JobRecord, JobStore
+from edidub_engine.daemon.worker import LiveProgress, RunnerFactory, Worker, WorkerShared, load_runner_factory
+from edidub_engine.errors import CancelledError, EdidubError, InvalidArgumentError, OutputExistsError
+from edidub_engine.shot import RenderedClip
+
+__all__ = ["Server", "ServerSettings", "is_local_endpoint"]
+
+log = logging.getLogger("edidub.daemon")
+_BATCH = 64  # messages handled per poll wake-up before events are forwarded again
+_CAPABILITIES = ["hello", "submit", "status", "result", "list_jobs", "cancel", "models", "shutdown", "events", "priority"]
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How a daemon runs.  Endpoints may end in ``:*`` (an ephemeral port; read it back from the server)."""
+
+    store_path: Path
+    media_roots: tuple[Path, ...]
+    output_root: Path | None = None
+    request_endpoint: str = f"tcp://127.0.0.1:{DEFAULT_REQUEST_PORT}"
+    events_endpoint: str = f"tcp://127.0.0.1:{DEFAULT_EVENTS_PORT}"
+    keys_dir: Path | None = None  # server.key_secret (from `edidub keys new`); authorized_clients/*.key = allow-list
+    runner: str = "edidub_engine.render:dub_shot"
+    runner_factory: str | None = None  # "module:factory", factory(device) -> runner; wins over ``runner``
+    devices: tuple[str, ...] = ("cpu",)
+    max_queued: int = 10_000
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    shutdown_timeout_s: float = 30.0
+
+
+def is_local_endpoint(endpoint: str) -> bool:
+    """True for ipc://, inproc:// and tcp:// on a loopback address."""
+    scheme, _, rest = endpoint.partition("://")
+    if scheme in ("ipc", "inproc"):
+        return True
+    if scheme != "tcp":
+        return False
+    host = rest.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # "*", an interface name or a host name: may be reachable from afar
+
+
+class Server:
+    """A daemon: ``with Server(settings) as server: ...`` runs it in background threads (tests);
+    ``Server(settings).serve_forever()`` runs the loop in the calling thread (``edidub serve``).
+
+    ``runner_factory`` (device → runner) overrides the dotted names in ``settings``.
+    """
+
+    def __init__(self, settings: ServerSettings, *, runner_factory: RunnerFactory | None = None):
+        self.settings = settings
+        self._factory = runner_factory or load_runner_factory(runner=settings.runner, runner_factory=settings.runner_factory)
+        self.session = uuid.uuid4().hex
+        self.request_endpoint = ""
+        self.events_endpoint = ""
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._started = False
+        self._thread: threading.Thread | None = None
+        self._workers: list[Worker] = []
+        self._auth = None
+        self._context: zmq.Context | None = None
+        self.store: JobStore | None = None
+        self.dropped = 0  # frames with impossible framing, dropped unanswered (for tests and logs)
+
+    # -- life cycle -------------------------------------------------------------------------------
+    def start(self, *, background: bool = True) -> Server:
+        """Check the settings, open the store, recover, bind, start the workers (and the loop thread)."""
+        s = self.settings
+        remote = [e for e in (s.request_endpoint, s.events_endpoint) if not is_local_endpoint(e)]
+        keys = self._load_keys() if s.keys_dir is not None else None
+        if remote and keys is None:
+            raise InvalidArgumentError(
+                f"refusing to listen on {', '.join(remote)} without CURVE keys: anyone on the network could send jobs",
+                hint="create a key pair with `edidub keys new DIR` and start with --keys DIR, or bind 127.0.0.1",
+            )
+        self.roots = MediaRoots(s.media_roots, output_root=s.output_root)
+        self.store = JobStore(s.store_path)
+        try:
+            self._recover()
+            self._open_sockets(keys)
+        except BaseException:
+            self._close_everything()
+            raise
+        self._shared = WorkerShared(store=self.store, queue_cv=threading.Condition(), stopping=threading.Event(), session=self.session)
+        for device in s.devices:
+            worker = Worker(device=device, factory=self._factory, shared=self._shared, context=self._context, events_endpoint=self._inproc)
+            worker.start()
+            self._workers.append(worker)
+        self._started = True
+        log.info("edidub daemon %s: requests on %s, events on %s, store %s", __version__, self.request_endpoint, self.events_endpoint, s.store_path)
+        if background:
+            self._thread = threading.Thread(target=self._loop, name="edidub-daemon-loop", daemon=True)
+            self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Start (unless started) and run the loop here until shutdown or :meth:`stop`."""
+        if not self._started:
+            self.start(background=False)
+        self._loop()
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Ask the loop to stop and wait for it (a running job is re-queued)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s if timeout_s is not None else self.settings.shutdown_timeout_s + 5)
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        return self._stopped.wait(timeout_s)
+
+    def __enter__(self) -> Server:
+        if not self._started:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- set-up -----------------------------------------------------------------------------------
+    def _load_keys(self) -> tuple[bytes, bytes]:
+        from zmq import auth as zmq_auth
+
+        secret_file = Path(self.settings.keys_dir) / "server.key_secret"
+        if not secret_file.is_file():
+            raise InvalidArgumentError(
+                f"no server key pair in {self.settings.keys_dir} (expected server.key_secret)",
+                hint="create one with `edidub keys new DIR`",
+            )
+        public, secret = zmq_auth.load_certificate(secret_file)
+        if not secret:
+            raise InvalidArgumentError(f"{secret_file} holds no secret key")
+        return public, secret
+
+    def _open_sockets(self, keys: tuple[bytes, bytes] | None) -> None:
+        s = self.settings
+        self._context = zmq.Context()
+        if keys is not None:
+            allowed = Path(s.keys_dir) / "authorized_clients"
+            if allowed.is_dir():
+                from zmq.auth.thread import ThreadAuthenticator
+
+                self._auth = ThreadAuthenticator(self._context)
+                self._auth.start()
+                self._auth.configure_curve(domain="*", location=str(allowed))
+        self._router = self._context.socket(zmq.ROUTER)
+        self._pub = self._context.socket(zmq.PUB)
+        self._pull = self._context.socket(zmq.PULL)
+        for sock in (self._router, self._pub):
+            sock.linger = 1000
+            sock.setsockopt(zmq.MAXMSGSIZE, s.max_message_bytes)
+            if keys is not None:
+                sock.curve_publickey, sock.curve_secretkey = keys
+                sock.curve_server = True
+        self._router.router_handover = True  # a client that reconnects with the same identity takes over
+        self._pull.linger = 0
+        self._inproc = f"inproc://edidub-events-{self.session}"
+        self._pull.bind(self._inproc)
+        self._router.bind(s.request_endpoint)
+        self._pub.bind(s.events_endpoint)
+        self.request_endpoint = self._router.last_endpoint.decode()
+        self.events_endpoint = self._pub.last_endpoint.decode()
+
+    def _recover(self) -> None:
+        requeued, cancelled = self.store.recover()
+        for job in requeued:
+            if job.output_path:
+                for partial in partial_files(Path(job.output_path)):
+                    log.info("removing %s, left by an interrupted attempt of job %s", partial, job.job_id)
+                    partial.unlink(missing_ok=True)
+            log.info("job %s (shot %s) was running when the daemon stopped; re-queued", job.job_id, job.shot_id)
+        for job in cancelled:
+            log.info("job %s was being cancelled when the daemon stopped; marked cancelled", job.job_id)
+
+    def _close_everything(self) -> None:
+        for name in ("_router", "_pub", "_pull"):
+            sock = getattr(self, name, None)
+            if sock is not None:
+                sock.close()
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        if self._context is not None:
+            self._context.term()
+            self._context = None
+        if self.store is not None:
+            self.store.close()
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._router, zmq.POLLIN)
+        poller.register(self._pull, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                ready = dict(poller.poll(200))
+                if self._pull in ready:
+                    self._forward_events()
+                if self._router in ready:
+                    for _ in range(_BATCH):
+                        try:
+                            frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self._handle(frames)
+        except Exception:
+            log.error("the daemon's loop failed:\n%s", traceback.format_exc())
+        finally:
+            self._shutdown()
+
+    def _forward_events(self) -> None:
+        while True:
+            try:
+                frames = self._pull.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._pub.send_multipart(frames)
+
+    def _publish(self, job_id: str, kind: EventKind, state: JobState, *, error: dict | None = None) -> None:
+        event = JobEvent(job_id=job_id, event=kind, state=state, error=ErrorInfo(**error) if error else None)
+        self._pub.send_multipart([f"job.{job_id}".encode(), Message.make(MsgType.JOB_EVENT, to_wire(event), session=self.session).pack()])
+
+    def _shutdown(self) -> None:
+        log.info("stopping: workers finish their current step, a running job is re-queued")
+        self._shared.stopping.set()
+        with self._shared.queue_cv:
+            self._shared.queue_cv.notify_all()
+        deadline = time.monotonic() + self.settings.shutdown_timeout_s
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        stuck = [w.device for w in self._workers if w.is_alive()]
+        self._forward_events()
+        if stuck:  # a runner that ignores should_cancel: leave it; its job is re-queued on the next start
+            log.warning("worker(s) %s did not stop within %.0f s", ", ".join(stuck), self.settings.shutdown_timeout_s)
+            for name in ("_router", "_pub", "_pull"):
+                getattr(self, name).close(linger=0)
+            if self._auth is not None:
+                self._auth.stop()
+            self.store.close()
+        else:
+            self._close_everything()
+        self._stopped.set()
+
+    # -- one message ------------------------------------------------------------------------------
+    def _handle(self, frames: list[zmq.Frame]) -> None:
+        # DEALER sends [payload] (ROUTER sees [identity, payload]); REQ adds an empty delimiter.
+        if len(frames) not in (2, 3) or (len(frames) == 3 and len(frames[1].bytes) != 0):
+            self.dropped += 1
+            return
+        try:
+            peer = frames[-1].get("Peer-Address")
+        except zmq.ZMQError:
+            peer = ""
+        reply = self._dispatch(frames[-1].bytes, peer or "")
+        try:
+            self._router.send_multipart([f.bytes for f in frames[:-1]] + [reply.pack()], zmq.NOBLOCK)
+        except zmq.ZMQError:  # the peer is gone or not reading: its loss
+            self.dropped += 1
+        if reply.msg_type == MsgType.SHUTDOWN_REPLY.value and reply.content.get("status") == "ok":
+            self._stop.set()
+
+    def _dispatch(self, data: bytes, peer: str) -> Message:
+        try:
+            message = Message.unpack(data)
+        except ProtocolError as err:
+            return Message.make(MsgType.ERROR_REPLY, error_content(err), session=self.session, parent=err.header or None)
+        msg_type = message.msg_type
+        action = ACTIONS.get(msg_type.removesuffix("_request")) if msg_type.endswith("_request") else None
+        reply_type = f"{action.name}_reply" if action else MsgType.ERROR_REPLY.value
+        try:
+            if not version_supported(message.header.protocol):
+                raise UnsupportedVersionError(
+                    f"protocol {message.header.protocol!r} is not supported by this daemon (it speaks {PROTOCOL_VERSION})",
+                    hint="update the client or the daemon so that both speak the same major version",
+                    details={"supported": [PROTOCOL_VERSION]},
+                )
+            if action is None:
+                raise UnknownMessageError(
+                    f"unknown message type {msg_type[:64]!r}",
+                    details={"known": [f"{name}_request" for name in ACTIONS]},
+                )
+            request = from_wire(action.request, message.content, "content")
+            reply = getattr(self, f"_on_{action.name}")(request, message, peer)
+            content = ok_content(reply)
+        except EdidubError as err:
+            content = error_content(err)
+        except Exception as exc:
+            log.error("handling %s failed:\n%s", msg_type[:64], traceback.format_exc())
+            content = error_content(InternalError(f"the daemon failed on {msg_type[:64]}: {type(exc).__name__}", hint="see the daemon's log"))
+        return Message.make(reply_type, content, session=self.session, parent=message.header)
+
+    # -- handlers ---------------------------------------------------------------------------------
+    def _models(self) -> list[ModelInfo]:
+        out = []
+        for worker in self._workers:
+            for model in worker.models:
+                try:
+                    out.append(from_wire(ModelInfo, model, "model"))
+                except InvalidArgumentError:
+                    continue
+            if out:
+                break  # every worker runs the same runner
+        return out
+
+    def _on_hello(self, request, message: Message, peer: str) -> HelloReply:
+        log.info("hello from %r (session %s, peer %s)", request.client[:80], message.header.session[:16], peer or "local")
+        return HelloReply(
+            protocol=PROTOCOL_VERSION,
+            engine_version=__version__,
+            capabilities=list(_CAPABILITIES),
+            devices=list(self.settings.devices),
+            models=self._models(),
+            events_endpoint=self.events_endpoint,
+            media_roots=[str(r) for r in self.roots.roots],
+            output_root=str(self.roots.output_root) if self.roots.output_root else None,
+            max_message_bytes=self.settings.max_message_bytes,
+        )
+
+    def _on_submit(self, request, message: Message, peer: str) -> SubmitReply:
+        prepared = []
+        for index, shot in enumerate(request.shots):
+            try:
+                _json_safe(shot.record, f"shot {shot.shot_id!r} record")
+                prepared.append(self.roots.prepare(shot))
+            except EdidubError as err:
+                err.details.setdefault("index", index)
+                err.details.setdefault("shot_id", shot.shot_id)
+                raise
+        outputs = [str(p.output_path) for p in prepared]
+        clash = {o for o in outputs if outputs.count(o) > 1} | self.store.active_outputs(outputs)
+        if clash:
+            raise OutputExistsError(
+                f"another queued or running job writes {sorted(clash)[0]}",
+                hint="give each shot its own output.name",
+                details={"paths": sorted(clash)[:20]},
+            )
+        active = self.store.count_active()
+        if active + len(prepared) > self.settings.max_queued:
+            raise BusyError(
+                f"the queue holds {active} jobs; {len(prepared)} more would pass its limit of {self.settings.max_queued}",
+                hint="wait for jobs to finish, then submit again",
+                details={"queued": active, "limit": self.settings.max_queued},
+            )
+        ids = self.store.add(
+            [(p.request.shot_id, p.request.to_dict(), str(p.output_path)) for p in prepared], request.priority, session=message.header.session
+        )
+        with self._shared.queue_cv:
+            self._shared.queue_cv.notify_all()
+        for job_id in ids:
+            self._publish(job_id, EventKind.QUEUED, JobState.QUEUED)
+        return SubmitReply(job_ids=ids)
+
+    def _job(self, job_id: str) -> JobRecord:
+        job = self.store.get(job_id)
+        if job is None:
+            raise JobNotFoundError(f"no job {job_id[:64]!r} in this daemon's store", details={"job_id": job_id[:128]})
+        return job
+
+    def _view(self, job: JobRecord) -> JobView:
+        live = self._shared.live.get(job.job_id) if job.state is JobState.RUNNING else None
+        live = live or LiveProgress(job.stage, job.frames_done, job.frames_total)
+        return JobView(
+            job_id=job.job_id,
+            shot_id=job.shot_id,
+            state=job.state,
+            priority=job.priority,
+            submitted_at=epoch_to_iso(job.submitted_at),
+            frames_done=live.frames_done,
+            frames_total=live.frames_total,
+            stage=live.stage,
+            eta_s=live.eta_s,
+            attempts=job.attempts,
+            cancel_requested=job.cancel_requested,
+            started_at=epoch_to_iso(job.started_at),
+            finished_at=epoch_to_iso(job.finished_at),
+            output_path=(job.result or {}).get("path", job.output_path),
+            error=ErrorInfo(**job.error) if job.error else None,
+        )
+
+    def _on_status(self, request, message: Message, peer: str) -> StatusReply:
+        return StatusReply(job=self._view(self._job(request.job_id)))
+
+    def _on_result(self, request, message: Message, peer: str) -> ResultReply:
+        job = self._job(request.job_id)
+        if job.state is JobState.DONE:
+            return ResultReply(job_id=job.job_id, clip=RenderedClip.from_dict(job.result))
+        if job.state is JobState.FAILED:
+            raise error_from_wire(job.error or {})
+        if job.state is JobState.CANCELLED:
+            raise CancelledError(f"job {job.job_id} (shot {job.shot_id!r}) was cancelled", details={"job_id": job.job_id})
+        raise BusyError(
+            f"job {job.job_id} (shot {job.shot_id!r}) is {job.state.value}; its result is not ready",
+            hint="wait for its done event or poll status",
+            details={"job_id": job.job_id, "state": job.state.value},
+        )
+
+    def _on_list_jobs(self, request, message: Message, peer: str) -> ListJobsReply:
+        return ListJobsReply(jobs=[self._view(j) for j in self.store.list(request.states, request.limit)])
+
+    def _on_cancel(self, request, message: Message, peer: str) -> CancelReply:
+        before = self._job(request.job_id)
+        job = self.store.cancel(request.job_id)
+        if before.state is JobState.QUEUED and job.state is JobState.CANCELLED:
+            self._publish(job.job_id, EventKind.CANCELLED, JobState.CANCELLED)
+        elif job.state is JobState.RUNNING:
+            self._shared.cancels.setdefault(job.job_id, threading.Event()).set()
+        return CancelReply(job_id=job.job_id, state=job.state, cancel_requested=job.cancel_requested)
+
+    def _on_models(self, request, message: Message, peer: str) -> ModelsReply:
+        return ModelsReply(models=self._models())
+
+    def _on_shutdown(self, request, message: Message, peer: str) -> ShutdownReply:
+        if peer and not _is_loopback(peer):
+            raise ForbiddenError(f"shutdown is accepted from this machine only, not from {peer}")
+        log.info("shutdown requested (session %s)", message.header.session[:16])
+        return ShutdownReply()
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _json_safe(value: Any, where: str) -> None:
+    """The store keeps requests as JSON: refuse what JSON cannot hold (bytes, msgpack ext types, NaN)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"{where} must hold only strings, numbers, booleans, null, lists and maps ({exc})") from None
