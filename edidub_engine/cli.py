@@ -153,6 +153,113 @@ class _progress:
             self._bar.close()
 
 
+def _cmd_dub(args: argparse.Namespace) -> int:
+    _quiet_native_logging()
+    from .cache import InversionCache
+    from .render import LoadedModels, ShotRenderer
+    from .shot import ShotRequest
+
+    if args.shot:
+        request = ShotRequest.from_dict(_read_json(args.shot, what="shot file"))
+    else:
+        request = _request_from_args(args)
+    models = LoadedModels.load(args.models, hubert_dir=args.hubert)
+    renderer = ShotRenderer(models, cache=None if args.no_cache else InversionCache())
+    with _stage_progress(enabled=not args.quiet) as on_progress:
+        clip = renderer.dub_shot(request, progress=on_progress, output_path=args.output)
+    passed = sum(r.end_frame - r.start_frame for r in clip.frames_passed_through)
+    for r in clip.frames_passed_through:
+        print(f"  passed through frames {r.start_frame}-{r.end_frame - 1} of the shot: {r.reason.replace('_', ' ')}")
+    if clip.qc.get("dub_padded_frames"):
+        print(f"  the dub line ends before the shot: its last {clip.qc['dub_padded_frames']} frame(s) got no speech")
+    if clip.qc.get("dub_cut_s"):
+        print(f"  the dub line runs {clip.qc['dub_cut_s']:.2f} s past the shot; that part is not in the clip")
+    print(f"wrote {clip.path}: {clip.end_frame - clip.start_frame} frames at {clip.rate.numerator}/{clip.rate.denominator} fps "
+          f"from {clip.timecode}, {clip.frames_edited} edited, {passed} passed through "
+          f"({clip.model.get('name')} {clip.model.get('version')}, {clip.qc['timings']['total_s']:.1f} s)")
+    return 0
+
+
+def _request_from_args(args: argparse.Namespace):
+    from .media import probe_video
+    from .shot import ShotRequest
+
+    if not args.video or not args.audio:
+        raise InvalidArgumentError("give a VIDEO and --audio DUB.wav, or --shot shot.json", hint="see `edidub dub --help`")
+    info = probe_video(args.video)
+    start = parse_position(args.start, rate=info.rate, start_timecode=info.start_timecode, what="--start") or 0
+    end = parse_position(args.end, rate=info.rate, start_timecode=info.start_timecode, what="--end")
+    end = info.frame_count if end is None else end
+    if not 0 <= start < end <= info.frame_count:
+        from .errors import RangeOutsideMediaError
+
+        raise RangeOutsideMediaError(
+            f"frames [{start}, {end}) are not inside {info.path.name}, which has {info.frame_count} frames (0-{info.frame_count - 1})",
+            hint="--end is exclusive; give positions inside the clip",
+        )
+    return ShotRequest.from_dict({
+        "shot_id": args.shot_id,
+        "source": {"path": str(info.path), "start_frame": start, "end_frame": end},
+        "dub_audio": [{"path": str(Path(args.audio).expanduser()), "start_s": args.audio_start, "duration_s": args.audio_duration}],
+        "output": {"dir": str(Path.cwd()), "codec": args.codec},
+        "options": {k: v for k, v in {"steps": args.steps, "inversion_steps": args.inversion_steps,
+                                     "guidance_scale": args.guidance, "seed": args.seed, "face": args.face}.items() if v is not None},
+    })
+
+
+def _read_json(path: str, *, what: str) -> dict:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        from .errors import MediaNotFoundError
+
+        raise MediaNotFoundError(f"{what} {file} does not exist", hint="check the path")
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InvalidArgumentError(f"{what} {file} is not valid JSON ({exc})", hint="write it as a ShotRequest map (see README)") from None
+
+
+class _stage_progress:
+    """A tqdm bar per stage (track, lip-sync, render) with counts and ETA, handed out as a callback."""
+
+    def __init__(self, *, enabled: bool = True):
+        self.enabled = enabled
+        self._bar = None
+        self._stage = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from tqdm import tqdm
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage != self._stage:
+                if self._bar is not None:
+                    self._bar.close()
+                unit = "step" if stage == "lip-sync" else "frame"
+                self._bar = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, leave=False)
+                self._stage = stage
+            self._bar.total = total
+            self._bar.n = done
+            self._bar.refresh()
+
+        return update
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import report
+
+    ok = True
+    for line, good in report(models=args.models, hubert_dir=args.hubert):
+        ok &= good
+        print(("  ok    " if good else "  MISSING ") + line)
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edidub",
@@ -179,6 +286,41 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--per-frame", action="store_true", help="include every frame's status, pose and occlusion count in the JSON")
     analyze.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     analyze.set_defaults(func=_cmd_analyze)
+
+    dub = sub.add_parser(
+        "dub",
+        help="re-render the mouth of a shot to match new speech; writes a new clip, never touches the source",
+        description=(
+            "Dub one shot: track the face, lip-sync the lower face to the dub speech (LSD with DDIM inversion, "
+            "guidance, MultiDiffusion), restore detail (SRD), paste back into the native frames and encode with the "
+            "dub audio and the source timecode. Frames without a usable face pass through unchanged and are listed."
+        ),
+    )
+    dub.add_argument("video", nargs="?", help="source clip (opened read-only)")
+    dub.add_argument("--audio", help="the dub speech (wav, flac, or any file with sound)")
+    dub.add_argument("--audio-start", type=float, default=0.0, metavar="S", help="where the line starts in the audio file, seconds (default 0)")
+    dub.add_argument("--audio-duration", type=float, default=None, metavar="S", help="how much of it to use (default: to the end)")
+    dub.add_argument("--start", help="first frame: frame number, source timecode or seconds (4.5s); default 0")
+    dub.add_argument("--end", help="end frame (exclusive), same forms; default: end of clip")
+    dub.add_argument("--shot", help="a ShotRequest JSON file instead of the arguments above (for render farms)")
+    dub.add_argument("--shot-id", default="shot", help="name used in messages and the default output name")
+    dub.add_argument("-o", "--output", help="output file; default ./<clip>_<shot id>_dub.<ext>; never overwritten")
+    dub.add_argument("--codec", default="prores_hq", choices=["prores_hq", "h264", "ffv1"], help="ProRes 422 HQ .mov (default), H.264 .mp4 for review, FFV1 .mkv lossless")
+    dub.add_argument("--models", help="model bundle folder (default: $EDIDUB_MODELS/edidub-starter, the user data folder, then the starter bundle that ships)")
+    dub.add_argument("--hubert", help="local HuBERT folder, for bundles trained on HuBERT units")
+    dub.add_argument("--steps", type=int, help="DDIM sampling steps (paper: 50; default: the bundle's)")
+    dub.add_argument("--inversion-steps", type=int, help="DDIM inversion steps (paper: 50; default: the bundle's)")
+    dub.add_argument("--guidance", type=float, help="classifier-free guidance scale (paper: 5)")
+    dub.add_argument("--seed", type=int, help="random seed (same request, model and seed give the same frames)")
+    dub.add_argument("--face", help="which face: 'largest', an index counted left to right (0, 1…) or 'X,Y' in pixels")
+    dub.add_argument("--no-cache", action="store_true", help="do not read or write the inversion cache")
+    dub.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    dub.set_defaults(func=_cmd_dub)
+
+    doctor = sub.add_parser("doctor", help="what hardware, models, speech frontends and codecs this machine has")
+    doctor.add_argument("--models", help="model bundle folder to check")
+    doctor.add_argument("--hubert", help="local HuBERT folder to check")
+    doctor.set_defaults(func=_cmd_doctor)
 
     from .audio.commands import add_codebook_parser
     from .daemon.commands import add_daemon_parsers

@@ -25,6 +25,7 @@ from .frontends import (
     MelFrontendConfig,
     SpeechFrontend,
     frame_count,
+    frontend_for_codebook,
     load_frontend,
 )
 from .units import DEFAULT_CONTEXT_FRAMES, UNITS_PER_FRAME, FrameUnits, UnitEncoder, align_units, shot_units, units_for_shot
@@ -48,6 +49,7 @@ __all__ = [
     "fit_codebook",
     "frame_count",
     "list_speech_files",
+    "frontend_for_codebook",
     "load_frontend",
     "shot_units",
     "units_for_shot",

@@ -353,3 +353,20 @@ def load_frontend(
         return MelFrontend(mel_config)
     raise InvalidArgumentError(f"unknown speech frontend {units!r}", hint=f"use one of {', '.join(FRONTEND_NAMES)}")
 
+
+
+def frontend_for_codebook(codebook, *, units: str | None = None, hubert_dir: str | os.PathLike | None = None, device: str = "cpu"):
+    """The frontend with the settings ``codebook`` was fitted with (HuBERT layer, mel bands…).
+
+    ``units`` defaults to the codebook's own frontend; another one is refused by
+    :meth:`~edidub_engine.audio.codebook.Codebook.check_frontend` when the encoder is built.
+    """
+    from dataclasses import fields
+
+    units = units or codebook.frontend
+    fitted = codebook.frontend_settings
+    if units == "hubert":
+        config = HubertFrontendConfig(layer=fitted.get("layer"), normalize=fitted.get("normalize"))
+        return load_frontend("hubert", hubert_dir=hubert_dir, hubert_config=config, device=device)
+    mel = {f.name: fitted[f.name] for f in fields(MelFrontendConfig) if f.name in fitted}
+    return load_frontend(units, mel_config=MelFrontendConfig(**mel), device=device)

@@ -393,7 +393,7 @@ def _worker_init(settings: PrepareSettings, codebook_path: str, units: str, hube
     """Per process: its own FaceTracker, frontend and encoder (MediaPipe graphs are not shareable)."""
     import cv2
 
-    from edidub_engine.audio import Codebook, UnitEncoder
+    from edidub_engine.audio import Codebook, UnitEncoder, frontend_for_codebook
     from edidub_engine.face import FaceTracker
 
     cv2.setNumThreads(threads)
@@ -411,7 +411,7 @@ def _worker_init(settings: PrepareSettings, codebook_path: str, units: str, hube
     codebook = Codebook.load(codebook_path)
     _WORKER.update(
         settings=settings,
-        encoder=UnitEncoder(_frontend_for(codebook, units, hubert_dir), codebook),
+        encoder=UnitEncoder(frontend_for_codebook(codebook, units=units, hubert_dir=hubert_dir), codebook),
         tracker=FaceTracker(),
         progress=progress,
     )
@@ -458,22 +458,9 @@ def _job(video: str, rel: str, shard_rel: str, dataset_dir: str, source: dict[st
 # --------------------------------------------------------------------------------- the run
 
 
-def _frontend_for(codebook, units: str, hubert_dir: str | None):
-    """The frontend with the settings the codebook was fitted with (HuBERT layer, mel bands…)."""
-    from dataclasses import fields
-
-    from edidub_engine.audio import HubertFrontendConfig, MelFrontendConfig, load_frontend
-
-    fitted = codebook.frontend_settings
-    if units == "hubert":
-        return load_frontend("hubert", hubert_dir=hubert_dir, hubert_config=HubertFrontendConfig(layer=fitted.get("layer"), normalize=fitted.get("normalize")))
-    mel = {f.name: fitted[f.name] for f in fields(MelFrontendConfig) if f.name in fitted}
-    return load_frontend(units, mel_config=MelFrontendConfig(**mel))
-
-
 def _check_codebook(codebook_path: Path, units: str | None, hubert_dir: str | None):
     """Load the codebook and its frontend once, in the caller, so a mismatch fails before any clip."""
-    from edidub_engine.audio import Codebook, UnitEncoder
+    from edidub_engine.audio import Codebook, UnitEncoder, frontend_for_codebook
 
     codebook = Codebook.load(codebook_path)
     units = units or codebook.frontend
@@ -485,7 +472,7 @@ def _check_codebook(codebook_path: Path, units: str | None, hubert_dir: str | No
         )
     if hubert_dir is not None and units != "hubert":
         raise InvalidArgumentError("--hubert applies only to --units hubert", hint="drop --hubert or use a HuBERT codebook")
-    encoder = UnitEncoder(_frontend_for(codebook, units, hubert_dir), codebook)  # raises on a settings mismatch
+    encoder = UnitEncoder(frontend_for_codebook(codebook, units=units, hubert_dir=hubert_dir), codebook)  # raises on a settings mismatch
     return codebook, units, encoder
 
 

@@ -1,0 +1,47 @@
+"""Typed settings for dubbing a shot; they travel with results (RenderedClip.qc) and cache keys."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from .errors import InvalidArgumentError
+
+
+@dataclass(frozen=True, kw_only=True)
+class DubSettings:
+    """How one shot is dubbed. Defaults are the paper's (section 4.2, table 5)."""
+
+    steps: int = 50  # DDIM sampling steps (LSD)
+    inversion_steps: int = 50  # DDIM inversion steps (LSD)
+    guidance_scale: float = 5.0
+    srd_steps: int | None = None  # SRD sampling steps; None: the same as ``steps``
+    window_frames: int = 24  # MultiDiffusion windows over time
+    window_stride: int = 12
+    section_frames: int = 120  # sections with an unmasked carry-over
+    carry_frames: int = 12
+    srd_chunk_frames: int = 48  # SRD runs chunk by chunk so memory does not follow the shot's length
+    seed: int = 0
+    min_run_frames: int = 8  # shorter stretches with a face are passed through ("too_short")
+    crossfade_frames: int = 4  # ramp of the edit into and out of a passed-through stretch
+    feather_px: float = 8.0  # paste-back matte feather, in pixels of a 224 crop
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "inversion_steps", "window_frames", "window_stride", "section_frames", "srd_chunk_frames", "min_run_frames"):
+            if getattr(self, name) < 1:
+                raise InvalidArgumentError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.srd_steps is not None and self.srd_steps < 1:
+            raise InvalidArgumentError(f"srd_steps must be at least 1, got {self.srd_steps}")
+        if self.guidance_scale < 1.0:
+            raise InvalidArgumentError(f"guidance_scale must be 1 or more, got {self.guidance_scale}", hint="5 is the paper's value; 1 turns guidance off")
+        if not 0 <= self.carry_frames < self.section_frames:
+            raise InvalidArgumentError("carry_frames must be at least 0 and less than section_frames")
+        if self.crossfade_frames < 0:
+            raise InvalidArgumentError("crossfade_frames must not be negative")
+
+    def with_overrides(self, **overrides: Any) -> "DubSettings":
+        """A copy with the given fields replaced; ``None`` values keep the current setting."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,49 @@
+"""``edidub doctor``: what this machine can do, in lines a person can act on."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+
+def report(*, models: str | None = None, hubert_dir: str | None = None) -> Iterator[tuple[str, bool]]:
+    """``(line, ok)`` pairs: hardware, model bundle, speech frontends, codecs."""
+    import torch
+
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            yield f"GPU {i}: {props.name}, {props.total_memory / 2**30:.0f} GiB", True
+    else:
+        yield f"no CUDA GPU: dubbing runs on the CPU ({os.cpu_count()} cores, torch {torch.__version__}), slowly", True
+
+    from .errors import EdidubError
+    from .models.bundle import read_bundle, resolve_bundle
+
+    try:
+        info = read_bundle(resolve_bundle(models))
+        card = info.card
+        yield (f"model bundle {info.name} {info.version} at {info.path} (speech frontend: {info.frontend}; "
+               f"{card.get('summary') or card.get('description') or 'no model card summary'})"), True
+    except EdidubError as err:
+        yield f"model bundle: {err.message} — {err.hint}", False
+
+    yield "speech frontend 'mel': built in, needs no weights", True
+    from .audio import HUBERT_MODEL_NAME
+    from .model_paths import resolve_model
+
+    try:
+        path = resolve_model(HUBERT_MODEL_NAME, explicit=hubert_dir, what="HuBERT model")
+        yield f"speech frontend 'hubert': {path}", True
+    except EdidubError as err:
+        yield f"speech frontend 'hubert' (optional, the paper's): {err.message}", True
+
+    import av
+
+    for name, use in (("prores_aw", "ProRes 422 HQ masters"), ("libx264", "H.264 review copies"), ("ffv1", "FFV1 lossless checks"),
+                      ("prores_ks", "ProRes 4444 patches with alpha")):
+        try:
+            av.codec.Codec(name, "w")
+            yield f"encoder {name}: {use}", True
+        except Exception:  # noqa: BLE001 - an encoder missing from this FFmpeg build
+            yield f"encoder {name}: not in this FFmpeg build ({use} unavailable)", False

@@ -1,0 +1,178 @@
+"""DubbingPipeline: arrays in, arrays out — no paths, no sockets, no files.
+
+Two stages, as in the paper:
+
+* LSD at the lip-sync model's resolution: DDIM inversion of the original crops
+  with the original speech units, then guided DDIM sampling with the dub's
+  units (MultiDiffusion windows, 120-frame sections with carry-over).
+* SRD at the super-resolution model's resolution: the masked high-resolution
+  crops plus the bicubic-upsampled LSD output, sampled from noise.
+
+Both report progress after every diffusion step and stop between steps when
+``should_cancel()`` says so (raising :class:`~edidub_engine.errors.CancelledError`).
+The diffusion process is the one in :mod:`edidub_engine.diffusion`; this module
+only builds the denoiser closures around the networks and converts arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping
+from dataclasses import replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import DubSettings
+from .diffusion import DiffusionConfig, MaskedDiffusion, null_cond_for
+from .errors import InvalidArgumentError
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+ShouldCancel = Callable[[], bool]
+
+
+def to_tensor(crops: np.ndarray) -> torch.Tensor:
+    """``[T x H x W x 3]`` uint8 → ``[1 x 3 x T x H x W]`` float32 in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(crops)).permute(3, 0, 1, 2).unsqueeze(0).float().div(127.5).sub(1.0)
+
+
+def to_crops(video: torch.Tensor) -> np.ndarray:
+    """``[1 x 3 x T x H x W]`` in [-1, 1] → ``[T x H x W x 3]`` uint8 (rounded, clipped)."""
+    return video[0].permute(1, 2, 3, 0).add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+
+def mask_tensor(masks: np.ndarray) -> torch.Tensor:
+    """``[T x H x W]`` {0,1} → ``[1 x 1 x T x H x W]`` float32."""
+    return torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32)).unsqueeze(0).unsqueeze(0)
+
+
+class DubbingPipeline:
+    """The two diffusion stages around a loaded LSD and SRD (keep one per worker: models stay loaded)."""
+
+    def __init__(self, *, lsd: torch.nn.Module, srd: torch.nn.Module, settings: DubSettings | None = None):
+        if lsd.null_unit is None:
+            raise InvalidArgumentError("the LSD model has no speech-unit table; is it an SRD?")
+        self.lsd, self.srd = lsd.eval(), srd.eval()
+        self.settings = settings or DubSettings()
+        self.lsd_size = int(lsd.config.sample_size)
+        self.srd_size = int(srd.config.sample_size)
+        self.null_unit = int(lsd.null_unit)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.lsd.parameters()).device
+
+    def _process(self, settings: DubSettings, *, steps: int, guidance: float) -> MaskedDiffusion:
+        return MaskedDiffusion(
+            config=DiffusionConfig(
+                inference_steps=steps,
+                inversion_steps=settings.inversion_steps,
+                guidance_scale=guidance,
+                window_frames=settings.window_frames,
+                window_stride=settings.window_stride,
+                section_frames=settings.section_frames,
+                carry_frames=settings.carry_frames,
+            )
+        )
+
+    # ------------------------------------------------------------------ LSD
+    @torch.no_grad()
+    def lip_sync(
+        self,
+        crops: np.ndarray,
+        masks: np.ndarray,
+        original_units: np.ndarray,
+        dub_units: np.ndarray,
+        *,
+        settings: DubSettings | None = None,
+        latents: MutableMapping[int, torch.Tensor] | None = None,
+        progress: Progress | None = None,
+        should_cancel: ShouldCancel | None = None,
+    ) -> np.ndarray:
+        """Edited crops ``[T x s x s x 3]`` uint8 at the LSD size.
+
+        ``crops`` ``[T x s x s x 3]`` uint8, ``masks`` ``[T x s x s]``, units ``[T x 2]``.
+        ``latents`` (section → inverted latent) is filled and reused: the inversion
+        depends only on the source and its own speech, so a second dub skips it.
+        """
+        settings = settings or self.settings
+        frames = len(crops)
+        if crops.shape[1:] != (self.lsd_size, self.lsd_size, 3) or masks.shape != crops.shape[:3]:
+            raise InvalidArgumentError(f"LSD crops must be [T, {self.lsd_size}, {self.lsd_size}, 3] with matching masks")
+        if original_units.shape != (frames, 2) or dub_units.shape != (frames, 2):
+            raise InvalidArgumentError(f"units must be [{frames}, 2] for {frames} frames")
+        device = self.device
+        x0 = to_tensor(crops).to(device)
+        mask = mask_tensor(masks).to(device)
+
+        def denoise(x_t: torch.Tensor, timestep: torch.Tensor, cond: dict) -> torch.Tensor:
+            sample = torch.cat([x_t, cond["reference"], cond["mask"]], dim=1)
+            return self.lsd(sample, timestep, units=cond["units"]).sample
+
+        def units(array: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).unsqueeze(0).to(device)
+
+        # At inference the reference is the original clip itself (section 3.1).
+        cond = {"reference": x0, "mask": mask, "units": units(dub_units)}
+        original = {"reference": x0, "mask": mask, "units": units(original_units)}
+        process = self._process(settings, steps=settings.steps, guidance=settings.guidance_scale)
+        edited = process.edit(
+            denoise, x0, mask, cond, null_cond_for(cond, null_unit=self.null_unit), original_cond=original,
+            latents=latents, progress=_stage(progress, "lip-sync"), should_cancel=should_cancel,
+        )
+        return to_crops(edited)
+
+    # ------------------------------------------------------------------ SRD
+    @torch.no_grad()
+    def restore(
+        self,
+        crops: np.ndarray,
+        masks: np.ndarray,
+        low_res: np.ndarray,
+        *,
+        seed: int,
+        settings: DubSettings | None = None,
+        progress: Progress | None = None,
+        should_cancel: ShouldCancel | None = None,
+    ) -> np.ndarray:
+        """Detail-restored crops ``[T x S x S x 3]`` uint8 at the SRD size.
+
+        ``crops``/``masks``: the original high-resolution crops and their masks;
+        ``low_res``: the LSD output ``[T x s x s x 3]`` for the same frames,
+        upsampled here with bicubic interpolation (section 3.2).
+        """
+        settings = settings or self.settings
+        if crops.shape[1:] != (self.srd_size, self.srd_size, 3) or masks.shape != crops.shape[:3]:
+            raise InvalidArgumentError(f"SRD crops must be [T, {self.srd_size}, {self.srd_size}, 3] with matching masks")
+        device = self.device
+        x0 = to_tensor(crops).to(device)
+        mask = mask_tensor(masks).to(device)
+        low = to_tensor(low_res).to(device)
+        frames = low.shape[2]
+        up = F.interpolate(low[0].transpose(0, 1), size=(self.srd_size, self.srd_size), mode="bicubic", align_corners=False)
+        up = up.clamp(-1.0, 1.0).transpose(0, 1).unsqueeze(0)
+        assert up.shape[2] == frames
+
+        def denoise(x_t: torch.Tensor, timestep: torch.Tensor, cond: dict) -> torch.Tensor:
+            return self.srd(torch.cat([x_t, cond["low_res"], cond["mask"]], dim=1), timestep).sample
+
+        srd_settings = replace(settings, section_frames=max(settings.section_frames, frames + 1))
+        process = self._process(srd_settings, steps=settings.srd_steps or settings.steps, guidance=1.0)
+        generator = torch.Generator(device="cpu").manual_seed(int(seed))
+        return to_crops(
+            process.sample(
+                denoise, x0, mask, {"low_res": up, "mask": mask}, generator=generator,
+                progress=_stage(progress, "restore"), should_cancel=should_cancel,
+            )
+        )
+
+
+def _stage(progress: Progress | None, stage: str):
+    """Adapt the diffusion's per-step callback to ``progress(stage, done, total)``."""
+    if progress is None:
+        return None
+
+    def report(done: int, total: int) -> None:
+        progress(stage, int(done), int(total))
+
+    return report
