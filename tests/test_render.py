@@ -1,0 +1,154 @@
+"""Dub a shot end to end with a tiny bundle built in the test (random weights: these tests check
+the mechanics — frames, timecode, sound, passthrough, lossless outside the matte, the cache,
+determinism and errors — not the look of the mouth)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edidub_engine.cache import InversionCache
+from edidub_engine.errors import MediaNotFoundError, OutputExistsError, RangeOutsideMediaError
+from edidub_engine.media import iter_frames, load_audio, probe_video
+from edidub_engine.render import LoadedModels, ShotRenderer
+from edidub_engine.shot import ShotRequest
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, footage_path):
+    from edidub_engine.audio import fit_codebook, load_frontend
+    from edidub_engine.models import build_model
+    from edidub_engine.models.bundle import write_bundle_manifest
+
+    out = tmp_path_factory.mktemp("bundle")
+    codebook = fit_codebook(load_frontend("mel"), [footage_path("grid_bbaf2n.mpg")], clusters=8, max_vectors=5000, seed=0)
+    codebook.save(out / "codebook.safetensors")
+    torch.manual_seed(0)
+    lsd = build_model("lsd-tiny", num_units=9, base_channels=16, channel_mults=(1, 2), attention_resolutions=(16,))
+    srd = build_model("srd-tiny", base_channels=8, channel_mults=(1, 2), norm_num_groups=4)
+    for model in (lsd, srd):  # guided-diffusion zero-initialises the output layer: give it something to say
+        model.conv_out.reset_parameters()
+    lsd.save_pretrained(out / "lsd")
+    srd.save_pretrained(out / "srd")
+    write_bundle_manifest(out, name="test-tiny", version="0", frontend="mel", card={"summary": "random weights for tests"},
+                          defaults={"steps": 3, "inversion_steps": 3, "srd_steps": 2})
+    return out
+
+
+@pytest.fixture(scope="session")
+def models(tiny_bundle):
+    return LoadedModels.load(tiny_bundle)
+
+
+def request(path, start, end, audio, out_dir, codec="ffv1", **options):
+    return ShotRequest.from_dict({
+        "shot_id": "t", "source": {"path": str(path), "start_frame": start, "end_frame": end},
+        "dub_audio": [{"path": str(audio)}], "output": {"dir": str(out_dir), "codec": codec}, "options": options,
+    })
+
+
+def test_lossless_dub_keeps_frames_rate_timecode_and_everything_outside_the_matte(models, footage_path, tmp_path):
+    source = footage_path("retalking_face2.mp4")
+    dub = footage_path("dub_fr_french1.wav")
+    clip = ShotRenderer(models).dub_shot(request(source, 10, 40, dub, tmp_path))
+    info, out = probe_video(source), probe_video(clip.path)
+    assert (out.frame_count, out.rate, out.width, out.height) == (30, info.rate, info.width, info.height)
+    assert out.start_timecode == info.timecode_at(10) == clip.timecode
+    assert clip.frames_edited == 30 and clip.frames_passed_through == ()
+    sound = load_audio(clip.path, sample_rate_hz=16000)
+    expected = load_audio(dub, duration_s=30 / float(info.rate), sample_rate_hz=16000)
+    assert len(sound) == len(expected)
+    assert np.corrcoef(sound, expected)[0, 1] > 0.95  # the dub line, not the source's own sound
+    changed_outside = 0
+    for (_, a), (_, b) in zip(iter_frames(info, 10, 40), iter_frames(out), strict=True):
+        diff = np.abs(a.astype(int) - b.astype(int)).max(axis=2)
+        ys, xs = np.nonzero(diff)
+        assert len(ys) > 0, "the mouth region was edited"
+        # every changed pixel lies in the lower face: below the eye line of this 844x844 frontal clip
+        changed_outside += int((ys < 0.35 * info.height).sum())
+    assert changed_outside == 0
+
+
+def test_audience_shots_pass_through_and_are_listed(models, footage_path, tmp_path):
+    source = footage_path("hamilton_mic_occlusion.mp4")
+    clip = ShotRenderer(models).dub_shot(request(source, 190, 240, footage_path("dub_es_spanish1.wav"), tmp_path))
+    info = probe_video(source)
+    reasons = {r.reason for r in clip.frames_passed_through}
+    passed = {f for r in clip.frames_passed_through for f in range(r.start_frame, r.end_frame)}
+    assert clip.frames_edited > 0 and passed, clip.frames_passed_through
+    assert reasons <= {"no_face", "low_confidence", "too_short"}
+    # passed-through frames are the source's own pixels, bit for bit
+    for k, ((_, a), (_, b)) in enumerate(zip(iter_frames(info, 190, 240), iter_frames(clip.path), strict=True)):
+        if k in passed:
+            assert np.array_equal(a, b), f"frame {190 + k} was listed as passed through but changed"
+
+
+def test_second_language_reuses_the_inversion_and_matches_an_uncached_render(models, footage_path, tmp_path):
+    source = footage_path("grid_bbaf2n.mpg")
+    cache = InversionCache(tmp_path / "cache")
+    for name in "abc":
+        (tmp_path / name).mkdir()
+    first = ShotRenderer(models, cache=cache).dub_shot(request(source, 0, 40, footage_path("dub_fr_french1.wav"), tmp_path / "a"))
+    second = ShotRenderer(models, cache=cache).dub_shot(request(source, 0, 40, footage_path("dub_de_german1.wav"), tmp_path / "b"))
+    uncached = ShotRenderer(models).dub_shot(request(source, 0, 40, footage_path("dub_de_german1.wav"), tmp_path / "c"))
+    assert not first.qc["cache_hit"] and second.qc["cache_hit"]
+    assert second.qc["timings"]["track_s"] < first.qc["timings"]["track_s"]
+    for (_, a), (_, b) in zip(iter_frames(second.path), iter_frames(uncached.path), strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_bad_requests_fail_clearly_and_leave_nothing(models, footage_path, tmp_path):
+    source = footage_path("grid_bbaf2n.mpg")
+    renderer = ShotRenderer(models)
+    with pytest.raises(MediaNotFoundError, match="dub audio"):
+        renderer.dub_shot(request(source, 0, 20, tmp_path / "missing.wav", tmp_path))
+    with pytest.raises(RangeOutsideMediaError, match="grid_bbaf2n.mpg"):
+        renderer.dub_shot(request(source, 60, 90, footage_path("dub_fr_french1.wav"), tmp_path))
+    existing = tmp_path / "grid_bbaf2n_t_dub.mkv"
+    existing.write_bytes(b"an editor's file")
+    with pytest.raises(OutputExistsError):
+        renderer.dub_shot(request(source, 0, 20, footage_path("dub_fr_french1.wav"), tmp_path))
+    assert existing.read_bytes() == b"an editor's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid_bbaf2n_t_dub.mkv"]
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "edidub_engine", *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+
+
+def test_cli_dub_and_its_errors(tiny_bundle, footage_path, tmp_path):
+    video, audio = footage_path("grid_bbaf2n.mpg"), footage_path("dub_fr_french1.wav")
+    ok = run_cli("dub", str(video), "--audio", str(audio), "--models", str(tiny_bundle), "--end", "20", "-q", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    out = tmp_path / "grid_bbaf2n_shot_dub.mov"
+    assert f"wrote {out}" in ok.stdout and probe_video(out).frame_count == 20 and probe_video(out).codec_profile == "HQ"
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    cases = [
+        (["--audio", str(tmp_path / "nope.wav")], empty, 3, "nope.wav"),
+        (["--audio", str(audio), "--end", "500"], empty, 2, "grid_bbaf2n.mpg"),
+        (["--audio", str(audio), "--codec", "dnxhd"], empty, 2, "dnxhd"),
+        (["--audio", str(audio), "--models", str(tmp_path / "no-models")], empty, 7, "no-models"),
+        (["--audio", str(audio), "--end", "20"], tmp_path, 5, "already exists"),
+    ]
+    for extra, cwd, status, needle in cases:
+        models = [] if "--models" in extra else ["--models", str(tiny_bundle)]
+        proc = run_cli("dub", str(video), *models, "-q", *extra, cwd=cwd)
+        assert proc.returncode == status, (extra, proc.stderr)
+        assert needle in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", out.name]
+    assert list(empty.iterdir()) == []
+
+
+def test_shot_file_for_render_farms(tiny_bundle, footage_path, tmp_path):
+    shot = request(footage_path("grid_bbaf2n.mpg"), 5, 25, footage_path("dub_en_jfk.flac"), tmp_path, codec="h264")
+    (tmp_path / "shot.json").write_text(json.dumps(shot.to_dict()))
+    proc = run_cli("dub", "--shot", str(tmp_path / "shot.json"), "--models", str(tiny_bundle), "-q", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert probe_video(tmp_path / "grid_bbaf2n_t_dub.mp4").frame_count == 20
