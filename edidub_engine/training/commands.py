@@ -1,7 +1,8 @@
-"""``edidub prepare``: the argparse wiring, kept here so cli.py adds it with one line.
+"""``edidub prepare`` and ``edidub train``: the argparse wiring, kept here so cli.py adds each with one line.
 
-    from .training.commands import add_prepare_parser
+    from .training.commands import add_prepare_parser, add_train_parser
     add_prepare_parser(sub)
+    add_train_parser(sub)
 
 The handler returns an exit status and raises :class:`EdidubError` subclasses on bad
 input; cli.py's ``main`` turns those into a message and a hint.
@@ -13,7 +14,7 @@ import argparse
 
 from edidub_engine.errors import MediaDecodeError
 
-__all__ = ["add_prepare_parser", "cmd_prepare"]
+__all__ = ["add_prepare_parser", "add_train_parser", "cmd_prepare", "cmd_train", "cmd_train_bundle"]
 
 _DESCRIPTION = (
     "Prepare training data: for every clip under VIDEOS_DIR (recursively), track the face, store aligned "
@@ -79,3 +80,125 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             hint=f"see the reasons above and in {report.manifest_path}",
         )
     return 0
+
+
+_TRAIN_DESCRIPTION = (
+    "Train the lip-sync (lsd) or super-resolution (srd) network on a prepared dataset (`edidub prepare`), "
+    "as in the paper's appendix B.2: AdamW, linear warm-up then cosine decay of the learning rate, weight "
+    "decay, EMA of the weights, horizontal flip; SRD with a random low-resolution side and predecessor "
+    "replacement. RUN_DIR gets config.json, train.log, metrics.jsonl, checkpoints/ (atomic; --resume "
+    "continues exactly) and, when the last step is reached, model/: the EMA weights in diffusers layout "
+    "with model_card.json. Several GPUs: `torchrun --nproc_per_node N -m edidub_engine train ...`."
+)
+
+
+def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``train`` (``lsd``, ``srd``, ``bundle``) on ``subparsers``; returns the ``train`` parser."""
+    train = subparsers.add_parser(
+        "train",
+        help="train the LSD or SRD network on a prepared dataset, or assemble a model bundle",
+        description=_TRAIN_DESCRIPTION,
+    )
+    sub = train.add_subparsers(dest="train_command", metavar="WHAT", required=True)
+    for task in ("lsd", "srd"):
+        p = sub.add_parser(task, help=f"train the {task.upper()} network", description=_TRAIN_DESCRIPTION)
+        p.add_argument("--data", metavar="DATASET_DIR", help="prepared dataset folder (required for a new run; a resumed run uses its own)")
+        p.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run folder: config, log, checkpoints, exported model")
+        p.add_argument("--config", default=None, metavar="PRESET|JSON",
+                       help=f"training preset ({task}-paper, {task}-tiny, {task}-starter) or a config.json; default {task}-paper")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                       help="change one setting, VALUE in JSON (steps=1000, lr=2e-4, model.base_channels=16); repeatable")
+        p.add_argument("--steps", type=int, default=None, metavar="N", help="total optimiser steps (on --resume: a new total)")
+        p.add_argument("--until", type=int, default=None, metavar="STEP", help="stop at this step with a checkpoint (resume later)")
+        p.add_argument("--resume", action="store_true", help="continue RUN_DIR from its newest checkpoint with its own config")
+        p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA (the paper trains in float32)")
+        p.add_argument("--export-dtype", choices=("fp32", "fp16", "bf16"), default=None, help="dtype of the exported weights (fp16 for shipping)")
+        p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+        p.add_argument("--data-licence", default=None, metavar="TEXT", help="licence of the training footage, recorded in the model card")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        p.set_defaults(func=cmd_train, task=task)
+    b = sub.add_parser("bundle", help="put an LSD, an SRD and their codebook into one bundle folder",
+                       description="Assemble a model bundle (bundle.json, model_card.json, lsd/, srd/, codebook.safetensors) "
+                                   "from two finished runs and the codebook the LSD's dataset was prepared with.")
+    b.add_argument("--lsd", required=True, metavar="RUN_DIR", help="LSD run folder (or its model/ folder)")
+    b.add_argument("--srd", required=True, metavar="RUN_DIR", help="SRD run folder (or its model/ folder)")
+    b.add_argument("--codebook", required=True, metavar="CB", help="the codebook (.safetensors)")
+    b.add_argument("-o", "--output", required=True, metavar="BUNDLE_DIR", help="bundle folder to write (must not exist unless --overwrite)")
+    b.add_argument("--name", required=True, help="bundle name (the folder name models are looked up by)")
+    b.add_argument("--version", default="1", help="bundle version (default 1)")
+    b.add_argument("--description", default=None, help="one line for the card")
+    b.add_argument("--notes", default=None, help="what the bundle is and is not good for, for the card")
+    b.add_argument("--credits", default=None, help="credits and licences of the training data, for the card")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
+    b.set_defaults(func=cmd_train_bundle)
+    return train
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Handler of ``edidub train lsd|srd``."""
+    import sys
+
+    from edidub_engine.errors import InvalidArgumentError
+
+    from .config import apply_overrides, parse_override, train_config
+    from .trainer import train
+
+    overrides = [parse_override(text) for text in args.overrides]
+    if args.bf16:
+        overrides.append(("bf16", True))
+    if args.export_dtype:
+        overrides.append(("export_dtype", args.export_dtype))
+    config = None
+    if args.resume:
+        if args.config is not None or overrides:
+            raise InvalidArgumentError("--resume uses the run's own config.json", hint="drop --config, --set, --bf16 and --export-dtype (only --steps may change)")
+    else:
+        if args.data is None:
+            raise InvalidArgumentError("a new run needs --data DATASET_DIR", hint="prepare one with `edidub prepare`")
+        config = train_config(args.config or f"{args.task}-paper")
+        if config.task.value != args.task:
+            raise InvalidArgumentError(f"config {args.config!r} trains {config.task.value}, not {args.task}")
+        config = apply_overrides(config, overrides) if overrides else config
+    result = train(args.data, args.output, config, resume=args.resume, steps=args.steps, until_step=args.until, device=args.device,
+                   progress=not args.quiet, command=["edidub", *sys.argv[1:]] if sys.argv[1:2] == ["train"] else None,
+                   data_licence=args.data_licence)
+    if result.export_dir is not None:
+        print(f"trained {result.step} steps in {result.wall_time_s:.0f} s, final loss {result.final_loss:.4f}; model in {result.export_dir}")
+    elif result.step < result.steps_total:
+        print(f"stopped at step {result.step} of {result.steps_total}; continue with --resume (checkpoint {result.checkpoint})")
+    return 0
+
+
+def cmd_train_bundle(args: argparse.Namespace) -> int:
+    """Handler of ``edidub train bundle``."""
+    from .export import export_bundle
+
+    path = export_bundle(args.lsd, args.srd, args.codebook, args.output, name=args.name, version=args.version,
+                         description=args.description, notes=args.notes, credits=args.credits, overwrite=args.overwrite)
+    print(f"wrote bundle {args.name} to {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m edidub_engine.training.commands prepare|train ...``: the same commands without cli.py
+    (torchrun can start it with ``-m``); errors print as ``edidub``'s do."""
+    import sys
+
+    from edidub_engine.errors import EdidubError
+
+    parser = argparse.ArgumentParser(prog="edidub")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_prepare_parser(sub)
+    add_train_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except EdidubError as err:
+        print(f"edidub {args.command}: error: {err.message}", file=sys.stderr)
+        if err.hint:
+            print(f"  what to do: {err.hint}", file=sys.stderr)
+        return err.exit_status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

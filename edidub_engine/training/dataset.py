@@ -26,6 +26,11 @@ platforms and worker counts). ``dataset.set_epoch(e)`` changes it per epoch like
 so a resumed run can reproduce its batches exactly. Draw order per item: flip, then (SRD)
 low-res side, then the predecessor draws.
 
+Sizes: ``size`` is a stored crop side (64 or 224); with ``source_size`` (a stored side) the
+items are read from those crops and reduced to ``size`` by area averaging (masks: area
+average >= 0.5) — the tiny networks train on 32 px LSD windows from the 64 px crops
+(``size=32, source_size=64``) and 64 px SRD windows from the 224 px crops.
+
 Horizontal flip (``flip=True``: probability 0.5) mirrors video, mask and reference/low_res
 together; units are unchanged (speech has no left and right).
 """
@@ -69,12 +74,27 @@ def _to_mask(masks: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(masks)).unsqueeze(0).float()
 
 
+def _resize_video(video: torch.Tensor, size: int) -> torch.Tensor:
+    """[C, T, H, W] → [C, T, size, size] by area averaging (an anti-aliased reduction); unchanged at its size."""
+    if video.shape[-1] == size and video.shape[-2] == size:
+        return video
+    return F.interpolate(video.transpose(0, 1), size=(size, size), mode="area").transpose(0, 1).contiguous()
+
+
+def _resize_mask(mask: torch.Tensor, size: int) -> torch.Tensor:
+    """[1, T, H, W] {0, 1} → [1, T, size, size] {0, 1}: area average, then at least half covered."""
+    if mask.shape[-1] == size and mask.shape[-2] == size:
+        return mask
+    return (_resize_video(mask, size) >= 0.5).float()
+
+
 class _WindowDataset(torch.utils.data.Dataset):
     """Windows over a prepared dataset's shards (see the module docstring)."""
 
     _runs_key = "valid_runs"
 
-    def __init__(self, dataset_dir: str | os.PathLike, *, window_frames: int, size: int, flip: bool, seed: int, stride: int):
+    def __init__(self, dataset_dir: str | os.PathLike, *, window_frames: int, size: int, flip: bool, seed: int, stride: int,
+                 source_size: int | None = None):
         self.dataset_dir = Path(dataset_dir).expanduser()
         self.manifest = read_manifest(self.dataset_dir)
         if window_frames < 1:
@@ -82,8 +102,12 @@ class _WindowDataset(torch.utils.data.Dataset):
         if stride < 1:
             raise InvalidArgumentError(f"stride must be >= 1, got {stride}")
         sizes = tuple(self.manifest["settings"].get("crop_sizes", CROP_SIZES))
-        if size not in sizes:
-            raise InvalidArgumentError(f"crops of {size} px are not in this dataset", hint=f"use one of {', '.join(map(str, sizes))}")
+        stored = size if source_size is None else int(source_size)
+        if stored not in sizes:
+            raise InvalidArgumentError(f"crops of {stored} px are not in this dataset", hint=f"use one of {', '.join(map(str, sizes))}")
+        if not 1 <= size <= stored:
+            raise InvalidArgumentError(f"size {size} must be between 1 and the stored crops' {stored} px")
+        self.stored_size = stored  # the stored crops items are read from (then reduced to ``size``)
         self.window_frames = int(window_frames)
         self.size = int(size)
         self.flip = bool(flip)
@@ -162,7 +186,7 @@ class _WindowDataset(torch.utils.data.Dataset):
 class LipSyncWindowDataset(_WindowDataset):
     """LSD training windows: ``video``, ``mask``, ``reference`` [.., T, size, size] and ``units`` [T, 2].
 
-    ``window_frames`` (default 25, the paper's); ``size`` 64 (LSD) or 224; ``flip`` mirrors with
+    ``window_frames`` (default 25, the paper's); ``size`` 64 (LSD) or 224 (or smaller from ``source_size``); ``flip`` mirrors with
     probability 0.5; ``stride`` between window starts (default 1: every window). Only windows
     whose every frame is valid and has a reference. Warns when the dataset's exclusion window k
     is smaller than ``window_frames - 1`` (a frame's reference could then be another target
@@ -180,8 +204,9 @@ class LipSyncWindowDataset(_WindowDataset):
         flip: bool = True,
         seed: int = 0,
         stride: int = 1,
+        source_size: int | None = None,
     ):
-        super().__init__(dataset_dir, window_frames=window_frames, size=size, flip=flip, seed=seed, stride=stride)
+        super().__init__(dataset_dir, window_frames=window_frames, size=size, flip=flip, seed=seed, stride=stride, source_size=source_size)
         k = int(self.manifest["settings"]["exclusion_frames"])
         if k < self.window_frames - 1:
             warnings.warn(
@@ -201,10 +226,10 @@ class LipSyncWindowDataset(_WindowDataset):
                 f"{self.clips[clip]['name']} frames {start}-{end - 1} lack a reference although the manifest lists them",
                 hint="run `edidub prepare` again so the manifest and shards agree",
             )
-        crops = f"crops_{self.size}"
-        video = _to_video(self._read(clip, crops, start, end))
-        mask = _to_mask(self._read(clip, f"masks_{self.size}", start, end))
-        reference = _to_video(self._read_frames(clip, crops, refs))
+        crops = f"crops_{self.stored_size}"
+        video = _resize_video(_to_video(self._read(clip, crops, start, end)), self.size)
+        mask = _resize_mask(_to_mask(self._read(clip, f"masks_{self.stored_size}", start, end)), self.size)
+        reference = _resize_video(_to_video(self._read_frames(clip, crops, refs)), self.size)
         units = torch.from_numpy(np.ascontiguousarray(self._read(clip, "units", start, end))).long()
         if self.flip and bool(torch.rand((), generator=g) < 0.5):
             video, mask, reference = video.flip(-1), mask.flip(-1), reference.flip(-1)
@@ -240,8 +265,9 @@ class SuperResWindowDataset(_WindowDataset):
         flip: bool = True,
         seed: int = 0,
         stride: int = 1,
+        source_size: int | None = None,
     ):
-        super().__init__(dataset_dir, window_frames=window_frames, size=size, flip=flip, seed=seed, stride=stride)
+        super().__init__(dataset_dir, window_frames=window_frames, size=size, flip=flip, seed=seed, stride=stride, source_size=source_size)
         lo, hi = (int(v) for v in low_res_range)
         if not 1 <= lo <= hi <= self.size:
             raise InvalidArgumentError(f"low_res_range {low_res_range} must satisfy 1 <= low <= high <= {self.size}")
@@ -260,9 +286,9 @@ class SuperResWindowDataset(_WindowDataset):
         replace = torch.rand(self.window_frames, generator=g) < self.prev_frame_prob
 
         first = start - 1 if start > run_start else start  # the predecessor of frame 0 when it is usable
-        frames = _to_video(self._read(clip, f"crops_{self.size}", first, end))  # [3, T', H, W]
+        frames = _resize_video(_to_video(self._read(clip, f"crops_{self.stored_size}", first, end)), self.size)  # [3, T', H, W]
         video = frames[:, start - first :]
-        mask = _to_mask(self._read(clip, f"masks_{self.size}", start, end))
+        mask = _resize_mask(_to_mask(self._read(clip, f"masks_{self.stored_size}", start, end)), self.size)
         small = F.interpolate(frames.transpose(0, 1), size=(side, side), mode="area")
         up = F.interpolate(small, size=(self.size, self.size), mode="bicubic", align_corners=False).clamp_(-1.0, 1.0)
         up = up.transpose(0, 1)  # [3, T', H, W]
