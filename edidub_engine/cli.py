@@ -174,6 +174,8 @@ def _cmd_dub(args: argparse.Namespace) -> int:
         print(f"  the dub line ends before the shot: its last {clip.qc['dub_padded_frames']} frame(s) got no speech")
     if clip.qc.get("dub_cut_s"):
         print(f"  the dub line runs {clip.qc['dub_cut_s']:.2f} s past the shot; that part is not in the clip")
+    if clip.patch_path:
+        print(f"wrote {clip.patch_path}: the edited region with its matte as alpha (ProRes 4444)")
     print(f"wrote {clip.path}: {clip.end_frame - clip.start_frame} frames at {clip.rate.numerator}/{clip.rate.denominator} fps "
           f"from {clip.timecode}, {clip.frames_edited} edited, {passed} passed through "
           f"({clip.model.get('name')} {clip.model.get('version')}, {clip.qc['timings']['total_s']:.1f} s)")
@@ -201,7 +203,7 @@ def _request_from_args(args: argparse.Namespace):
         "shot_id": args.shot_id,
         "source": {"path": str(info.path), "start_frame": start, "end_frame": end},
         "dub_audio": [{"path": str(Path(args.audio).expanduser()), "start_s": args.audio_start, "duration_s": args.audio_duration}],
-        "output": {"dir": str(Path.cwd()), "codec": args.codec},
+        "output": {"dir": str(Path.cwd()), "codec": args.codec, "patch": args.patch},
         "options": {k: v for k, v in {"steps": args.steps, "inversion_steps": args.inversion_steps,
                                      "guidance_scale": args.guidance, "seed": args.seed, "face": args.face}.items() if v is not None},
     })
@@ -313,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--guidance", type=float, help="classifier-free guidance scale (paper: 5)")
     dub.add_argument("--seed", type=int, help="random seed (same request, model and seed give the same frames)")
     dub.add_argument("--face", help="which face: 'largest', an index counted left to right (0, 1…) or 'X,Y' in pixels")
+    dub.add_argument("--patch", action="store_true", help="also write <output>_patch.mov: the edited region alone as ProRes 4444 with the feathered matte as alpha, to lay over the untouched original")
     dub.add_argument("--no-cache", action="store_true", help="do not read or write the inversion cache")
     dub.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     dub.set_defaults(func=_cmd_dub)

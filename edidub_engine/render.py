@@ -19,6 +19,7 @@ is written under a temporary name and published only when complete.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -275,10 +276,21 @@ class ShotRenderer:
 
         t2 = time.perf_counter()
         codec = Codec(request.output.codec)
-        with ClipWriter(out, width=info.width, height=info.height, rate=info.rate, codec=codec,
-                        timecode=info.timecode_at(start), audio=dub48, audio_sample_rate_hz=48000) as writer:
-            self._write(info, start, n, track, runs, edited_lsd, settings, writer, progress, should_cancel)
+        patch_path = out.with_name(out.stem + "_patch.mov") if request.output.patch else None
+        if patch_path is not None and patch_path.exists():
+            raise OutputExistsError(f"{shot}: {patch_path} already exists; EdiDub never overwrites media",
+                                    hint="choose another output name or move the existing file away")
+        with contextlib.ExitStack() as stack:
+            writer = stack.enter_context(ClipWriter(out, width=info.width, height=info.height, rate=info.rate, codec=codec,
+                                                    timecode=info.timecode_at(start), audio=dub48, audio_sample_rate_hz=48000))
+            patch = None
+            if patch_path is not None:
+                patch = stack.enter_context(ClipWriter(patch_path, width=info.width, height=info.height, rate=info.rate,
+                                                       codec=Codec.PRORES_4444, timecode=info.timecode_at(start)))
+            self._write(info, start, n, track, runs, edited_lsd, settings, writer, patch, progress, should_cancel)
             path = writer.close()
+            if patch is not None:
+                patch.close()
         timings["restore_and_encode_s"] = time.perf_counter() - t2
         timings["total_s"] = time.perf_counter() - t0
         edited = sum(b - a for a, b in runs)
@@ -289,6 +301,7 @@ class ShotRenderer:
                 "timings": {k: round(v, 3) for k, v in timings.items()}, "settings": settings.to_dict(),
                 "source": {"path": str(info.path), "start_frame": start, "end_frame": end}},
             model=dict(self.models.identity), record=dict(request.record),
+            patch_path=None if patch_path is None else str(patch_path),
         )
 
     # -- pieces --------------------------------------------------------------------------
@@ -348,9 +361,23 @@ class ShotRenderer:
             raise InvalidArgumentError("speech units came out invalid")
         return units
 
-    def _write(self, info, start, n, track, runs, edited_lsd, settings, writer, progress, should_cancel) -> None:
+    def _write(self, info, start, n, track, runs, edited_lsd, settings, writer, patch, progress, should_cancel) -> None:
+        """Encode the shot in order; ``patch`` (optional) gets the edited region alone with the matte as alpha.
+
+        The patch is meant to be laid over the untouched original: its colour is the
+        composited frame and its alpha the feathered matte, so the core of the edit is
+        exact and everything outside the matte is the original media itself.
+        """
+        import cv2
+
         from .face import feathered_matte, lower_face_mask, paste_back, warp_crop
         from .media import iter_frames
+
+        def layer(frame: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+            rgba = np.empty((*frame.shape[:2], 4), np.uint8)
+            rgba[..., :3] = frame
+            rgba[..., 3] = 0 if alpha is None else np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)
+            return rgba
 
         size = self.pipeline.srd_size
         scale = size / 224.0
@@ -373,6 +400,8 @@ class ShotRenderer:
             if run is None:
                 for _, frame in iter_frames(info, start + a, start + b):
                     writer.write(frame)
+                    if patch is not None:
+                        patch.write(layer(frame, None))
                     written += 1
                     if progress is not None:
                         progress("render", written, n)
@@ -386,7 +415,12 @@ class ShotRenderer:
             strength = _ramp(run, n, settings.crossfade_frames)[a - run[0] : b - run[0]]
             for k, (_, frame) in enumerate(iter_frames(info, start + a, start + b)):
                 matte = feathered_matte(masks[k].astype(np.float32), feather_px=feather) * strength[k]
-                writer.write(paste_back(frame, restored[k], crops[k], matrices[k], matte))
+                composited = paste_back(frame, restored[k], crops[k], matrices[k], matte)
+                writer.write(composited)
+                if patch is not None:
+                    alpha = cv2.warpAffine(matte, matrices[k], (info.width, info.height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                           borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+                    patch.write(layer(composited, alpha))
                 written += 1
                 if progress is not None:
                     progress("render", written, n)

@@ -152,3 +152,25 @@ def test_shot_file_for_render_farms(tiny_bundle, footage_path, tmp_path):
     proc = run_cli("dub", "--shot", str(tmp_path / "shot.json"), "--models", str(tiny_bundle), "-q", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert probe_video(tmp_path / "grid_bbaf2n_t_dub.mp4").frame_count == 20
+
+
+def test_patch_deliverable_is_the_edit_alone_with_the_matte_as_alpha(models, footage_path, tmp_path):
+    import av
+
+    source = footage_path("grid_bbaf2n.mpg")
+    shot = ShotRequest.from_dict({
+        "shot_id": "p", "source": {"path": str(source), "start_frame": 0, "end_frame": 12},
+        "dub_audio": [{"path": str(footage_path("dub_fr_french1.wav"))}],
+        "output": {"dir": str(tmp_path), "codec": "ffv1", "patch": True},
+    })
+    clip = ShotRenderer(models).dub_shot(shot)
+    patch = probe_video(clip.patch_path)
+    assert (patch.codec, patch.codec_profile, patch.frame_count, patch.start_timecode) == ("prores", "4444", 12, clip.timecode)
+    with av.open(clip.patch_path) as container:
+        for frame, (_, dubbed) in zip(container.decode(video=0), iter_frames(clip.path), strict=True):
+            rgba = frame.to_ndarray(format="rgba")
+            alpha = rgba[..., 3]
+            assert 0 < (alpha > 0).mean() < 0.2  # the lower face, not the frame
+            ys, xs = np.nonzero(alpha == 255)
+            # where the patch is opaque its colour is the dubbed frame's (ProRes 4444 is near-lossless)
+            assert np.abs(rgba[ys, xs, :3].astype(int) - dubbed[ys, xs].astype(int)).mean() < 3

@@ -40,6 +40,7 @@ class Codec(str, Enum):
     PRORES_HQ = "prores_hq"
     H264 = "h264"
     FFV1 = "ffv1"
+    PRORES_4444 = "prores_4444"  # RGBA: the compositor's patch (edited region + feathered matte as alpha)
 
     @property
     def extension(self) -> str:
@@ -57,6 +58,7 @@ class _CodecSpec:
     yuv: bool
     even_width: bool
     even_height: bool
+    channels: int = 3  # 4: frames carry an alpha channel (RGBA)
 
 
 # ProRes: FFmpeg's prores_aw, not prores_ks. At the HQ profile both gave the same PSNR on a
@@ -67,6 +69,8 @@ _SPECS = {
     Codec.PRORES_HQ: _CodecSpec(".mov", "prores_aw", "yuv422p10le", {"profile": "3", "vendor": "apl0"}, "pcm_s24le", "s32", True, True, False),
     Codec.H264: _CodecSpec(".mp4", "libx264", "yuv420p", {"crf": "18", "preset": "medium"}, "aac", "fltp", True, True, True),
     Codec.FFV1: _CodecSpec(".mkv", "ffv1", "bgr0", {"level": "3", "slicecrc": "1", "g": "1"}, "flac", "s16", False, False, False),
+    # Alpha needs prores_ks (prores_aw writes no alpha plane); profile 4 = 4444, 10-bit with a 16-bit alpha plane.
+    Codec.PRORES_4444: _CodecSpec(".mov", "prores_ks", "yuva444p10le", {"profile": "4", "vendor": "apl0", "alpha_bits": "16"}, "pcm_s24le", "s32", True, False, False, 4),
 }
 _BT709 = 1
 _LIMITED_RANGE = 1
@@ -202,18 +206,19 @@ class ClipWriter:
 
     # -- writing -----------------------------------------------------------------------------
     def write(self, frame: np.ndarray) -> None:
-        """Append one H×W×3 uint8 RGB frame."""
+        """Append one H×W×3 uint8 RGB frame (H×W×4 RGBA for codecs with alpha)."""
         if self._closed:
             raise MediaEncodeError(f"{self.path.name} is already closed; no more frames can be written")
-        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != (self.height, self.width, 3):
+        channels = self._spec.channels
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != (self.height, self.width, channels):
             got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
             raise InvalidArgumentError(
                 f"frame {self.frames_written} for {self.path.name} must be uint8 of shape "
-                f"({self.height}, {self.width}, 3) RGB, got {got}",
+                f"({self.height}, {self.width}, {channels}) {'RGBA' if channels == 4 else 'RGB'}, got {got}",
                 hint="pass frames at the clip's native size as decoded by iter_frames",
             )
         try:
-            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgba" if channels == 4 else "rgb24")
             if self._spec.yuv:
                 picture = picture.reformat(
                     format=self._spec.pix_fmt,

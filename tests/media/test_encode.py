@@ -83,3 +83,22 @@ def test_writer_validates_its_inputs(tmp_path):
         with ClipWriter(tmp_path / "a.mov", width=64, height=48, rate=25) as writer:
             writer.write(np.zeros((48, 64, 3), np.float32))
     assert list(tmp_path.iterdir()) == []  # nothing published, no temp left
+
+
+def test_prores_4444_keeps_alpha(tmp_path):
+    import av
+
+    rgba = np.zeros((48, 64, 4), np.uint8)
+    rgba[..., :3] = 90
+    rgba[10:30, 20:40, 3] = 255
+    rgba[15:25, 25:35, 3] = 128
+    out = tmp_path / "patch.mov"
+    with ClipWriter(out, width=64, height=48, rate=Fraction(24000, 1001), codec=Codec.PRORES_4444, timecode="01:00:00:00") as writer:
+        writer.write(rgba)
+        with pytest.raises(InvalidArgumentError):
+            writer.write(rgba[..., :3].copy())  # alpha codecs take RGBA
+    info = probe_video(out)
+    assert (info.codec, info.codec_profile, info.start_timecode) == ("prores", "4444", "01:00:00:00")
+    with av.open(str(out)) as container:
+        alpha = next(container.decode(video=0)).to_ndarray(format="rgba")[..., 3]
+    assert np.abs(alpha.astype(int) - rgba[..., 3]).max() <= 1
