@@ -332,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_codebook_parser(sub)
     add_prepare_parser(sub)
     add_daemon_parsers(sub)
+
+    from plugins.davinci.install import add_install_parser
+
+    add_install_parser(sub)
     return parser
 
 

@@ -1,0 +1,136 @@
+"""Resolve script fixtures: the documented-API double, short test clips at NTSC and film rates,
+a tiny random model bundle, a real in-process daemon and the scripts installed into a temporary HOME."""
+
+from __future__ import annotations
+
+import runpy
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+import resolve_double
+from resolve_api import DOCUMENTED
+
+REPO = Path(__file__).resolve().parents[2]
+FOOTAGE = REPO.parent / "shared" / "footage"
+CLIP_FRAMES = 20
+# timeline rate text → (media rate, start timecode, file name)
+RATES = {
+    "24": (Fraction(24), "01:00:00:00", "talk_24.mov"),
+    "23.976": (Fraction(24000, 1001), "01:00:00:00", "talk_23976.mov"),
+    "29.97 DF": (Fraction(30000, 1001), "01:00:00;00", "talk_2997df.mov"),
+}
+
+
+def need(name: str) -> Path:
+    path = FOOTAGE / name
+    if not path.is_file():
+        pytest.skip(f"shared footage {path} is absent")
+    return path
+
+
+@pytest.fixture(scope="session")
+def media_root(tmp_path_factory) -> Path:
+    """Real GRID frames re-encoded as ProRes at 24, 24000/1001 and 30000/1001 with hour-one timecode."""
+    from edidub_engine.media import ClipWriter, read_frames
+
+    root = tmp_path_factory.mktemp("media")
+    frames = read_frames(need("grid_bbaf2n.mpg"), 0, CLIP_FRAMES + 4)
+    for rate, tc, name in RATES.values():
+        with ClipWriter(root / name, width=frames.shape[2], height=frames.shape[1], rate=rate, codec="prores_hq", timecode=tc) as w:
+            for frame in frames:
+                w.write(frame)
+    return root
+
+
+@pytest.fixture(scope="session")
+def dub_audio() -> Path:
+    return need("dub_fr_french1.wav")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory):
+    import torch
+
+    from edidub_engine.audio import fit_codebook, load_frontend
+    from edidub_engine.models import build_model
+    from edidub_engine.models.bundle import write_bundle_manifest
+
+    out = tmp_path_factory.mktemp("bundle")
+    codebook = fit_codebook(load_frontend("mel"), [need("grid_bbaf2n.mpg")], clusters=8, max_vectors=5000, seed=0)
+    codebook.save(out / "codebook.safetensors")
+    torch.manual_seed(0)
+    lsd = build_model("lsd-tiny", num_units=9, base_channels=16, channel_mults=(1, 2), attention_resolutions=(16,))
+    srd = build_model("srd-tiny", base_channels=8, channel_mults=(1, 2), norm_num_groups=4)
+    for model in (lsd, srd):
+        model.conv_out.reset_parameters()
+    lsd.save_pretrained(out / "lsd")
+    srd.save_pretrained(out / "srd")
+    write_bundle_manifest(out, name="test-tiny", version="0", frontend="mel", card={"summary": "random weights for tests"},
+                          defaults={"steps": 3, "inversion_steps": 3, "srd_steps": 2})
+    return out
+
+
+@pytest.fixture(scope="session")
+def daemon(tiny_bundle, media_root, tmp_path_factory):
+    """A real daemon whose runner renders with the tiny bundle."""
+    from edidub_engine.daemon.server import Server, ServerSettings
+    from edidub_engine.render import LoadedModels, ShotRenderer
+
+    models = LoadedModels.load(tiny_bundle)
+    settings = ServerSettings(
+        store_path=tmp_path_factory.mktemp("store") / "jobs.sqlite3",
+        media_roots=(media_root, FOOTAGE),
+        request_endpoint="tcp://127.0.0.1:*",
+        events_endpoint="tcp://127.0.0.1:*",
+        devices=("cpu",),
+        shutdown_timeout_s=10,
+    )
+    server = Server(settings, runner_factory=lambda device: ShotRenderer(models).dub_shot)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A temporary HOME (and config folder) for the installed scripts and the per-project settings."""
+    path = tmp_path / "home"
+    path.mkdir()
+    monkeypatch.setenv("HOME", str(path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(path / ".config"))
+    monkeypatch.delenv("EDIDUB_DAEMON", raising=False)
+    return path
+
+
+@pytest.fixture
+def installed(home) -> Path:
+    """The scripts as `edidub install resolve --user` writes them (Linux per-user folder)."""
+    from plugins.davinci.install import install, scripts_folder
+
+    install(scripts_folder(user=True, platform="linux", home=str(home)))
+    return scripts_folder(user=True, platform="linux", home=str(home)) / "Edit"
+
+
+@pytest.fixture
+def run_script(installed, capsys):
+    """``run_script("Dub Shot", resolve)`` → (report, console text): the installed file, run as Resolve runs it."""
+
+    def run(which: str, resolve):
+        capsys.readouterr()
+        scope = runpy.run_path(str(installed / f"EdiDub {which}.py"), init_globals={"resolve": resolve}, run_name="__main__")
+        return scope["report"], capsys.readouterr().out
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def documented_calls_only():
+    """Every call any test makes on the double must be a documented Resolve method."""
+    resolve_double.CALLS.clear()
+    resolve_double.MISUSE.clear()
+    yield
+    undocumented = sorted(c for c in resolve_double.CALLS if c.split(".")[1] not in DOCUMENTED[c.split(".")[0]])
+    assert not undocumented, f"calls outside the documented Resolve API: {undocumented}"
+    assert not resolve_double.MISUSE, resolve_double.MISUSE

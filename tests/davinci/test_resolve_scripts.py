@@ -1,0 +1,205 @@
+"""The Resolve scripts, unchanged, against the documented-API double and a real daemon."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import sys
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import resolve_double as rd
+from conftest import CLIP_FRAMES, RATES, REPO
+from resolve_api import ALL_METHODS, DOCUMENTED, DOCUMENTED_CONSTANTS, UI_MANAGER
+
+RECORD_OFFSET = 48  # the shot starts two seconds-ish into the timeline
+DUR = 16  # frames of the clip on the timeline (of CLIP_FRAMES + 4 in the file)
+LEFT = 3  # file-relative source in
+
+
+def build(media_root, dub_audio, rate="24", *, version="21.0.4", audio=True, speed=1.0, select=True, media=None):
+    """A project with one timeline: V1 holds the talking clip, A2 the dub speech under it."""
+    resolve = rd.Resolve(version)
+    tl = rd.new_timeline(resolve, "Episode 101", "Reel 1", rate, start_timecode=RATES[rate][1])
+    pool = resolve.GetProjectManager().GetCurrentProject().GetMediaPool()
+    (mpi,) = pool.ImportMedia([str(media or media_root / RATES[rate][2])])
+    rec = tl.GetStartFrame() + RECORD_OFFSET
+    item = tl._add_video(1, mpi, rec, DUR, left=LEFT, speed=speed)
+    if audio:
+        tl._add_audio(2, str(dub_audio), rec - 5, DUR + 10, left=0)
+    if select:
+        tl._selected = [item]
+    tl._playhead = rec + 2
+    return resolve, tl, item
+
+
+@pytest.mark.parametrize("rate", list(RATES))
+def test_dub_shot_lands_on_the_new_track_at_the_original_record_frames(rate, media_root, dub_audio, daemon, run_script, monkeypatch):
+    from edidub_engine.media import probe_video
+
+    monkeypatch.setenv("EDIDUB_DAEMON", daemon.request_endpoint)
+    resolve, tl, original = build(media_root, dub_audio, rate)
+    assert tl.GetStartFrame() == {"24": 86400, "23.976": 86400, "29.97 DF": 107892}[rate]
+    report, out = run_script("Dub Shot", resolve)
+    assert report is not None and report.ok, out
+    (placed,) = report.placed
+    assert tl.GetTrackCount("video") == 2 and tl.GetTrackName("video", 2) == "EdiDub"
+    (dub,) = tl.GetItemListInTrack("video", 2)
+    assert (dub.GetStart(), dub.GetDuration()) == (original.GetStart(), original.GetDuration())
+    assert tl.GetItemListInTrack("video", 1) == [original]  # the original is untouched
+    # the rendered file holds exactly the clip's source frames, with their timecode
+    info = probe_video(placed.path)
+    assert info.frame_count == DUR and info.rate == RATES[rate][0]
+    assert info.start_timecode == probe_video(media_root / RATES[rate][2]).timecode_at(LEFT)
+    # it was imported into the EdiDub bin, and a marker carries the job id
+    root = resolve.GetProjectManager().GetCurrentProject().GetMediaPool().GetRootFolder()
+    (edidub_bin,) = [f for f in root.GetSubFolderList() if f.GetName() == "EdiDub"]
+    assert [c.GetClipProperty("File Path") for c in edidub_bin.GetClipList()] == [placed.path]
+    marker = tl.GetMarkerByCustomData(f"edidub:{placed.job_id}")
+    assert marker and marker["duration"] == DUR and placed.job_id in marker["note"]
+    assert float(original.GetStart() - tl.GetStartFrame()) in tl.GetMarkers()
+    # the settings were remembered for the project
+    saved = json.loads((Path(os.environ["XDG_CONFIG_HOME"]) / "edidub" / "resolve-projects.json").read_text())
+    assert saved["Episode 101"]["quality"] == "standard"
+
+
+def test_dub_timeline_places_every_rendered_clip(media_root, dub_audio, daemon, run_script, monkeypatch):
+    monkeypatch.setenv("EDIDUB_DAEMON", daemon.request_endpoint)
+    resolve, tl, first = build(media_root, dub_audio, "24", version="20.2.0")  # no GetSelectedClips: not needed here
+    (mpi,) = resolve.GetProjectManager().GetCurrentProject().GetMediaPool().ImportMedia([str(media_root / RATES["24"][2])])
+    second = tl._add_video(1, mpi, first.GetEnd() + 30, 10, left=8)
+    tl._add_audio(2, str(dub_audio), second.GetStart(), 10, left=20)
+    silent = tl._add_video(1, mpi, second.GetEnd() + 40, 8, left=0)  # no dub under it: skipped and listed
+    report, out = run_script("Dub Timeline", resolve)
+    assert report is not None and report.ok, out
+    assert len(report.placed) == 2 and len(report.skipped) == 1 and "no dub speech" in report.skipped[0]
+    dubbed = tl.GetItemListInTrack("video", 2)
+    assert [(d.GetStart(), d.GetDuration()) for d in dubbed] == [(first.GetStart(), DUR), (second.GetStart(), 10)]
+    assert silent in tl.GetItemListInTrack("video", 1)
+
+
+def test_no_daemon_running(media_root, dub_audio, run_script, monkeypatch):
+    monkeypatch.setenv("EDIDUB_DAEMON", "tcp://127.0.0.1:9")  # nothing listens there
+    from plugins.davinci import resolve_bridge as rb
+
+    rb.save_settings("Episode 101", rb.ProjectSettings(daemon_timeout_s=1.0))
+    resolve, tl, _ = build(media_root, dub_audio)
+    report, out = run_script("Dub Shot", resolve)
+    assert report is None
+    assert "no EdiDub daemon is running" in out and "edidub serve --media-root" in out
+    assert tl.GetTrackCount("video") == 1  # nothing was changed
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("no_selection", "no clip is selected"),
+    ("no_audio", "there is no dub audio under clip"),
+    ("offline", "is offline"),
+    ("speed", "has a speed change"),
+])
+def test_clear_messages(case, needle, media_root, dub_audio, run_script, tmp_path):
+    kw = {}
+    if case == "no_selection":
+        kw = {"select": False, "version": "21.0.3"}
+    elif case == "no_audio":
+        kw = {"audio": False}
+    elif case == "speed":
+        kw = {"speed": 2.0}
+    elif case == "offline":
+        moved = tmp_path / "moved.mov"
+        moved.write_bytes((media_root / RATES["24"][2]).read_bytes())
+        kw = {"media": moved}
+    resolve, tl, item = build(media_root, dub_audio, **kw)
+    if case == "no_selection":
+        tl._playhead = tl.GetStartFrame()  # nothing under the playhead either
+    if case == "offline":
+        os.remove(kw["media"])
+    report, out = run_script("Dub Shot", resolve)
+    assert report is None and needle in out, out
+    assert "What to do:" in out
+    assert tl.GetTrackCount("video") == 1
+
+
+def test_playhead_finds_the_clip_on_older_resolve(media_root, dub_audio, run_script, monkeypatch):
+    """Before 21.0.4 there is no GetSelectedClips: the clip under the playhead is the shot (read as far as submitting)."""
+    monkeypatch.setenv("EDIDUB_DAEMON", "tcp://127.0.0.1:9")
+    from plugins.davinci import resolve_bridge as rb
+
+    rb.save_settings("Episode 101", rb.ProjectSettings(daemon_timeout_s=0.5))
+    resolve, tl, item = build(media_root, dub_audio, "29.97 DF", version="19.1.0", select=False)
+    report, out = run_script("Dub Shot", resolve)
+    assert "no EdiDub daemon" in out  # got past finding the clip and its dub audio
+
+
+def test_installer_writes_into_home_and_uninstall_leaves_nothing(home):
+    from plugins.davinci.install import SCRIPT_NAMES, scripts_folder
+
+    env = dict(os.environ, HOME=str(home), PYTHONPATH=str(REPO))
+    code = "import argparse,sys; from plugins.davinci.install import add_install_parser; p=argparse.ArgumentParser(prog='edidub'); " \
+           "s=p.add_subparsers(); add_install_parser(s); a=p.parse_args(sys.argv[1:]); sys.exit(a.func(a))"
+    run = lambda *args: subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120)
+    done = run("install", "resolve", "--user")
+    assert done.returncode == 0, done.stderr
+    folder = scripts_folder(user=True, platform="linux", home=str(home)) / "Edit"
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*SCRIPT_NAMES, ".edidub-install.json"])
+    text = (folder / SCRIPT_NAMES[0]).read_text()
+    assert repr(str(REPO)) in text and "pyzmq==" in text and "msgpack==" in text
+    ast.parse(text)
+    gone = run("install", "resolve", "--user", "--uninstall")
+    assert gone.returncode == 0, gone.stderr
+    assert list(home.iterdir()) == []
+
+
+def test_scripts_folder_for_every_os():
+    from plugins.davinci.install import scripts_folder
+
+    bmd = Path("Blackmagic Design") / "DaVinci Resolve"
+    assert scripts_folder(user=False, platform="darwin") == Path("/Library/Application Support") / bmd / "Fusion" / "Scripts"
+    assert scripts_folder(user=True, platform="darwin", home="/Users/ed") == Path("/Users/ed/Library/Application Support") / bmd / "Fusion" / "Scripts"
+    assert scripts_folder(user=False, platform="win32", env={"PROGRAMDATA": "C:\\ProgramData"}) == Path("C:\\ProgramData") / bmd / "Fusion" / "Scripts"
+    assert scripts_folder(user=True, platform="win32", env={"APPDATA": "C:\\Users\\ed\\AppData\\Roaming"}) == \
+        Path("C:\\Users\\ed\\AppData\\Roaming") / bmd / "Support" / "Fusion" / "Scripts"
+    assert scripts_folder(user=False, platform="linux") == Path("/opt/resolve/Fusion/Scripts")
+    assert scripts_folder(user=True, platform="linux", home="/home/ed") == Path("/home/ed/.local/share/DaVinciResolve/Fusion/Scripts")
+
+
+def _camel_calls(path: Path) -> set[str]:
+    """Every ``x.Name(...)`` / ``x.NAME`` with a Resolve-style name in a file, except on OTIO and the engine's own modules."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and re.fullmatch(r"[A-Z][A-Za-z0-9_]+", node.attr):
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in ("otio", "JobState", "Path", "re", "argparse", "metadata", "tempfile"):
+                continue
+            names.add(node.attr)
+    return names
+
+
+def test_scripts_call_only_the_documented_api():
+    files = [*(REPO / "plugins" / "davinci").glob("*.py"), *(REPO / "plugins" / "davinci" / "scripts").glob("*.py")]
+    used = set().union(*(_camel_calls(f) for f in files))
+    unknown = sorted(used - ALL_METHODS - DOCUMENTED_CONSTANTS - UI_MANAGER - {"On", "Clicked", "Close", "Timeout", "Text"}
+                     - {"EdiDubMessage", "EdiDubProgress", "EdiDubTick", "Cancel", "OK"})
+    assert not unknown, f"not in the documented Resolve API list: {unknown}"
+    assert {"GetSelectedClips", "GetCurrentVideoItem", "AppendToTimeline", "ImportMedia", "SetCurrentFolder", "AddTrack",
+            "AddMarker", "Export", "EXPORT_OTIO", "GetLeftOffset"} <= used
+
+
+def test_the_double_offers_only_documented_methods():
+    for cls in (rd.Resolve, rd.ProjectManager, rd.Project, rd.Folder, rd.MediaPoolItem, rd.MediaPool, rd.TimelineItem, rd.Timeline21):
+        public = {n for n in dir(cls) if not n.startswith("_") and callable(getattr(cls, n)) and not n.isupper()}
+        assert public <= DOCUMENTED[cls._kind], (cls.__name__, sorted(public - DOCUMENTED[cls._kind]))
+    assert {n for n in dir(rd.Resolve) if n.isupper()} <= DOCUMENTED_CONSTANTS
+
+
+def test_the_bridge_imports_nothing_heavy():
+    code = "import sys; import plugins.davinci.resolve_bridge, edidub_engine.client; " \
+           "print(sorted(m for m in ('torch','numpy','av','cv2','mediapipe') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
