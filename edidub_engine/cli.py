@@ -334,8 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_daemon_parsers(sub)
 
     from plugins.davinci.install import add_install_parser
+    from plugins.premiere_bridge.commands import add_bridge_parser
 
     add_install_parser(sub)
+    add_bridge_parser(sub)
     return parser
 
 

@@ -1,0 +1,246 @@
+/* EdiDub panel — talks to the local bridge (`edidub bridge premiere`) over a WebSocket and to
+ * Premiere only through window.EdidubHost (premiere.js), so it runs in any browser for tests.
+ *
+ * Protocol: first message {op:"hello", token, session, jobs}; then "dub", "cancel", "ack".
+ * The bridge pushes welcome / accepted / progress / done / failed / cancelled / error / daemon.
+ * Results belong to the panel's session: after a reconnect the bridge re-sends what was missed,
+ * and the panel acks each result once it is placed (a repeat is recognised and only acked). */
+(function (global) {
+  "use strict";
+  const doc = global.document;
+  const store = global.localStorage;
+  const $ = (id) => doc.getElementById(id);
+  const KEY = { url: "edidub.bridge.url", token: "edidub.bridge.token", session: "edidub.session", jobs: "edidub.jobs", placed: "edidub.placed" };
+  const TICKS_PER_SECOND = 254016000000n;
+
+  const state = { ws: null, connected: false, wantConnection: false, retry: null, session: store.getItem(KEY.session) || "",
+                  rows: new Map(), jobs: loadJSON(KEY.jobs, {}), placed: new Set(loadJSON(KEY.placed, [])), timebase: null };
+
+  function loadJSON(key, fallback) { try { return JSON.parse(store.getItem(key)) || fallback; } catch (e) { return fallback; } }
+  function saveJobs() { store.setItem(KEY.jobs, JSON.stringify(state.jobs)); }
+  function savePlaced() { store.setItem(KEY.placed, JSON.stringify([...state.placed].slice(-500))); }
+
+  function log(text, kind) {
+    const li = doc.createElement("li");
+    li.textContent = `${new Date().toLocaleTimeString()}  ${text}`;
+    if (kind) li.className = kind;
+    $("log").appendChild(li);
+    $("log").scrollTop = $("log").scrollHeight;
+  }
+  function setStatus(text, kind) { const s = $("status"); s.textContent = text; s.className = `pill ${kind}`; }
+  function errorText(m) { return `${m.message || m.code}${m.hint ? ` — ${m.hint}` : ""}`; }
+
+  function timecode(ticks) {
+    if (!state.timebase) return `${ticks} ticks`;
+    const frames = (BigInt(ticks) + BigInt(state.zeroPoint || "0")) / BigInt(state.timebase); // sequence timecode (NDF count)
+    const fps = BigInt(Math.round(Number(TICKS_PER_SECOND) / Number(state.timebase)));
+    const pad = (n) => String(n).padStart(2, "0");
+    const s = frames / fps;
+    return `${pad(s / 3600n)}:${pad((s / 60n) % 60n)}:${pad(s % 60n)}:${pad(frames % fps)} (record frame ${frames})`;
+  }
+
+  // -- shot rows ------------------------------------------------------------------------------
+  function row(job) {
+    let r = state.rows.get(job.job_id);
+    if (!r) {
+      const li = doc.createElement("li");
+      li.dataset.jobId = job.job_id;
+      li.innerHTML = '<div class="name"><b></b><span class="state">queued</span></div><div class="bar"><div class="fill"></div></div><div class="detail"></div>';
+      li.querySelector("b").textContent = job.name || job.shot_id;
+      $("shots").appendChild(li);
+      r = { li, maxDone: 0 };
+      state.rows.set(job.job_id, r);
+    }
+    return r;
+  }
+  function showProgress(m) {
+    const r = row(m);
+    const total = m.frames_total || 0, done = m.frames_done || 0;
+    r.li.className = m.state;
+    r.li.querySelector(".state").textContent = m.state === "running" ? (m.stage || "running") : m.state;
+    r.li.querySelector(".fill").style.width = total ? `${Math.min(100, (100 * done) / total).toFixed(1)}%` : "0%";
+    r.li.querySelector(".detail").textContent = total ? `${done}/${total} frames${m.eta_s ? ` · ${Math.ceil(m.eta_s)} s left` : ""}` : "";
+    r.maxDone = Math.max(r.maxDone, total ? done / total : 0);
+    r.li.dataset.maxProgress = r.maxDone.toFixed(3);
+    updateButtons();
+  }
+  function finishRow(m, text) {
+    const r = row(m);
+    r.li.className = m.op;
+    r.li.querySelector(".state").textContent = m.op === "done" ? "placed" : m.op;
+    if (m.op === "done") r.li.querySelector(".fill").style.width = "100%";
+    r.li.querySelector(".detail").textContent = text;
+    updateButtons();
+  }
+  function running() { return Object.keys(state.jobs).filter((id) => !["done", "failed", "cancelled"].includes(state.jobs[id].state)); }
+  function updateButtons() {
+    $("cancel").disabled = !state.connected || running().length === 0;
+    $("dub").disabled = !state.connected;
+  }
+
+  // -- the bridge -----------------------------------------------------------------------------
+  function send(message) {
+    if (!state.ws || state.ws.readyState !== 1) { log("Not connected to the EdiDub bridge", "error"); return false; }
+    state.ws.send(JSON.stringify(message));
+    return true;
+  }
+
+  function connect() {
+    const url = $("bridge-url").value.trim();
+    const token = $("bridge-token").value.trim();
+    store.setItem(KEY.url, url);
+    store.setItem(KEY.token, token);
+    if (!token) { setStatus("no token", "bad"); log("Paste the bridge's token (run `edidub bridge premiere --print-token`)", "error"); return; }
+    clearTimeout(state.retry);
+    if (state.ws) { state.ws.onclose = null; state.ws.close(); }
+    state.wantConnection = true;
+    setStatus("connecting…", "off");
+    let ws;
+    try { ws = new WebSocket(url); } catch (e) { setStatus("bad address", "bad"); log(`Cannot open ${url}: ${e.message}`, "error"); return; }
+    state.ws = ws;
+    ws.onopen = () => ws.send(JSON.stringify({ op: "hello", token, session: state.session || undefined, client: "edidub-premiere-panel/0.1",
+                                                jobs: Object.values(state.jobs) }));
+    ws.onmessage = (event) => { let m; try { m = JSON.parse(event.data); } catch (e) { return; } handle(m); };
+    ws.onclose = (event) => {
+      state.connected = false;
+      updateButtons();
+      if (event.code === 4401) { state.wantConnection = false; setStatus("token refused", "bad"); return; }
+      setStatus("bridge not running", "bad");
+      if (state.wantConnection) state.retry = setTimeout(connect, 2000);
+    };
+  }
+
+  async function handle(m) {
+    switch (m.op) {
+      case "welcome":
+        state.connected = true;
+        state.session = m.session;
+        store.setItem(KEY.session, m.session);
+        if (m.daemon && m.daemon.ok) { setStatus("connected", "ok"); log(`Connected: EdiDub ${m.daemon.engine_version} (${(m.daemon.devices || []).join(", ")})`, "ok"); }
+        else { setStatus("daemon down", "bad"); log(`Connected to the bridge, but the EdiDub daemon is not answering: ${errorText(m.daemon || {})}`, "error"); }
+        for (const job of m.jobs || []) { state.jobs[job.job_id] = Object.assign(state.jobs[job.job_id] || {}, job); row(job); }
+        saveJobs();
+        updateButtons();
+        refreshTracks();
+        break;
+      case "accepted":
+        if (m.rate) log(`Sequence ${m.sequence} at ${m.rate} fps: ${m.jobs.length} shot(s) queued`);
+        for (const job of m.jobs) {
+          state.jobs[job.job_id] = { job_id: job.job_id, shot_id: job.shot_id, item: job.item, name: job.name, place: job.place, state: "queued" };
+          row(job);
+          log(`${job.name}: source frames ${job.source_frames[0]}–${job.source_frames[1]}, record ${job.record[0]}–${job.record[1]}`);
+        }
+        for (const s of m.skipped || []) log(`Skipped ${s.clip}: ${s.message}`, "warn");
+        for (const w of m.warnings || []) log(w, "warn");
+        saveJobs();
+        updateButtons();
+        break;
+      case "progress":
+        if (state.jobs[m.job_id]) { state.jobs[m.job_id].state = m.state; saveJobs(); }
+        showProgress(m);
+        break;
+      case "done":
+        await place(m);
+        break;
+      case "failed":
+      case "cancelled":
+        finishRow(m, m.error ? errorText(m.error) : "");
+        log(`${m.name}: ${m.op}${m.error ? ` — ${errorText(m.error)}` : ""}`, m.op === "failed" ? "error" : "warn");
+        forget(m.job_id);
+        break;
+      case "error":
+        log(`${m.code}: ${errorText(m)}`, "error");
+        if (m.code === "DAEMON_DOWN") setStatus("daemon down", "bad");
+        if (m.code === "AUTH_FAILED") setStatus("token refused", "bad");
+        break;
+      case "daemon":
+        log(m.ok ? m.message : `The EdiDub daemon stopped answering: ${errorText(m)}`, m.ok ? "ok" : "error");
+        setStatus(m.ok ? "connected" : "daemon down", m.ok ? "ok" : "bad");
+        break;
+      case "cancel_reply":
+        for (const r of m.results || []) if (!r.ok) log(`Cancel ${r.job_id}: ${r.message}`, "warn");
+        break;
+      default:
+        break;
+    }
+  }
+
+  async function place(m) {
+    if (state.placed.has(m.job_id)) { forget(m.job_id); return; } // delivered again after a reconnect
+    row(m).li.querySelector(".state").textContent = "placing…";
+    try {
+      const placed = await global.EdidubHost.placeResult({ path: m.path, ticks: m.place.ticks, video_track_index: m.place.video_track_index,
+                                                          audio_track_index: m.place.audio_track_index, name: m.name });
+      state.placed.add(m.job_id);
+      savePlaced();
+      const text = `${placed.action} on V${placed.video_track_index + 1} at ${timecode(placed.ticks)}`;
+      finishRow(m, `${m.frames[1] - m.frames[0]} frames, ${m.frames_edited} edited · ${text}`);
+      log(`${m.name}: imported ${m.path} and placed it (${text})`, "ok");
+      forget(m.job_id);
+    } catch (e) {
+      finishRow(Object.assign({}, m, { op: "failed" }), `rendered to ${m.path}, but placing failed: ${e.message}`);
+      log(`${m.name}: rendered to ${m.path}, but placing it failed: ${e.message}`, "error");
+      forget(m.job_id);
+    }
+  }
+
+  function forget(jobId) {
+    if (state.jobs[jobId]) { state.jobs[jobId].state = "finished"; delete state.jobs[jobId]; saveJobs(); }
+    send({ op: "ack", job_id: jobId });
+    updateButtons();
+  }
+
+  // -- Premiere -------------------------------------------------------------------------------
+  async function refreshTracks() {
+    const select = $("dub-track");
+    const previous = select.value || store.getItem("edidub.dubTrack") || "";
+    try {
+      const tracks = await global.EdidubHost.listAudioTracks();
+      select.innerHTML = "";
+      for (const t of tracks) {
+        const option = doc.createElement("option");
+        option.value = String(t.index);
+        option.textContent = `A${t.index + 1}${t.name && t.name !== `A${t.index + 1}` ? ` · ${t.name}` : ""}`;
+        select.appendChild(option);
+      }
+      if ([...select.options].some((o) => o.value === previous)) select.value = previous;
+      else if (tracks.length > 1) select.value = String(tracks[tracks.length - 1].index);
+    } catch (e) {
+      log(`Cannot read the sequence's audio tracks: ${e.message}`, "error");
+    }
+  }
+
+  async function dubSelected() {
+    if (!state.connected) { log("Not connected to the EdiDub bridge", "error"); return; }
+    const dubTrack = parseInt($("dub-track").value, 10);
+    if (Number.isNaN(dubTrack)) { log("Choose the dub audio track first", "error"); return; }
+    store.setItem("edidub.dubTrack", String(dubTrack));
+    let selection;
+    try { selection = await global.EdidubHost.readSelection(dubTrack); }
+    catch (e) { log(e.message, "error"); return; }
+    for (const s of selection.skipped || []) log(`Skipped ${s}`, "warn");
+    if (!selection.shots.length) { log("Select the video clips to dub in the timeline", "error"); return; }
+    state.timebase = selection.sequence.timebase;
+    state.zeroPoint = selection.sequence.zero_point;
+    const requestId = `r${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+    log(`Dubbing ${selection.shots.length} shot(s) with ${selection.dub_track.name}…`);
+    send({ op: "dub", request_id: requestId, sequence: selection.sequence, dub_track: selection.dub_track, shots: selection.shots });
+  }
+
+  function cancelAll() {
+    const ids = running();
+    if (ids.length && send({ op: "cancel", job_ids: ids })) log(`Cancelling ${ids.length} shot(s)…`, "warn");
+  }
+
+  // -- start ----------------------------------------------------------------------------------
+  $("bridge-url").value = store.getItem(KEY.url) || $("bridge-url").value;
+  $("bridge-token").value = store.getItem(KEY.token) || "";
+  $("connect").addEventListener("click", connect);
+  $("dub").addEventListener("click", dubSelected);
+  $("cancel").addEventListener("click", cancelAll);
+  $("refresh-tracks").addEventListener("click", refreshTracks);
+  updateButtons();
+  if ($("bridge-token").value) connect();
+  else { $("settings").open = true; refreshTracks(); }
+  global.EdidubPanel = { connect, dubSelected, cancelAll, state };
+})(window);

@@ -1,0 +1,88 @@
+"""Premiere bridge fixtures: a tiny random model bundle, a real daemon running it, test media at
+23.976 and 29.97 fps, and the bridge in a background event loop on 127.0.0.1."""
+
+from __future__ import annotations
+
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bridge_helpers import BridgeThread, make_ntsc_clip  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, footage_path):
+    """Random weights (as tests/test_render.py builds them): the mechanics, not the look."""
+    import torch
+
+    from edidub_engine.audio import fit_codebook, load_frontend
+    from edidub_engine.models import build_model
+    from edidub_engine.models.bundle import write_bundle_manifest
+
+    out = tmp_path_factory.mktemp("bundle")
+    codebook = fit_codebook(load_frontend("mel"), [footage_path("grid_bbaf2n.mpg")], clusters=8, max_vectors=5000, seed=0)
+    codebook.save(out / "codebook.safetensors")
+    torch.manual_seed(0)
+    lsd = build_model("lsd-tiny", num_units=9, base_channels=16, channel_mults=(1, 2), attention_resolutions=(16,))
+    srd = build_model("srd-tiny", base_channels=8, channel_mults=(1, 2), norm_num_groups=4)
+    for model in (lsd, srd):
+        model.conv_out.reset_parameters()
+    lsd.save_pretrained(out / "lsd")
+    srd.save_pretrained(out / "srd")
+    write_bundle_manifest(out, name="test-tiny", version="0", frontend="mel", card={"summary": "random weights for tests"},
+                          defaults={"steps": 3, "inversion_steps": 3, "srd_steps": 2})
+    return out
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory, footage_path):
+    """``{"23.976": clip, "29.97": clip, "dub": wav, "dir": folder}``: the GRID talking head re-timed to NTSC rates."""
+    folder = tmp_path_factory.mktemp("media")
+    grid = footage_path("grid_bbaf2n.mpg")
+    dub = footage_path("dub_fr_french1.wav")
+    local_dub = folder / dub.name
+    local_dub.write_bytes(dub.read_bytes())
+    return {
+        "dir": folder,
+        "dub": local_dub,
+        "23.976": make_ntsc_clip(grid, folder / "grid_23976.mkv", Fraction(24000, 1001), frames=48),
+        "29.97": make_ntsc_clip(grid, folder / "grid_2997.mkv", Fraction(30000, 1001), frames=48),
+    }
+
+
+@pytest.fixture(scope="session")
+def renders(tmp_path_factory):
+    return tmp_path_factory.mktemp("renders")
+
+
+@pytest.fixture(scope="session")
+def daemon(tmp_path_factory, tiny_bundle, media, renders):
+    """A real daemon (in-process, ephemeral ports) whose runner dubs with the tiny bundle."""
+    from edidub_engine.daemon.server import Server, ServerSettings
+    from edidub_engine.render import LoadedModels, ShotRenderer
+
+    renderer = ShotRenderer(LoadedModels.load(tiny_bundle))
+    settings = ServerSettings(
+        store_path=tmp_path_factory.mktemp("daemon") / "jobs.sqlite3",
+        media_roots=(media["dir"], renders),
+        output_root=renders,
+        request_endpoint="tcp://127.0.0.1:*",
+        events_endpoint="tcp://127.0.0.1:*",
+        devices=("cpu",),
+        shutdown_timeout_s=30,
+    )
+    server = Server(settings, runner_factory=lambda device: renderer.dub_shot)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bridge(daemon):
+    """The bridge against the real daemon; ``bridge.url``, ``bridge.token``."""
+    with BridgeThread(daemon_endpoint=daemon.request_endpoint) as running:
+        yield running

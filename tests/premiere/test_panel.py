@@ -1,0 +1,126 @@
+"""The panel in headless Chromium: a real local HTTP server serves it, a test double of the
+``premierepro`` module stands in for Premiere, and the bridge and the daemon are real."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from edidub_engine.media import probe_video
+from plugins.premiere_bridge import PANEL_DIR
+
+from bridge_helpers import TIMEBASE
+
+HERE = Path(__file__).resolve().parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e .[test])")
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not Path(path).exists() and shutil.which(Path(path).name) is None:
+            pytest.skip(f"{path} is absent: install Debian's chromium and chromium-driver to run the panel test")
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=380,760"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER if Path(CHROMEDRIVER).exists() else shutil.which("chromedriver")), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def panel_url():
+    """The panel folder served by a real HTTP server on 127.0.0.1."""
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(PANEL_DIR))
+    handler.log_message = lambda *args: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
+    server.shutdown()
+    server.server_close()
+
+
+def wait(driver, condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = driver.execute_script(condition)
+        if value:
+            return value
+        time.sleep(0.1)
+    log = driver.execute_script("return [...document.querySelectorAll('#log li')].map(li => li.textContent)")
+    raise AssertionError(f"timed out waiting for {what}; panel log: {log}")
+
+
+def test_dub_selected_shots_in_the_panel(browser, panel_url, bridge, media, tmp_path):
+    tb = TIMEBASE["23.976"]
+    zero = 86400 * tb  # the sequence starts at 01:00:00:00
+    clip, dub = media["23.976"], media["dub"]
+    fixture = {"sequence": {
+        "name": "Reel 1 — French", "timebase": str(tb), "zero_point": str(zero),
+        "video_tracks": [
+            {"name": "V1", "items": [
+                {"name": "grid_23976.mkv", "path": str(clip), "start": str(48 * tb), "end": str(60 * tb), "in": str(6 * tb), "out": str(18 * tb), "selected": True},
+                {"name": "not selected", "path": str(clip), "start": str(100 * tb), "end": str(120 * tb), "in": "0", "out": str(20 * tb)},
+            ]},
+            {"name": "V2", "items": []},
+        ],
+        "audio_tracks": [
+            # the linked audio half of the selected clip is selected too: the panel must ignore it
+            {"name": "Original", "items": [{"name": "grid_23976.mkv", "path": str(clip), "start": str(48 * tb), "end": str(60 * tb), "in": str(6 * tb), "out": str(18 * tb), "selected": True}]},
+            {"name": "French", "items": [{"name": dub.name, "path": str(dub), "start": str(40 * tb), "end": str(90 * tb), "in": "0", "out": str(50 * tb)}]},
+        ],
+    }}
+    fake = (HERE / "fake_premierepro.js").read_text()
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                            {"source": f"window.__PPRO_FIXTURE__ = {json.dumps(fixture)};\n{fake}"})
+    browser.get(panel_url)
+    browser.find_element("id", "settings").click() if not browser.execute_script("return document.getElementById('settings').open") else None
+    url_box, token_box = browser.find_element("id", "bridge-url"), browser.find_element("id", "bridge-token")
+    url_box.clear()
+    url_box.send_keys(bridge.url)
+    token_box.send_keys(bridge.token)
+    browser.find_element("id", "connect").click()
+    wait(browser, "return document.getElementById('status').textContent === 'connected'", 30, "the panel to connect")
+    wait(browser, "return document.querySelectorAll('#dub-track option').length === 2", 10, "the audio tracks")
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element("id", "dub-track")).select_by_value("1")
+    browser.find_element("id", "dub").click()
+
+    wait(browser, "return document.querySelectorAll('#shots li').length === 1", 60, "the shot row")
+    progress_seen = wait(browser, "const li = document.querySelector('#shots li'); return li && parseFloat(li.dataset.maxProgress || 0) > 0 && li.dataset.maxProgress",
+                         600, "progress on the shot's bar")
+    wait(browser, "const li = document.querySelector('#shots li'); return li && li.className === 'done'", 600, "the dubbed clip to be placed")
+    shot = tmp_path / "panel.png"
+    browser.save_screenshot(str(shot))
+    print(f"\npanel screenshot: {shot}")
+
+    calls = browser.execute_script("return window.__ppro.calls")
+    imports = [c for c in calls if c["fn"] == "importFiles"]
+    edits = [c for c in calls if c["fn"] == "executeTransaction"]
+    assert len(imports) == 1 and len(edits) == 1, calls
+    path = imports[0]["paths"][0]
+    assert imports[0]["suppressUI"] is True and Path(path).is_file()
+    assert probe_video(path).frame_count == 12  # the 12 selected frames, the whole clip (the dub covers it)
+    (action,) = edits[0]["actions"]
+    assert action["fn"] == "createOverwriteItemAction" and action["inLock"] and edits[0]["inLock"]
+    assert action["path"] == path and action["ticks"] == str(48 * tb)  # the clip's record time, zero point excluded
+    assert action["videoTrackIndex"] == 1 and action["audioTrackIndex"] == 1  # V2, above the source on V1; the dub track A2
+    log = browser.execute_script("return [...document.querySelectorAll('#log li')].map(li => li.textContent).join('\\n')")
+    assert "source frames 6–18, record 86448–86460" in log and "on V2 at 01:00:02:00 (record frame 86448)" in log, log
+    assert float(progress_seen) > 0
