@@ -333,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_prepare_parser(sub)
     add_daemon_parsers(sub)
 
+    from .evaluation.commands import add_eval_parsers
+
+    add_eval_parsers(sub)
+
     from plugins.davinci.install import add_install_parser
     from plugins.premiere_bridge.commands import add_bridge_parser
 

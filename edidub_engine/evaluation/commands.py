@@ -1,0 +1,169 @@
+"""``edidub eval``, ``edidub curate`` and ``edidub review``: the argparse wiring, so cli.py adds them with one line.
+
+    from .evaluation.commands import add_eval_parsers
+    add_eval_parsers(sub)
+
+Handlers return an exit status and raise :class:`EdidubError` subclasses on
+bad input; cli.py's ``main`` turns those into a message and a hint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import InvalidArgumentError, MediaNotFoundError, OutputExistsError
+
+__all__ = ["add_eval_parsers", "cmd_curate", "cmd_eval", "cmd_review"]
+
+
+def add_eval_parsers(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``eval``, ``curate`` and ``review`` on ``subparsers``."""
+    ev = subparsers.add_parser(
+        "eval",
+        help="dub a benchmark with shuffled audio and print the paper's Table 1 (LSE-D/C, ID-P/TC and more)",
+        description=(
+            "Dub every clip of BENCH_DIR (its first --seconds) with another clip's sound (seeded shuffle), measure "
+            "LSE-D and LSE-C (SyncNet, --sync-weights), ID-P and ID-TC (InceptionResnetV1, --id-weights; softmax-weighted "
+            "over frames), PSNR/SSIM inside and outside the mask, the passed-through fraction and the landmark sync proxy; "
+            "print mean ± standard error like Table 1 and write run.json, qc.html and batch.json (for `edidub review`) "
+            "to --output. --compare OTHER/run.json adds the one-sided Wilcoxon signed-rank test of appendix A."
+        ),
+    )
+    ev.add_argument("bench_dir", metavar="BENCH_DIR", help="folder of benchmark clips (with sound)")
+    ev.add_argument("--models", help="model bundle folder (default: as `edidub dub`)")
+    ev.add_argument("--id-weights", metavar="FILE", help="facenet-pytorch InceptionResnetV1 state dict (e.g. 20180402-114759-vggface2.pt); without it ID-P/ID-TC are n/a")
+    ev.add_argument("--sync-weights", metavar="FILE", help="syncnet_python syncnet_v2.model; without it LSE-D/LSE-C are n/a")
+    ev.add_argument("-o", "--output", help="run folder (new or empty); default ./eval-<benchmark>")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the audio shuffle and of the dubs (default 0)")
+    ev.add_argument("--seconds", type=float, default=5.0, help="dub the first S seconds of each clip (default 5, as the paper's LRS2/LRS3 sets)")
+    ev.add_argument("--max-clips", type=int, help="use only the first N clips")
+    ev.add_argument("--steps", type=int, help="DDIM sampling and inversion steps (default: the bundle's)")
+    ev.add_argument("--codec", default="h264", choices=["h264", "ffv1", "prores_hq"], help="codec of the dubs (default h264: the review page plays it)")
+    ev.add_argument("--compare", metavar="RUN_JSON", help="an earlier run.json: test whether this run scores better (one-sided Wilcoxon)")
+    ev.set_defaults(func=cmd_eval)
+
+    cu = subparsers.add_parser(
+        "curate",
+        help="sort clips into the paper's front and occluded benchmark sets (appendix C)",
+        description=(
+            "Score every clip: the pose score (max |pitch|, |yaw|, |roll| over every Nth frame; front when under "
+            "--threshold and the clip lasts --min-duration) and hand-over-face occlusion (face landmarks inside a hand's "
+            "convex hull, summed over the sampled frames; occluded above 30). Early exit, parallel over --workers processes."
+        ),
+    )
+    cu.add_argument("clips", nargs="+", metavar="CLIP_OR_DIR", help="video files or folders (searched recursively)")
+    cu.add_argument("--threshold", type=float, default=None, help="front threshold in degrees (default 20; the paper's value is lost)")
+    cu.add_argument("--min-duration", type=float, default=None, help="shortest front clip in seconds (default 6, as the paper)")
+    cu.add_argument("--every", type=int, default=None, help="sample every Nth frame (default 10, as the paper)")
+    cu.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
+    cu.add_argument("-o", "--output", help="write the lists and scores as JSON here")
+    cu.set_defaults(func=cmd_curate)
+
+    rv = subparsers.add_parser(
+        "review",
+        help="open a local review page: original and dub side by side, ratings, approve/reject, CSV and OTIO export",
+        description=(
+            "Serve BATCH_DIR (a folder with batch.json, as `edidub eval` writes) on 127.0.0.1: play original and dub side "
+            "by side, rate sync and naturalness 1–10, approve or reject. Verdicts are kept in BATCH_DIR/review.sqlite and "
+            "exported as CSV and as OTIO markers (from the page, or with --export-csv/--export-otio without serving)."
+        ),
+    )
+    rv.add_argument("batch_dir", metavar="BATCH_DIR")
+    rv.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
+    rv.add_argument("--export-csv", metavar="FILE", help="write the verdicts as CSV and exit")
+    rv.add_argument("--export-otio", metavar="FILE", help="write the verdicts as OTIO markers and exit")
+    rv.set_defaults(func=cmd_review)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ..cli import _quiet_native_logging
+    from .bench import compare_runs, format_table, run_benchmark
+
+    _quiet_native_logging()
+    bench = Path(args.bench_dir).expanduser()
+    output = Path(args.output) if args.output else Path.cwd() / f"eval-{bench.resolve().name}"
+    other = None
+    if args.compare:
+        compare_path = Path(args.compare).expanduser()
+        if not compare_path.is_file():
+            raise MediaNotFoundError(f"run {compare_path} does not exist", hint="give the run.json of an earlier `edidub eval`")
+        other = json.loads(compare_path.read_text(encoding="utf-8"))
+    run = run_benchmark(bench, output, models=args.models, id_weights=args.id_weights, sync_weights=args.sync_weights,
+                        seed=args.seed, max_seconds=args.seconds, max_clips=args.max_clips, codec=args.codec, steps=args.steps,
+                        log=lambda line: print(line, file=sys.stderr))
+    print(run["table"])
+    for missing in run["not_measured"]:
+        print(f"n/a: not measured without {missing}")
+    if other is not None:
+        tests = compare_runs(run, other)
+        run["compare"] = {"against": str(args.compare), "tests": tests}
+        (output / "run.json").write_text(json.dumps(run, indent=1, default=str) + "\n", encoding="utf-8")
+        print(f"one-sided Wilcoxon signed-rank, this run better than {args.compare} ({next(iter(tests.values()))['pairs']} paired clips):")
+        for key, t in tests.items():
+            p = "n/a" if t["p"] is None else f"p = {t['p']:.4f}"
+            print(f"  {key:22s} {p:12s} {t['stars']}")
+    print(f"wrote {output / 'run.json'}, {output / 'qc.html'} and {output / 'batch.json'} (open with: edidub review {output})")
+    return 0
+
+
+def cmd_curate(args: argparse.Namespace) -> int:
+    from ..cli import _quiet_native_logging
+    from . import curate as C
+
+    _quiet_native_logging()
+    paths: list[Path] = []
+    for item in args.clips:
+        p = Path(item).expanduser()
+        if p.is_dir():
+            paths += C.find_clips(p)
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise MediaNotFoundError(f"{p} does not exist", hint="give video files or folders")
+    kwargs = {k: v for k, v in (("threshold_deg", args.threshold), ("min_duration_s", args.min_duration), ("every", args.every)) if v is not None}
+    if kwargs.get("every", 1) < 1:
+        raise InvalidArgumentError("--every must be 1 or more")
+    result = C.curate(paths, workers=args.workers, **kwargs)
+    print(C.format_curation(result))
+    if args.output:
+        Path(args.output).expanduser().write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from .review import ReviewServer, ReviewStore, export_csv, export_otio, load_batch
+
+    batch_dir = Path(args.batch_dir).expanduser()
+    if args.export_csv or args.export_otio:
+        batch = load_batch(batch_dir)
+        store = ReviewStore(batch_dir / "review.sqlite")
+        try:
+            verdicts = store.all()
+        finally:
+            store.close()
+        for target, write in ((args.export_csv, lambda p: p.write_text(export_csv(batch, verdicts), encoding="utf-8")),
+                              (args.export_otio, lambda p: p.write_text(export_otio(batch, verdicts).to_json_string(), encoding="utf-8"))):
+            if target:
+                path = Path(target).expanduser()
+                if path.exists():
+                    raise OutputExistsError(f"{path} already exists", hint="choose another file name")
+                write(path)
+                print(f"wrote {path}")
+        return 0
+    try:
+        server = ReviewServer(batch_dir, port=args.port)
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror})", hint="choose another --port, or 0 for any free one") from None
+    print(f"reviewing {len(server.batch['shots'])} shot(s) of {batch_dir} at {server.url} (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.httpd.server_close()
+        server.store.close()
+    return 0
