@@ -333,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_prepare_parser(sub)
     add_daemon_parsers(sub)
 
+    from .batch.commands import add_batch_parser
+
+    add_batch_parser(sub)
+
     from .evaluation.commands import add_eval_parsers
 
     add_eval_parsers(sub)

@@ -29,6 +29,8 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from dataclasses import dataclass, field
+
 from edidub_engine.daemon.protocol import (
     DEFAULT_REQUEST_PORT,
     AuthFailedError,
@@ -61,6 +63,8 @@ __all__ = [
     "Priority",
     "RenderedClip",
     "ShotRequest",
+    "TimelineBatch",
+    "TimelineResult",
     "WaitTimeoutError",
 ]
 
@@ -75,6 +79,32 @@ class WaitTimeoutError(EdidubError):
 
     code = "TIMEOUT"
     exit_status = 12
+
+
+@dataclass(frozen=True)
+class TimelineBatch:
+    """What ``submit_timeline`` queued: a job per shot (timeline order) and the clips left out."""
+
+    batch_id: str
+    job_ids: list[str]
+    shot_ids: list[str]
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TimelineResult:
+    """A finished batch: ``timeline`` is the dubbed timeline's otio_json text (``otio_timeline()`` parses it)."""
+
+    batch_id: str
+    timeline: str
+    dubbed: list[str]
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+    def otio_timeline(self):
+        import opentimelineio as otio
+
+        return otio.adapters.read_from_string(self.timeline, adapter_name="otio_json")
 
 
 def _key_text(key: str | bytes | os.PathLike) -> bytes:
@@ -256,6 +286,70 @@ class Client:
         wire = [(s if isinstance(s, ShotRequest) else ShotRequest.from_dict(s)).to_dict() for s in shots]
         content = self.request("submit", {"shots": wire, "priority": Priority(priority).value})
         return list(content["job_ids"])
+
+    def submit_timeline(
+        self,
+        timeline: Any,
+        *,
+        dub_track: str,
+        picture_tracks: str | Sequence[str] | None = None,
+        language: str = "FR",
+        output_dir: str | os.PathLike | None = None,
+        codec: str = "prores_hq",
+        options: dict[str, Any] | None = None,
+        handles: int | None = 12,
+        priority: Priority | str = Priority.BATCH,
+    ) -> TimelineBatch:
+        """Queue every shot of an OTIO timeline (a ``Timeline`` or its otio_json text); all or none.
+
+        The daemon converts the timeline with ``otio_adapters`` (the clips with dub speech under them on
+        ``dub_track``), checks every shot's paths against its media roots, and answers at once with a
+        job id per shot and the batch id; ``wait_timeline(batch)`` (or ``timeline_result(batch_id)``
+        once the jobs ended) returns the dubbed timeline.
+        """
+        if not isinstance(timeline, str):
+            import opentimelineio as otio
+
+            timeline = otio.adapters.write_to_string(timeline, adapter_name="otio_json")
+        if isinstance(picture_tracks, str):
+            picture_tracks = [picture_tracks]
+        content: dict[str, Any] = {
+            "timeline": timeline, "dub_track": dub_track, "language": language, "codec": codec, "handles": handles,
+            "priority": Priority(priority).value,
+        }
+        if picture_tracks is not None:
+            content["picture_tracks"] = list(picture_tracks)
+        if output_dir is not None:
+            content["output_dir"] = os.fspath(output_dir)
+        if options is not None:
+            content["options"] = dict(options)
+        reply = self.request("submit_timeline", content, timeout_s=max(self.timeout_s, 30.0))
+        return TimelineBatch(reply["batch_id"], list(reply["job_ids"]), list(reply["shot_ids"]), list(reply.get("skipped") or []),
+                             list(reply.get("warnings") or []))
+
+    def timeline_result(self, batch_id: str) -> TimelineResult:
+        """The dubbed timeline of a batch whose jobs have all ended (BusyError before); ``failed`` lists shots left out."""
+        reply = self.request("result", {"batch_id": batch_id}, timeout_s=max(self.timeout_s, 30.0))
+        return TimelineResult(reply["batch_id"], reply["timeline"], list(reply.get("dubbed") or []), list(reply.get("failed") or []))
+
+    def wait_timeline(
+        self,
+        batch: TimelineBatch,
+        *,
+        progress: Callable[[str, JobEvent], None] | None = None,
+        timeout_s: float | None = None,
+    ) -> TimelineResult:
+        """Wait for every job of ``batch`` (``progress(shot_id, event)`` on the way), then return the dubbed timeline.
+
+        A failed or cancelled shot does not raise: it is left off the dub track and listed in ``failed``.
+        """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        for shot_id, job_id in zip(batch.shot_ids, batch.job_ids):
+            left = None if deadline is None else max(0.001, deadline - time.monotonic())
+            for event in self.events(job_id, timeout_s=left):
+                if progress is not None:
+                    progress(shot_id, event)
+        return self.timeline_result(batch.batch_id)
 
     def status(self, job_id: str) -> JobView:
         return from_wire(JobView, self.request("status", {"job_id": job_id})["job"], "status_reply.job")

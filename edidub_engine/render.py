@@ -40,12 +40,10 @@ from .errors import (
     OutputExistsError,
     RangeOutsideMediaError,
 )
-from .shot import PassthroughRange, RenderedClip, ShotRequest
+from .shot import OUTPUT_EXTENSIONS, PassthroughRange, RenderedClip, ShotRequest
 
 Progress = Callable[[str, int, int], None]  # (stage, frames or steps done, total)
 ShouldCancel = Callable[[], bool]
-
-_EXTENSIONS = {"prores_hq": ".mov", "h264": ".mp4", "ffv1": ".mkv"}
 
 
 # ----------------------------------------------------------------------------- models
@@ -306,7 +304,7 @@ class ShotRenderer:
 
     # -- pieces --------------------------------------------------------------------------
     def _output_path(self, request: ShotRequest, info, explicit: str | Path | None) -> Path:
-        ext = _EXTENSIONS[request.output.codec]
+        ext = OUTPUT_EXTENSIONS[request.output.codec]
         if explicit is not None:
             out = Path(explicit).expanduser()
             if out.suffix.lower() != ext:

@@ -16,7 +16,10 @@ from typing import Any
 
 from .errors import InvalidArgumentError
 
-CODECS = ("prores_hq", "h264", "ffv1")
+#: What a shot may be delivered as, and each file's extension (the media writer's; kept here so
+#: light callers — the daemon, the plugins — need not import PyAV to name an output).
+OUTPUT_EXTENSIONS = {"prores_hq": ".mov", "h264": ".mp4", "ffv1": ".mkv"}
+CODECS = tuple(OUTPUT_EXTENSIONS)
 
 
 def parse_rate(value: Any, *, where: str) -> Fraction:
@@ -149,6 +152,10 @@ class PassthroughRange:
 
 @dataclass(frozen=True)
 class RenderedClip:
+    """A rendered shot. ``start_frame``/``end_frame`` count the rendered file's own frames (from 0);
+    ``timecode`` is its first frame's (the source's timecode at the shot's start), and
+    ``qc["source"]`` names the source range it replaces."""
+
     shot_id: str
     path: str
     start_frame: int

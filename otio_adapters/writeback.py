@@ -157,7 +157,7 @@ def _dub_clip(timeline, rc: RenderedClip, lo, hi, rec_rate, job_id, settings, la
             raise InvalidArgumentError(f"{where}: timecode {rc.timecode!r} is not a timecode at {media_rate} fps") from None
     per = media_rate / rec_rate
     src = Fraction(rec["source_start_frame"]) + (lo - rec["start_frame"]) * per  # original source frame at lo
-    pos = src - rc.start_frame  # frame of the rendered file at lo
+    pos = src - _source_start_of(rc)  # frame of the rendered file at lo
     length = (hi - lo) * per
     if pos < 0 or pos + length > n + Fraction(1, 2):
         raise InvalidArgumentError(
@@ -209,6 +209,17 @@ def _dub_clip(timeline, rc: RenderedClip, lo, hi, rec_rate, job_id, settings, la
             )
         )
     return clip
+
+
+def _source_start_of(rc: RenderedClip) -> int:
+    """The source frame the rendered file starts at.  ``edidub_engine.render`` numbers a clip's frames from 0
+    (``start_frame=0``) and echoes the source range in ``qc["source"]``; other runners give source frames."""
+    source = rc.qc.get("source") if isinstance(rc.qc, Mapping) else None
+    if isinstance(source, Mapping):
+        start, end = source.get("start_frame"), source.get("end_frame")
+        if isinstance(start, int) and isinstance(end, int) and end - start == rc.end_frame - rc.start_frame:
+            return start
+    return rc.start_frame
 
 
 def _find_original(timeline, rec):

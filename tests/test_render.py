@@ -1,4 +1,4 @@
-"""Dub a shot end to end with a tiny bundle built in the test (random weights: these tests check
+"""Dub a shot end to end with the tiny random bundle of tests/conftest.py (these tests check
 the mechanics — frames, timecode, sound, passthrough, lossless outside the matte, the cache,
 determinism and errors — not the look of the mouth)."""
 
@@ -18,27 +18,6 @@ from edidub_engine.errors import MediaNotFoundError, OutputExistsError, RangeOut
 from edidub_engine.media import iter_frames, load_audio, probe_video
 from edidub_engine.render import LoadedModels, ShotRenderer
 from edidub_engine.shot import ShotRequest
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory, footage_path):
-    from edidub_engine.audio import fit_codebook, load_frontend
-    from edidub_engine.models import build_model
-    from edidub_engine.models.bundle import write_bundle_manifest
-
-    out = tmp_path_factory.mktemp("bundle")
-    codebook = fit_codebook(load_frontend("mel"), [footage_path("grid_bbaf2n.mpg")], clusters=8, max_vectors=5000, seed=0)
-    codebook.save(out / "codebook.safetensors")
-    torch.manual_seed(0)
-    lsd = build_model("lsd-tiny", num_units=9, base_channels=16, channel_mults=(1, 2), attention_resolutions=(16,))
-    srd = build_model("srd-tiny", base_channels=8, channel_mults=(1, 2), norm_num_groups=4)
-    for model in (lsd, srd):  # guided-diffusion zero-initialises the output layer: give it something to say
-        model.conv_out.reset_parameters()
-    lsd.save_pretrained(out / "lsd")
-    srd.save_pretrained(out / "srd")
-    write_bundle_manifest(out, name="test-tiny", version="0", frontend="mel", card={"summary": "random weights for tests"},
-                          defaults={"steps": 3, "inversion_steps": 3, "srd_steps": 2})
-    return out
 
 
 @pytest.fixture(scope="session")

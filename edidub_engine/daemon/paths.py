@@ -24,12 +24,12 @@ from pathlib import Path
 
 from edidub_engine.daemon.protocol import ForbiddenError
 from edidub_engine.errors import InvalidArgumentError, MediaNotFoundError, OutputExistsError
-from edidub_engine.shot import ShotRequest
+from edidub_engine.shot import OUTPUT_EXTENSIONS, ShotRequest
 
 __all__ = ["CODEC_EXTENSIONS", "MediaRoots", "PreparedShot", "partial_files"]
 
 # Same as edidub_engine.media.Codec(...).extension (a test checks); not imported, to keep PyAV out of the socket loop.
-CODEC_EXTENSIONS = {"prores_hq": ".mov", "h264": ".mp4", "ffv1": ".mkv"}
+CODEC_EXTENSIONS = OUTPUT_EXTENSIONS  # one table for the whole engine
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 

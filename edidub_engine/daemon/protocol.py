@@ -45,6 +45,7 @@ __all__ = [
     "DEFAULT_REQUEST_PORT",
     "MAX_MESSAGE_BYTES",
     "MAX_SHOTS_PER_SUBMIT",
+    "MAX_TIMELINE_CHARS",
     "PROTOCOL_VERSION",
     "AuthFailedError",
     "BusyError",
@@ -76,6 +77,7 @@ DEFAULT_REQUEST_PORT = 47610  # ROUTER; the PUB socket for events is the next po
 DEFAULT_EVENTS_PORT = 47611
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # libzmq drops the connection of a peer that sends more (ZMQ_MAXMSGSIZE)
 MAX_SHOTS_PER_SUBMIT = 1000
+MAX_TIMELINE_CHARS = 7 * 1024 * 1024  # an OTIO JSON timeline in submit_timeline (the message must stay under 8 MiB)
 _MAX_STR = 4096
 _MAX_ID = 128
 
@@ -88,6 +90,8 @@ class MsgType(str, enum.Enum):
     HELLO_REPLY = "hello_reply"
     SUBMIT_REQUEST = "submit_request"
     SUBMIT_REPLY = "submit_reply"
+    SUBMIT_TIMELINE_REQUEST = "submit_timeline_request"
+    SUBMIT_TIMELINE_REPLY = "submit_timeline_reply"
     STATUS_REQUEST = "status_request"
     STATUS_REPLY = "status_reply"
     RESULT_REQUEST = "result_request"
@@ -367,6 +371,30 @@ class SubmitReply:
 
 
 @dataclass(frozen=True)
+class SubmitTimelineRequest:
+    """Dub a whole OTIO timeline: every picture clip with dub speech under it on ``dub_track`` becomes a job (otio_adapters.shots_from_timeline, the one clip-range → shot conversion); all are checked before any is queued. ``result`` with the reply's ``batch_id`` returns the dubbed timeline."""
+
+    timeline: str = field(metadata=_limit(max_length=MAX_TIMELINE_CHARS, min_length=1))  # otio_json text of one Timeline
+    dub_track: str = field(metadata=_limit(max_length=200, min_length=1))  # audio track name, or "A2"
+    picture_tracks: list[str] | None = field(default=None, metadata=_limit(max_items=100))  # names or "V1"; null: every video track
+    language: str = field(default="FR", metadata=_limit(max_length=16, min_length=1))  # names the new track "EdiDub <LANG>"
+    output_dir: str | None = None  # absolute, under a media root; null: the daemon's --output-root
+    codec: str = field(default="prores_hq", metadata=_limit(max_length=16))
+    options: dict[str, Any] | None = None  # DubOptions for every shot (steps, inversion_steps, guidance_scale, seed, face, strength)
+    handles: int | None = field(default=12, metadata=_limit(minimum=0, maximum=100_000))  # null: the whole clip
+    priority: Priority = Priority.BATCH
+
+
+@dataclass(frozen=True)
+class SubmitTimelineReply:
+    batch_id: str
+    job_ids: list[str]  # one per shot, in timeline order
+    shot_ids: list[str]  # the shots' ids, in the same order
+    skipped: list[dict[str, Any]]  # clips left out: {clip, track, track_index, record_start_frame, record_end_frame, reason, message, clip_path}
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class StatusRequest:
     job_id: str = field(metadata=_limit(max_length=_MAX_ID, min_length=1))
 
@@ -378,13 +406,22 @@ class StatusReply:
 
 @dataclass(frozen=True)
 class ResultRequest:
-    job_id: str = field(metadata=_limit(max_length=_MAX_ID, min_length=1))
+    """A job's rendered clip (``job_id``), or a batch's dubbed timeline (``batch_id`` from submit_timeline); give exactly one."""
+
+    job_id: str | None = field(default=None, metadata=_limit(max_length=_MAX_ID, min_length=1))
+    batch_id: str | None = field(default=None, metadata=_limit(max_length=_MAX_ID, min_length=1))
 
 
 @dataclass(frozen=True)
 class ResultReply:
-    job_id: str
-    clip: RenderedClip
+    """For a job: ``job_id`` and ``clip``.  For a batch: ``batch_id``, ``timeline`` (otio_json text with the dubbed clips on a new "EdiDub <LANG>" track), ``dubbed`` (shot ids on it), ``failed`` (``{shot_id, job_id, state, error}`` of shots left out)."""
+
+    job_id: str | None = None
+    clip: RenderedClip | None = None
+    batch_id: str | None = None
+    timeline: str | None = field(default=None, metadata=_limit(max_length=MAX_MESSAGE_BYTES))
+    dubbed: list[str] | None = None
+    failed: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -446,6 +483,7 @@ ACTIONS: dict[str, Action] = {
     for a in (
         Action("hello", HelloRequest, HelloReply),
         Action("submit", SubmitRequest, SubmitReply),
+        Action("submit_timeline", SubmitTimelineRequest, SubmitTimelineReply),
         Action("status", StatusRequest, StatusReply),
         Action("result", ResultRequest, ResultReply),
         Action("list_jobs", ListJobsRequest, ListJobsReply),

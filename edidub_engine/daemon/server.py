@@ -47,6 +47,7 @@ from edidub_engine.daemon.protocol import (
     JobNotFoundError,
     JobState,
     JobView,
+    MAX_SHOTS_PER_SUBMIT,
     ListJobsReply,
     Message,
     ModelInfo,
@@ -57,6 +58,7 @@ from edidub_engine.daemon.protocol import (
     ShutdownReply,
     StatusReply,
     SubmitReply,
+    SubmitTimelineReply,
     UnknownMessageError,
     UnsupportedVersionError,
     epoch_to_iso,
@@ -69,14 +71,14 @@ from edidub_engine.daemon.protocol import (
 )
 from edidub_engine.daemon.store import JobRecord, JobStore
 from edidub_engine.daemon.worker import LiveProgress, RunnerFactory, Worker, WorkerShared, load_runner_factory
-from edidub_engine.errors import CancelledError, EdidubError, InvalidArgumentError, OutputExistsError
-from edidub_engine.shot import RenderedClip
+from edidub_engine.errors import CancelledError, EdidubError, InvalidArgumentError, MediaNotFoundError, OutputExistsError
+from edidub_engine.shot import CODECS, DubOptions, RenderedClip, _dataclass_from
 
 __all__ = ["Server", "ServerSettings", "is_local_endpoint"]
 
 log = logging.getLogger("edidub.daemon")
 _BATCH = 64  # messages handled per poll wake-up before events are forwarded again
-_CAPABILITIES = ["hello", "submit", "status", "result", "list_jobs", "cancel", "models", "shutdown", "events", "priority"]
+_CAPABILITIES = ["hello", "submit", "submit_timeline", "status", "result", "list_jobs", "cancel", "models", "shutdown", "events", "priority"]
 
 
 @dataclass(frozen=True)
@@ -399,6 +401,66 @@ class Server:
                 err.details.setdefault("index", index)
                 err.details.setdefault("shot_id", shot.shot_id)
                 raise
+        return SubmitReply(job_ids=self._queue(prepared, request.priority, message))
+
+    def _on_submit_timeline(self, request, message: Message, peer: str) -> SubmitTimelineReply:
+        """Plan the timeline with otio_adapters (the one clip-range → shot conversion), check every shot, queue all or none."""
+        from dataclasses import replace
+
+        from otio_adapters.batch import plan_batch, read_timeline_string
+        from otio_adapters.shots import SkippedClip
+
+        timeline = read_timeline_string(request.timeline, where="content.timeline")
+        if request.codec not in CODECS:
+            raise InvalidArgumentError(f"content.codec {request.codec[:32]!r} is not supported", hint=f"use one of {', '.join(CODECS)}")
+        options = _dataclass_from(DubOptions, request.options or {}, "content.options")
+        try:
+            plan = plan_batch(
+                timeline, dub_track=request.dub_track, picture_tracks=request.picture_tracks, language=request.language,
+                output_dir=request.output_dir, codec=request.codec, options=options, handles=request.handles,
+                check_media_exists=False,  # paths are checked against the media roots below, never probed outside them
+            )
+        except EdidubError:
+            raise
+        except Exception as exc:  # an OTIO structure the conversion does not expect: a clear refusal, not INTERNAL
+            log.warning("submit_timeline: converting the timeline failed:\n%s", traceback.format_exc())
+            raise InvalidArgumentError(f"content.timeline cannot be converted to shots ({type(exc).__name__}: {str(exc)[:200]})") from None
+        if len(plan.shots) > MAX_SHOTS_PER_SUBMIT:
+            raise InvalidArgumentError(f"the timeline has {len(plan.shots)} shots; at most {MAX_SHOTS_PER_SUBMIT} per submit_timeline",
+                                       hint="submit it in parts (picture_tracks), or use edidub batch")
+        prepared, skipped = [], list(plan.skipped)
+        for index, shot in enumerate(plan.shots):
+            try:
+                _json_safe(shot.record, f"shot {shot.shot_id!r} record")
+                prepared.append(self.roots.prepare(shot))
+            except MediaNotFoundError as err:  # offline media under a root: listed like any other skipped clip
+                rec = shot.record
+                missing = err.details.get("path")
+                reason = "missing_media" if missing == shot.source.path else "dub_unusable"
+                skipped.append(SkippedClip(clip=rec.get("clip", ""), track=rec.get("track", ""), track_index=rec.get("track_index", 0),
+                                           record_start_frame=rec.get("start_frame"), record_end_frame=rec.get("end_frame"),
+                                           reason=reason, message=err.message, clip_path=tuple(rec.get("clip_path") or ())))
+            except EdidubError as err:  # FORBIDDEN, OUTPUT_EXISTS, a bad output folder: the whole request is refused
+                err.details.setdefault("index", index)
+                err.details.setdefault("shot_id", shot.shot_id)
+                raise
+        if not prepared:
+            raise InvalidArgumentError(
+                f"timeline {timeline.name!r} has no clip to dub on track {request.dub_track!r} ({len(skipped)} clip(s) skipped)",
+                hint="check the dub and picture track names; the details list the skipped clips",
+                details={"skipped": [replace(s, message=s.message[:300]).to_dict() for s in skipped[:50]]},
+            )
+        batch_id = f"batch-{uuid.uuid4().hex}"
+        record = {
+            "timeline": request.timeline, "language": plan.language, "settings": plan.settings(),
+            "shot_ids": [p.request.shot_id for p in prepared], "dub_track": request.dub_track,
+        }
+        job_ids = self._queue(prepared, request.priority, message, batch=(batch_id, record))
+        return SubmitTimelineReply(batch_id=batch_id, job_ids=job_ids, shot_ids=record["shot_ids"],
+                                   skipped=[s.to_dict() for s in skipped], warnings=list(plan.shot_list.warnings))
+
+    def _queue(self, prepared, priority, message: Message, *, batch: tuple[str, dict] | None = None) -> list[str]:
+        """Refuse output clashes and a full queue, then queue the prepared shots in one transaction."""
         outputs = [str(p.output_path) for p in prepared]
         clash = {o for o in outputs if outputs.count(o) > 1} | self.store.active_outputs(outputs)
         if clash:
@@ -415,13 +477,14 @@ class Server:
                 details={"queued": active, "limit": self.settings.max_queued},
             )
         ids = self.store.add(
-            [(p.request.shot_id, p.request.to_dict(), str(p.output_path)) for p in prepared], request.priority, session=message.header.session
+            [(p.request.shot_id, p.request.to_dict(), str(p.output_path)) for p in prepared], priority, session=message.header.session,
+            batch=batch,
         )
         with self._shared.queue_cv:
             self._shared.queue_cv.notify_all()
         for job_id in ids:
             self._publish(job_id, EventKind.QUEUED, JobState.QUEUED)
-        return SubmitReply(job_ids=ids)
+        return ids
 
     def _job(self, job_id: str) -> JobRecord:
         job = self.store.get(job_id)
@@ -454,6 +517,10 @@ class Server:
         return StatusReply(job=self._view(self._job(request.job_id)))
 
     def _on_result(self, request, message: Message, peer: str) -> ResultReply:
+        if (request.job_id is None) == (request.batch_id is None):
+            raise InvalidArgumentError("content: give exactly one of job_id and batch_id")
+        if request.batch_id is not None:
+            return self._batch_result(request.batch_id)
         job = self._job(request.job_id)
         if job.state is JobState.DONE:
             return ResultReply(job_id=job.job_id, clip=RenderedClip.from_dict(job.result))
@@ -466,6 +533,36 @@ class Server:
             hint="wait for its done event or poll status",
             details={"job_id": job.job_id, "state": job.state.value},
         )
+
+    def _batch_result(self, batch_id: str) -> ResultReply:
+        """Once every job of the batch has ended: the timeline with the finished shots on the dub track, and the failures."""
+        import opentimelineio as otio
+
+        from otio_adapters.batch import dubbed_timeline, read_timeline_string
+
+        batch = self.store.get_batch(batch_id)
+        if batch is None:
+            raise JobNotFoundError(f"no batch {batch_id[:64]!r} in this daemon's store", details={"batch_id": batch_id[:128]})
+        jobs = [self.store.get(j) for j in batch.job_ids]
+        states: dict[str, int] = {}
+        for job in jobs:
+            states[job.state.value] = states.get(job.state.value, 0) + 1
+        if any(not job.state.terminal for job in jobs):
+            raise BusyError(
+                f"batch {batch_id} is not finished ({', '.join(f'{n} {s}' for s, n in sorted(states.items()))})",
+                hint="wait for its jobs' done events, or poll status of each job",
+                details={"batch_id": batch_id, "states": states, "job_ids": batch.job_ids},
+            )
+        rec = batch.record
+        clips = [RenderedClip.from_dict(job.result) for job in jobs if job.state is JobState.DONE]
+        failed = [{"shot_id": job.shot_id, "job_id": job.job_id, "state": job.state.value, "error": job.error or {}}
+                  for job in jobs if job.state is not JobState.DONE]
+        timeline = read_timeline_string(rec["timeline"], where=f"batch {batch_id}")
+        if clips:
+            timeline = dubbed_timeline(timeline, clips, language=rec["language"], batch_id=batch_id, settings=rec["settings"],
+                                       order=rec["shot_ids"])
+        text = otio.adapters.write_to_string(timeline, adapter_name="otio_json")
+        return ResultReply(batch_id=batch_id, timeline=text, dubbed=[c.shot_id for c in clips], failed=failed)
 
     def _on_list_jobs(self, request, message: Message, peer: str) -> ListJobsReply:
         return ListJobsReply(jobs=[self._view(j) for j in self.store.list(request.states, request.limit)])

@@ -31,7 +31,7 @@ from typing import Any
 from edidub_engine.daemon.protocol import JobState, Priority
 from edidub_engine.errors import InvalidArgumentError
 
-__all__ = ["JobRecord", "JobStore", "StoreLockedError"]
+__all__ = ["BatchRecord", "JobRecord", "JobStore", "StoreLockedError"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -56,6 +56,13 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(state, priority, seq);
 CREATE INDEX IF NOT EXISTS jobs_output ON jobs(output_path, state);
+CREATE TABLE IF NOT EXISTS batches (            -- submit_timeline: a timeline and the jobs of its shots
+    batch_id         TEXT PRIMARY KEY,
+    submitted_at     REAL NOT NULL,
+    session          TEXT,
+    job_ids          TEXT NOT NULL,             -- JSON list, in shot order
+    record           TEXT NOT NULL              -- JSON: timeline (otio_json), language, settings, shot_ids, skipped…
+);
 """
 _USER_VERSION = 1
 _ACTIVE = (JobState.QUEUED.value, JobState.RUNNING.value)
@@ -84,6 +91,16 @@ class JobRecord:
     stage: str | None = None
     frames_done: int = 0
     frames_total: int = 0
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """A ``submit_timeline`` batch: its job ids (shot order) and what its result needs (``record``)."""
+
+    batch_id: str
+    submitted_at: float
+    job_ids: list[str]
+    record: dict[str, Any]
 
 
 def _record(row: sqlite3.Row) -> JobRecord:
@@ -140,8 +157,18 @@ class JobStore:
                 os.close(self._lock_fd)
 
     # -- writes -------------------------------------------------------------------------------
-    def add(self, jobs: list[tuple[str, dict[str, Any], str | None]], priority: Priority, *, session: str = "") -> list[str]:
-        """Queue ``(shot_id, request, output_path)`` jobs in one transaction; returns their ids in order."""
+    def add(
+        self,
+        jobs: list[tuple[str, dict[str, Any], str | None]],
+        priority: Priority,
+        *,
+        session: str = "",
+        batch: tuple[str, dict[str, Any]] | None = None,
+    ) -> list[str]:
+        """Queue ``(shot_id, request, output_path)`` jobs in one transaction; returns their ids in order.
+
+        ``batch=(batch_id, record)`` records a ``submit_timeline`` batch of these jobs in the same transaction.
+        """
         now = time.time()
         ids = [uuid.uuid4().hex for _ in jobs]
         with self._lock:
@@ -154,6 +181,11 @@ class JobStore:
                         for job_id, (shot_id, request, output) in zip(ids, jobs)
                     ],
                 )
+                if batch is not None:
+                    self._db.execute(
+                        "INSERT INTO batches (batch_id, submitted_at, session, job_ids, record) VALUES (?,?,?,?,?)",
+                        (batch[0], now, session, json.dumps(ids), json.dumps(batch[1])),
+                    )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -235,6 +267,13 @@ class JobStore:
         with self._lock:
             row = self._db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
         return _record(row) if row else None
+
+    def get_batch(self, batch_id: str) -> BatchRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM batches WHERE batch_id=?", (batch_id,)).fetchone()
+        if row is None:
+            return None
+        return BatchRecord(row["batch_id"], row["submitted_at"], json.loads(row["job_ids"]), json.loads(row["record"]))
 
     def list(self, states: list[JobState] | None = None, limit: int = 100) -> list[JobRecord]:
         """Newest first."""

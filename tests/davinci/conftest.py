@@ -12,22 +12,7 @@ import pytest
 import resolve_double
 from resolve_api import DOCUMENTED
 
-REPO = Path(__file__).resolve().parents[2]
-FOOTAGE = REPO.parent / "shared" / "footage"
-CLIP_FRAMES = 20
-# timeline rate text → (media rate, start timecode, file name)
-RATES = {
-    "24": (Fraction(24), "01:00:00:00", "talk_24.mov"),
-    "23.976": (Fraction(24000, 1001), "01:00:00:00", "talk_23976.mov"),
-    "29.97 DF": (Fraction(30000, 1001), "01:00:00;00", "talk_2997df.mov"),
-}
-
-
-def need(name: str) -> Path:
-    path = FOOTAGE / name
-    if not path.is_file():
-        pytest.skip(f"shared footage {path} is absent")
-    return path
+from resolve_media import CLIP_FRAMES, FOOTAGE, RATES, REPO, need  # noqa: F401  (shared with the tests)
 
 
 @pytest.fixture(scope="session")
@@ -47,29 +32,6 @@ def media_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def dub_audio() -> Path:
     return need("dub_fr_french1.wav")
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory):
-    import torch
-
-    from edidub_engine.audio import fit_codebook, load_frontend
-    from edidub_engine.models import build_model
-    from edidub_engine.models.bundle import write_bundle_manifest
-
-    out = tmp_path_factory.mktemp("bundle")
-    codebook = fit_codebook(load_frontend("mel"), [need("grid_bbaf2n.mpg")], clusters=8, max_vectors=5000, seed=0)
-    codebook.save(out / "codebook.safetensors")
-    torch.manual_seed(0)
-    lsd = build_model("lsd-tiny", num_units=9, base_channels=16, channel_mults=(1, 2), attention_resolutions=(16,))
-    srd = build_model("srd-tiny", base_channels=8, channel_mults=(1, 2), norm_num_groups=4)
-    for model in (lsd, srd):
-        model.conv_out.reset_parameters()
-    lsd.save_pretrained(out / "lsd")
-    srd.save_pretrained(out / "srd")
-    write_bundle_manifest(out, name="test-tiny", version="0", frontend="mel", card={"summary": "random weights for tests"},
-                          defaults={"steps": 3, "inversion_steps": 3, "srd_steps": 2})
-    return out
 
 
 @pytest.fixture(scope="session")

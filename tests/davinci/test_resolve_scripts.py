@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import resolve_double as rd
-from conftest import CLIP_FRAMES, RATES, REPO
+from resolve_media import CLIP_FRAMES, RATES, REPO
 from resolve_api import ALL_METHODS, DOCUMENTED, DOCUMENTED_CONSTANTS, UI_MANAGER
 
 RECORD_OFFSET = 48  # the shot starts two seconds-ish into the timeline

@@ -1,4 +1,4 @@
-"""Premiere bridge fixtures: a tiny random model bundle, a real daemon running it, test media at
+"""Premiere bridge fixtures: a real daemon running the tiny random bundle (tests/conftest.py), test media at
 23.976 and 29.97 fps, and the bridge in a background event loop on 127.0.0.1."""
 
 from __future__ import annotations
@@ -12,30 +12,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bridge_helpers import BridgeThread, make_ntsc_clip  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory, footage_path):
-    """Random weights (as tests/test_render.py builds them): the mechanics, not the look."""
-    import torch
-
-    from edidub_engine.audio import fit_codebook, load_frontend
-    from edidub_engine.models import build_model
-    from edidub_engine.models.bundle import write_bundle_manifest
-
-    out = tmp_path_factory.mktemp("bundle")
-    codebook = fit_codebook(load_frontend("mel"), [footage_path("grid_bbaf2n.mpg")], clusters=8, max_vectors=5000, seed=0)
-    codebook.save(out / "codebook.safetensors")
-    torch.manual_seed(0)
-    lsd = build_model("lsd-tiny", num_units=9, base_channels=16, channel_mults=(1, 2), attention_resolutions=(16,))
-    srd = build_model("srd-tiny", base_channels=8, channel_mults=(1, 2), norm_num_groups=4)
-    for model in (lsd, srd):
-        model.conv_out.reset_parameters()
-    lsd.save_pretrained(out / "lsd")
-    srd.save_pretrained(out / "srd")
-    write_bundle_manifest(out, name="test-tiny", version="0", frontend="mel", card={"summary": "random weights for tests"},
-                          defaults={"steps": 3, "inversion_steps": 3, "srd_steps": 2})
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,29 @@
+"""``python -m edidub_engine.batch CUT.otio --dub-track …``: ``edidub batch`` without the full CLI."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from edidub_engine.batch.commands import add_batch_parser
+from edidub_engine.errors import EdidubError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edidub_engine.batch", description="EdiDub batch dubbing of a timeline.")
+    add_batch_parser(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(["batch", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.func(args) or 0)
+    except EdidubError as err:
+        print(f"edidub batch: error: {err.message}", file=sys.stderr)
+        if err.hint:
+            print(f"  what to do: {err.hint}", file=sys.stderr)
+        return err.exit_status
+    except KeyboardInterrupt:
+        print("edidub batch: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""``edidub batch``: the argparse wiring, kept here so cli.py adds it with one line.
+
+    from .batch.commands import add_batch_parser
+    add_batch_parser(sub)
+
+The same parser backs ``python -m edidub_engine.batch``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from edidub_engine.errors import InvalidArgumentError
+
+__all__ = ["add_batch_parser", "cmd_batch", "config_from_args"]
+
+
+def add_batch_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``batch`` on ``subparsers``."""
+    batch = subparsers.add_parser(
+        "batch",
+        help="dub every shot of a timeline that has a dub line; writes the timeline with a dubbed track",
+        description=(
+            "Read an editorial timeline (OTIO, FCP7 XML, FCP X XML, EDL, AAF), turn every picture clip with dub speech under "
+            "it on the dub audio track into a shot, render the shots (through the local daemon when one answers, else in "
+            "this process; or on Ray with --ray) and write the timeline with a new video track 'EdiDub <LANG>' of dubbed "
+            "clips at the originals' record frames, plus a summary. Interrupted? Run the same command again: finished shots "
+            "are recorded in OUTPUT.edidub-batch.json and not rendered again."
+        ),
+    )
+    batch.add_argument("timeline", help="the cut: .otio, .xml (FCP7), .fcpxml, .edl, .aaf")
+    batch.add_argument("--dub-track", required=True, metavar="NAME", help="the audio track holding the dub lines: its name, or A1, A2…")
+    batch.add_argument("--picture-track", action="append", metavar="NAME", help="video track(s) to dub: name or V1, V2… (repeatable; default: every video track)")
+    batch.add_argument("-o", "--output", help="dubbed timeline (.otio, .xml FCP7, .edl); default CUT.dubbed.otio beside the cut; never overwritten")
+    batch.add_argument("--language", default="FR", help="dub language code, names the new track 'EdiDub <LANG>' (default FR)")
+    batch.add_argument("--media-dir", help="folder for the rendered clips; default <output name>_media/ beside the output")
+    batch.add_argument("--models", help="model bundle folder for in-process / Ray rendering (implies not using a running daemon unless --daemon)")
+    batch.add_argument("--codec", default="prores_hq", choices=["prores_hq", "h264", "ffv1"], help="rendered clips: ProRes 422 HQ .mov (default), H.264 .mp4, FFV1 .mkv")
+    batch.add_argument("--handles", type=int, default=12, metavar="N", help="frames of picture kept before and after a dub line (default 12; -1: the whole clip)")
+    batch.add_argument("--steps", type=int, help="DDIM sampling steps (default: the bundle's)")
+    batch.add_argument("--inversion-steps", type=int, help="DDIM inversion steps (default: the bundle's)")
+    batch.add_argument("--guidance", type=float, help="classifier-free guidance scale")
+    batch.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    where = batch.add_mutually_exclusive_group()
+    where.add_argument("--daemon", metavar="ENDPOINT", help="render through the daemon at ENDPOINT (an error when none answers); the media dir must be under its media roots")
+    where.add_argument("--no-daemon", action="store_true", help="render in this process even when a daemon answers")
+    where.add_argument("--ray", metavar="ADDRESS", help="render on Ray actors: 'local' starts a Ray here, else a cluster address (auto, ray://HOST:10001)")
+    batch.add_argument("--ray-actors", type=int, metavar="N", help="at most N actors (default: one per GPU, else one per CPU)")
+    batch.add_argument("--cache-dir", help="inversion cache folder (default: the user cache)")
+    batch.add_argument("--no-cache", action="store_true", help="do not read or write the inversion cache")
+    batch.add_argument("--partial", action="store_true", help="write the timeline even when some shots failed (they are left out and listed)")
+    batch.add_argument("--rate", help="EDLs only: the timecode rate, e.g. 24000/1001 (default: inferred)")
+    batch.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    batch.set_defaults(func=cmd_batch)
+
+
+def config_from_args(args: argparse.Namespace):
+    from edidub_engine.shot import DubOptions
+
+    from .core import BatchConfig
+
+    if args.handles is not None and args.handles < -1:
+        raise InvalidArgumentError("--handles must be -1 (the whole clip) or a number of frames >= 0")
+    options = DubOptions(steps=args.steps, inversion_steps=args.inversion_steps, guidance_scale=args.guidance, seed=args.seed)
+    mode = "ray" if args.ray else "daemon" if args.daemon else "local" if args.no_daemon else "auto"
+    return BatchConfig(
+        timeline=Path(args.timeline).expanduser(),
+        dub_track=args.dub_track,
+        output=Path(args.output).expanduser() if args.output else None,
+        picture_tracks=args.picture_track,
+        language=args.language,
+        media_dir=Path(args.media_dir).expanduser() if args.media_dir else None,
+        models=args.models,
+        codec=args.codec,
+        options=options,
+        handles=None if args.handles == -1 else args.handles,
+        mode=mode,
+        daemon=args.daemon,
+        ray=args.ray,
+        ray_actors=args.ray_actors,
+        cache_dir=Path(args.cache_dir).expanduser() if args.cache_dir else None,
+        no_cache=args.no_cache,
+        allow_partial=args.partial,
+        quiet=args.quiet,
+        timeline_rate=args.rate,
+    )
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from .core import run_batch
+
+    result = run_batch(config_from_args(args))
+    print(result.summary.format())
+    if result.summary.failed:
+        print(f"edidub batch: {len(result.summary.failed)} shot(s) failed; the finished ones are kept in {result.state_path}",
+              file=sys.stderr)
+        return 1
+    return 0
