@@ -302,8 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--audio", help="the dub speech (wav, flac, or any file with sound)")
     dub.add_argument("--audio-start", type=float, default=0.0, metavar="S", help="where the line starts in the audio file, seconds (default 0)")
     dub.add_argument("--audio-duration", type=float, default=None, metavar="S", help="how much of it to use (default: to the end)")
-    dub.add_argument("--start", help="first frame: frame number, source timecode or seconds (4.5s); default 0")
-    dub.add_argument("--end", help="end frame (exclusive), same forms; default: end of clip")
+    dub.add_argument("--start", "--start-frame", "--start-tc", dest="start", metavar="POS",
+                     help="first frame: frame number, source timecode (01:00:04:12) or seconds (4.5s); default 0")
+    dub.add_argument("--end", "--end-frame", "--end-tc", dest="end", metavar="POS",
+                     help="end frame (exclusive), same forms; default: end of clip")
     dub.add_argument("--shot", help="a ShotRequest JSON file instead of the arguments above (for render farms)")
     dub.add_argument("--shot-id", default="shot", help="name used in messages and the default output name")
     dub.add_argument("-o", "--output", help="output file; default ./<clip>_<shot id>_dub.<ext>; never overwritten")
