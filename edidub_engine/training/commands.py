@@ -11,8 +11,9 @@ input; cli.py's ``main`` turns those into a message and a hint.
 from __future__ import annotations
 
 import argparse
+import json
 
-from edidub_engine.errors import MediaDecodeError
+from edidub_engine.errors import InvalidArgumentError, MediaDecodeError
 
 __all__ = ["add_prepare_parser", "add_train_parser", "cmd_prepare", "cmd_train", "cmd_train_bundle"]
 
@@ -129,6 +130,8 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     b.add_argument("--description", default=None, help="one line for the card")
     b.add_argument("--notes", default=None, help="what the bundle is and is not good for, for the card")
     b.add_argument("--credits", default=None, help="credits and licences of the training data, for the card")
+    b.add_argument("--defaults", default=None, metavar="JSON",
+                   help='dub settings this bundle runs with unless a request says otherwise, e.g. \'{"steps": 10, "inversion_steps": 10}\'')
     b.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
     b.set_defaults(func=cmd_train_bundle)
     return train
@@ -138,7 +141,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Handler of ``edidub train lsd|srd``."""
     import sys
 
-    from edidub_engine.errors import InvalidArgumentError
 
     from .config import apply_overrides, parse_override, train_config
     from .trainer import train
@@ -174,9 +176,25 @@ def cmd_train_bundle(args: argparse.Namespace) -> int:
     from .export import export_bundle
 
     path = export_bundle(args.lsd, args.srd, args.codebook, args.output, name=args.name, version=args.version,
-                         description=args.description, notes=args.notes, credits=args.credits, overwrite=args.overwrite)
+                         description=args.description, notes=args.notes, credits=args.credits, overwrite=args.overwrite,
+                         defaults=_dub_defaults(args.defaults))
     print(f"wrote bundle {args.name} to {path}")
     return 0
+
+
+def _dub_defaults(text: str | None) -> dict | None:
+    """Check ``--defaults`` against DubSettings so a bundle never ships settings the renderer refuses."""
+    if text is None:
+        return None
+    from edidub_engine.config import DubSettings
+
+    try:
+        defaults = json.loads(text)
+        DubSettings(**defaults)
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgumentError(f"--defaults {text!r} is not a JSON map of dub settings ({exc})",
+                                   hint='e.g. \'{"steps": 10, "inversion_steps": 10}\'') from None
+    return defaults
 
 
 def main(argv: list[str] | None = None) -> int:

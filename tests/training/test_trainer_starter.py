@@ -45,7 +45,7 @@ def test_starter_bundle_resolves_and_loads(no_model_env):
 
 def test_starter_card_is_honest_and_recorded(no_model_env):
     card = read_bundle(SHIPPED).card
-    assert "not production quality" in card["notes"] and "edidub train" in card["notes"]
+    assert "not production quality" in card["notes"].lower() and "edidub train" in card["notes"]
     assert card["codebook"]["clusters"] == 32
     for task in ("lsd", "srd"):
         part = card[task]
