@@ -153,3 +153,24 @@ def test_patch_deliverable_is_the_edit_alone_with_the_matte_as_alpha(models, foo
             ys, xs = np.nonzero(alpha == 255)
             # where the patch is opaque its colour is the dubbed frame's (ProRes 4444 is near-lossless)
             assert np.abs(rgba[ys, xs, :3].astype(int) - dubbed[ys, xs].astype(int)).mean() < 3
+
+
+def test_main_job_with_the_shipped_starter_models(footage_path, tmp_path):
+    """The README's main job: the starter bundle resolves with nothing configured and dubs a real clip."""
+    source, audio = footage_path("retalking_face2.mp4"), footage_path("dub_fr_french1.wav")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "EDIDUB_MODELS"}
+    env["XDG_DATA_HOME"] = str(tmp_path / "empty-data")  # no user models: the shipped bundle must be found
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    proc = subprocess.run([sys.executable, "-m", "edidub_engine", "dub", str(source), "--audio", str(audio),
+                           "--steps", "2", "--inversion-steps", "2", "-q"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "retalking_face2_shot_dub.mov"
+    assert "edidub-starter" in proc.stdout
+    info, dubbed = probe_video(source), probe_video(out)
+    assert (dubbed.frame_count, dubbed.rate, dubbed.width, dubbed.height, dubbed.start_timecode) == (
+        info.frame_count, info.rate, info.width, info.height, info.start_timecode)
+    assert (dubbed.codec, dubbed.codec_profile, dubbed.audio_codec) == ("prores", "HQ", "pcm_s24le")
+    sound = load_audio(out, sample_rate_hz=16000)
+    expected = load_audio(audio, duration_s=info.frame_count / float(info.rate), sample_rate_hz=16000)
+    assert np.corrcoef(sound, expected)[0, 1] > 0.95
