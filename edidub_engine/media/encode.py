@@ -220,15 +220,19 @@ class ClipWriter:
         try:
             picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgba" if channels == 4 else "rgb24")
             if self._spec.yuv:
+                # threads=1: swscale's sliced RGB->YUV conversion gives slightly different pixels
+                # from run to run (measured: a few levels on ~1e-5 of pixels), and the same
+                # request must give the same frames.
                 picture = picture.reformat(
                     format=self._spec.pix_fmt,
                     src_colorspace="ITU709",
                     dst_colorspace="ITU709",
                     src_color_range="JPEG",
                     dst_color_range="MPEG",
+                    threads=1,
                 )
             else:
-                picture = picture.reformat(format=self._spec.pix_fmt)
+                picture = picture.reformat(format=self._spec.pix_fmt, threads=1)
             picture.pts = self.frames_written
             picture.time_base = self._frame_time_base  # the muxer may change the stream's own
             self._container.mux(self._video.encode(picture))

@@ -102,3 +102,15 @@ def test_prores_4444_keeps_alpha(tmp_path):
     with av.open(str(out)) as container:
         alpha = next(container.decode(video=0)).to_ndarray(format="rgba")[..., 3]
     assert np.abs(alpha.astype(int) - rgba[..., 3]).max() <= 1
+
+
+def test_prores_encoding_is_deterministic(footage, tmp_path):
+    """The same frames give the same pixels every time (a threaded RGB->YUV conversion did not)."""
+    frames = read_frames(footage("retalking_face2.mp4"), 0, 8)
+    decoded = []
+    for name in ("a.mov", "b.mov"):
+        with ClipWriter(tmp_path / name, width=frames.shape[2], height=frames.shape[1], rate=Fraction(25)) as writer:
+            for frame in frames:
+                writer.write(frame)
+        decoded.append(read_frames(tmp_path / name, 0, 8))
+    assert np.array_equal(decoded[0], decoded[1])
