@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import tempfile
@@ -111,21 +110,15 @@ def _fmt_ranges(ranges: list[list[int]]) -> str:
 
 
 def _write_json_atomically(path: Path, payload: dict) -> None:
-    """A report is replaced whole or not at all (temp file in the same folder, then rename)."""
+    """A report is replaced whole or not at all."""
+    from .files import write_text_atomically
+
     path = path.expanduser()
     if not path.parent.is_dir():
         raise InvalidArgumentError(
             f"cannot write {path}: folder {path.parent} does not exist", hint="create it or choose another -o path"
         )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomically(path, json.dumps(payload, indent=2) + "\n")
 
 
 class _progress:

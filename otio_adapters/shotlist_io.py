@@ -22,7 +22,7 @@ import opentimelineio as otio
 from edidub_engine.errors import InvalidArgumentError
 from edidub_engine.shot import ShotRequest
 
-from ._time import exact_rate, format_rate, rt
+from ._time import exact_rate, rt
 from .shots import METADATA_KEY, ShotList, shot_from_dict, shots_from_timeline
 
 DUB_TRACK = "Dub"

@@ -208,7 +208,6 @@ def units_for_shot(
         valid_until_s=dub_end if dub_end < shot_end else None,
         null_unit=encoder.null_unit,
     )
-    shot = aligned[context_frames : context_frames + frames]
     # A shot frame is padding when its first slot's centre, (i + 1/4) / rate after the shot start,
     # is at or past the dub's end (then its second slot is too); a half-covered frame is not.
     spoken = (dub_end - shot_start) * rate - Fraction(1, 4)

@@ -37,7 +37,6 @@ import datetime as _dt
 import json
 import os
 import sys
-import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -45,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from edidub_engine.errors import EdidubError, InvalidArgumentError, OutputExistsError
+from edidub_engine.files import write_text_atomically
 from edidub_engine.shot import DubOptions, RenderedClip, ShotRequest
 
 STATE_SUFFIX = ".edidub-batch.json"
@@ -173,25 +173,13 @@ class BatchState:
         self.data["shots"].pop(shot_id, None)
 
     def save(self) -> None:
-        _write_atomically(self.path, json.dumps(self.data, indent=1, sort_keys=True) + "\n")
+        write_text_atomically(self.path, json.dumps(self.data, indent=1, sort_keys=True) + "\n")
 
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-# ------------------------------------------------------------------------------------------ progress
 class BatchProgress:
     """An overall bar (shots) and a bar per running shot (its stage: frames or steps), on stderr."""
 
@@ -433,7 +421,7 @@ def run_batch(
     state.data["summary"] = summary.to_dict()
     state.save()
     if summary.output:
-        _write_atomically(output.with_name(output.name + SUMMARY_SUFFIX), json.dumps(summary.to_dict(), indent=1) + "\n")
+        write_text_atomically(output.with_name(output.name + SUMMARY_SUFFIX), json.dumps(summary.to_dict(), indent=1) + "\n")
     return BatchResult(summary=summary, timeline=dubbed, output=output, state_path=state.path, rendered=clips, mode=mode)
 
 

@@ -80,7 +80,7 @@ def add_eval_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from ..cli import _quiet_native_logging
-    from .bench import compare_runs, format_table, run_benchmark
+    from .bench import compare_runs, run_benchmark
 
     _quiet_native_logging()
     bench = Path(args.bench_dir).expanduser()

@@ -12,14 +12,13 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
 
+from ..files import write_text_atomically
 from .measure import ShotMeasures
 
 _PLOT_W, _PLOT_H, _PAD = 720, 170, 28
@@ -149,25 +148,14 @@ def render_html(shots: Sequence[ShotMeasures], *, title: str = "EdiDub QC report
     return "".join(out)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_qc_report(shots: Sequence[ShotMeasures], html_path: str | Path, *, title: str = "EdiDub QC report",
                     table: str | None = None, extra: dict | None = None) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.json`` beside it; returns both paths."""
     html_path = Path(html_path).expanduser()
     json_path = html_path.with_suffix(".json")
-    _atomic_write(html_path, render_html(shots, title=title, table=table))
+    write_text_atomically(html_path, render_html(shots, title=title, table=table))
     payload = {"title": title, **(extra or {}), "shots": [s.to_dict() for s in shots]}
-    _atomic_write(json_path, json.dumps(payload, indent=1, default=_json_default) + "\n")
+    write_text_atomically(json_path, json.dumps(payload, indent=1, default=_json_default) + "\n")
     return html_path, json_path
 
 

@@ -74,7 +74,6 @@ def paste_back(
     ``matte``: S×S float in [0, 1] (e.g. :func:`~edidub_engine.face.masks.feathered_matte`).
     """
     _check(frame, edited_crop, original_crop, matrix, matte)
-    size = edited_crop.shape[0]
     h, w = frame.shape[:2]
     out = frame.copy()
 

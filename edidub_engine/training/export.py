@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from edidub_engine.errors import InvalidArgumentError, ModelMissingError, OutputExistsError
+from edidub_engine.files import write_text_atomically
 
 __all__ = [
     "CARD_NAME",
@@ -38,34 +39,9 @@ __all__ = [
 
 CARD_NAME = "model_card.json"
 
-def write_text_atomically(path: Path, text: str) -> Path:
-    """Replace ``path`` whole or not at all (temp file in the same folder, then rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fchmod(f.fileno(), 0o644)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with _suppress():
-            os.unlink(tmp)
-        raise
-    return path
-
 
 def write_json_atomically(path: Path, payload: dict[str, Any]) -> Path:
     return write_text_atomically(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
-
-
-class _suppress:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return True
 
 
 def _publish_dir(tmp: Path, final: Path) -> Path:
