@@ -24,30 +24,17 @@ def footage_path():
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory, footage_path):
-    """A model bundle with random weights, built through the real save/resolve path.
+def starter_bundle(tmp_path_factory):
+    """The shipped starter bundle (the real weights a fresh install dubs with), copied, with few
+    diffusion steps so the tests that dub through the daemon, the plugins and the batch stay fast."""
+    import json
+    import shutil
 
-    It tests the mechanics of dubbing (frames, timecode, sound, passthrough, the
-    cache, the daemon and the plugins), not the look of the mouth. The output
-    layers are re-initialised: guided-diffusion's zero init would make the
-    networks predict exactly zero noise.
-    """
-    import torch
+    from edidub_engine.models.bundle import DEFAULT_BUNDLE, SHIPPED_DIR
 
-    from edidub_engine.audio import fit_codebook, load_frontend
-    from edidub_engine.models import build_model
-    from edidub_engine.models.bundle import write_bundle_manifest
-
-    out = tmp_path_factory.mktemp("bundle")
-    codebook = fit_codebook(load_frontend("mel"), [footage_path("grid_bbaf2n.mpg")], clusters=8, max_vectors=5000, seed=0)
-    codebook.save(out / "codebook.safetensors")
-    torch.manual_seed(0)
-    lsd = build_model("lsd-tiny", num_units=9, base_channels=16, channel_mults=(1, 2), attention_resolutions=(16,))
-    srd = build_model("srd-tiny", base_channels=8, channel_mults=(1, 2), norm_num_groups=4)
-    for model in (lsd, srd):
-        model.conv_out.reset_parameters()
-    lsd.save_pretrained(out / "lsd")
-    srd.save_pretrained(out / "srd")
-    write_bundle_manifest(out, name="test-tiny", version="0", frontend="mel", card={"summary": "random weights for tests"},
-                          defaults={"steps": 3, "inversion_steps": 3, "srd_steps": 2})
+    out = tmp_path_factory.mktemp("bundle") / DEFAULT_BUNDLE
+    shutil.copytree(SHIPPED_DIR / DEFAULT_BUNDLE, out)
+    meta = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
+    meta["defaults"] = {"steps": 3, "inversion_steps": 3, "srd_steps": 2}
+    (out / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return out

@@ -1,4 +1,4 @@
-"""Dub a shot end to end with the tiny random bundle of tests/conftest.py (these tests check
+"""Dub a shot end to end with the shipped starter bundle at few steps (tests/conftest.py; these tests check
 the mechanics — frames, timecode, sound, passthrough, lossless outside the matte, the cache,
 determinism and errors — not the look of the mouth)."""
 
@@ -21,8 +21,8 @@ from edidub_engine.shot import ShotRequest
 
 
 @pytest.fixture(scope="session")
-def models(tiny_bundle):
-    return LoadedModels.load(tiny_bundle)
+def models(starter_bundle):
+    return LoadedModels.load(starter_bundle)
 
 
 def request(path, start, end, audio, out_dir, codec="ffv1", **options):
@@ -101,9 +101,9 @@ def run_cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "edidub_engine", *args], cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
-def test_cli_dub_and_its_errors(tiny_bundle, footage_path, tmp_path):
+def test_cli_dub_and_its_errors(starter_bundle, footage_path, tmp_path):
     video, audio = footage_path("grid_bbaf2n.mpg"), footage_path("dub_fr_french1.wav")
-    ok = run_cli("dub", str(video), "--audio", str(audio), "--models", str(tiny_bundle), "--end", "20", "-q", cwd=tmp_path)
+    ok = run_cli("dub", str(video), "--audio", str(audio), "--models", str(starter_bundle), "--end", "20", "-q", cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     out = tmp_path / "grid_bbaf2n_shot_dub.mov"
     assert f"wrote {out}" in ok.stdout and probe_video(out).frame_count == 20 and probe_video(out).codec_profile == "HQ"
@@ -117,7 +117,7 @@ def test_cli_dub_and_its_errors(tiny_bundle, footage_path, tmp_path):
         (["--audio", str(audio), "--end", "20"], tmp_path, 5, "already exists"),
     ]
     for extra, cwd, status, needle in cases:
-        models = [] if "--models" in extra else ["--models", str(tiny_bundle)]
+        models = [] if "--models" in extra else ["--models", str(starter_bundle)]
         proc = run_cli("dub", str(video), *models, "-q", *extra, cwd=cwd)
         assert proc.returncode == status, (extra, proc.stderr)
         assert needle in proc.stderr and "Traceback" not in proc.stderr
@@ -125,10 +125,10 @@ def test_cli_dub_and_its_errors(tiny_bundle, footage_path, tmp_path):
     assert list(empty.iterdir()) == []
 
 
-def test_shot_file_for_render_farms(tiny_bundle, footage_path, tmp_path):
+def test_shot_file_for_render_farms(starter_bundle, footage_path, tmp_path):
     shot = request(footage_path("grid_bbaf2n.mpg"), 5, 25, footage_path("dub_en_jfk.flac"), tmp_path, codec="h264")
     (tmp_path / "shot.json").write_text(json.dumps(shot.to_dict()))
-    proc = run_cli("dub", "--shot", str(tmp_path / "shot.json"), "--models", str(tiny_bundle), "-q", cwd=tmp_path)
+    proc = run_cli("dub", "--shot", str(tmp_path / "shot.json"), "--models", str(starter_bundle), "-q", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert probe_video(tmp_path / "grid_bbaf2n_t_dub.mp4").frame_count == 20
 

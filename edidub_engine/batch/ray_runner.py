@@ -37,6 +37,13 @@ class ShotActor:
         from edidub_engine.cache import InversionCache
         from edidub_engine.render import LoadedModels, ShotRenderer
 
+        if device == "cpu":
+            # Ray pins an actor with num_cpus=1 to one thread (OMP_NUM_THREADS=1); CPU kernels then sum
+            # in another order than a local run and the frames differ in the last bits, which diffusion
+            # amplifies. Use the thread count a local process gets, so Ray and local give the same frames.
+            import torch
+
+            torch.set_num_threads(os.cpu_count() or 1)
         loaded = LoadedModels.load(models)
         if device != "cpu":
             loaded.lsd.to(device)

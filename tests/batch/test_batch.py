@@ -13,7 +13,7 @@ from pathlib import Path
 import opentimelineio as otio
 import pytest
 
-from batch_helpers import CLIPS, GST, OPTIONS, build_cut, signature  # tiny_bundle: tests/conftest.py
+from batch_helpers import CLIPS, GST, OPTIONS, build_cut, signature  # starter_bundle: tests/conftest.py
 
 from edidub_engine.batch import BatchConfig, run_batch, state_path_for
 from edidub_engine.errors import OutputExistsError
@@ -42,7 +42,7 @@ def cache_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def local_run(tiny_bundle, cache_dir, tmp_path_factory):
+def local_run(starter_bundle, cache_dir, tmp_path_factory):
     """Interrupt an in-process batch after its first shot, then finish it with the CLI (a new process)."""
     tmp = tmp_path_factory.mktemp("local")
     _write_cut(tmp)
@@ -53,13 +53,13 @@ def local_run(tiny_bundle, cache_dir, tmp_path_factory):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_batch(_config(tmp, tiny_bundle, cache_dir, mode="local"), on_shot_done=stop_after_first)
+        run_batch(_config(tmp, starter_bundle, cache_dir, mode="local"), on_shot_done=stop_after_first)
     output = tmp / "cut.dubbed.otio"
     state = json.loads(state_path_for(output).read_text())
     first = state["shots"][SHOT_IDS[0]]["clip"]["path"]
     before = os.stat(first)
     cli = [sys.executable, "-m", "edidub_engine.batch", str(tmp / "cut.otio"), "--dub-track", "FR dialogue", "--picture-track", "V1",
-           "--language", "FR", "--models", str(tiny_bundle), "--codec", "ffv1", "--no-daemon", "--cache-dir", str(cache_dir),
+           "--language", "FR", "--models", str(starter_bundle), "--codec", "ffv1", "--no-daemon", "--cache-dir", str(cache_dir),
            "--steps", str(OPTIONS["steps"]), "--inversion-steps", str(OPTIONS["inversion_steps"]), "-q"]
     proc = subprocess.run(cli, cwd=tmp, capture_output=True, text=True, timeout=600)
     again = subprocess.run(cli, cwd=tmp, capture_output=True, text=True, timeout=600)
@@ -116,17 +116,17 @@ def test_interrupted_batch_resumes_without_rendering_the_first_shot_again(local_
     assert again.returncode == OutputExistsError.exit_status and "already exists" in again.stderr and "Traceback" not in again.stderr
 
 
-def test_ray_batch_gives_the_same_timeline(local_run, tiny_bundle, cache_dir, tmp_path):
+def test_ray_batch_gives_the_same_timeline(local_run, starter_bundle, cache_dir, tmp_path):
     pytest.importorskip("ray")
     _write_cut(tmp_path)
-    result = run_batch(_config(tmp_path, tiny_bundle, cache_dir, mode="ray", ray="local", ray_actors=2))
+    result = run_batch(_config(tmp_path, starter_bundle, cache_dir, mode="ray", ray="local", ray_actors=2))
     assert result.mode == "ray" and result.complete
     local = otio.adapters.read_from_file(str(local_run["output"]))
     ray_tl = otio.adapters.read_from_file(str(result.output))
     assert signature(ray_tl) == signature(local)
 
 
-def test_submit_timeline_through_the_client_gives_the_same_timeline(local_run, tiny_bundle, cache_dir, tmp_path):
+def test_submit_timeline_through_the_client_gives_the_same_timeline(local_run, starter_bundle, cache_dir, tmp_path):
     from edidub_engine.cache import InversionCache
     from edidub_engine.client import Client
     from edidub_engine.daemon.server import Server, ServerSettings
@@ -135,7 +135,7 @@ def test_submit_timeline_through_the_client_gives_the_same_timeline(local_run, t
     from batch_helpers import FOOTAGE
 
     def factory(device):
-        return ShotRenderer(LoadedModels.load(tiny_bundle), cache=InversionCache(cache_dir)).dub_shot
+        return ShotRenderer(LoadedModels.load(starter_bundle), cache=InversionCache(cache_dir)).dub_shot
 
     out_dir = tmp_path / "daemon_media"
     out_dir.mkdir()

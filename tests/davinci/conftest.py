@@ -35,12 +35,12 @@ def dub_audio() -> Path:
 
 
 @pytest.fixture(scope="session")
-def daemon(tiny_bundle, media_root, tmp_path_factory):
-    """A real daemon whose runner renders with the tiny bundle."""
+def daemon(starter_bundle, media_root, tmp_path_factory):
+    """A real daemon whose runner renders with the starter bundle."""
     from edidub_engine.daemon.server import Server, ServerSettings
     from edidub_engine.render import LoadedModels, ShotRenderer
 
-    models = LoadedModels.load(tiny_bundle)
+    models = LoadedModels.load(starter_bundle)
     settings = ServerSettings(
         store_path=tmp_path_factory.mktemp("store") / "jobs.sqlite3",
         media_roots=(media_root, FOOTAGE),

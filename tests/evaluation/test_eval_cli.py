@@ -26,21 +26,21 @@ def _run(argv: list[str]) -> int:
     return args.func(args)
 
 
-def test_eval_end_to_end_prints_table_1(tmp_path, footage_path, tiny_bundle, random_weights, capsys):
+def test_eval_end_to_end_prints_table_1(tmp_path, footage_path, starter_bundle, random_weights, capsys):
     bench = tmp_path / "bench"
     bench.mkdir()
     for name in CLIPS:
         (bench / name).symlink_to(footage_path(name))
     id_w, sync_w = random_weights
     out = tmp_path / "run"
-    assert _run(["eval", str(bench), "--models", str(tiny_bundle), "--id-weights", str(id_w), "--sync-weights", str(sync_w),
+    assert _run(["eval", str(bench), "--models", str(starter_bundle), "--id-weights", str(id_w), "--sync-weights", str(sync_w),
                  "--seconds", "0.8", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     print(printed)
     header = next(line for line in printed.splitlines() if line.startswith("Method"))
     for title in ("LSE-D↓", "LSE-C↑", "ID-P↓", "ID-TC↓", "SyncProxy↑", "PSNR-in↑", "PSNR-out↑", "Pass↓"):
         assert title in header
-    ours = next(line for line in printed.splitlines() if line.startswith("EdiDub (test-tiny 0)"))
+    ours = next(line for line in printed.splitlines() if line.startswith("EdiDub (edidub-starter 1)"))
     real = next(line for line in printed.splitlines() if line.startswith("Real Videos"))
     assert "n/a" not in ours.split("|")[1] and re.search(r"\d\.\d{3}±\d\.\d{3}", ours)
     assert real.split("|")[3].strip().startswith("0.000±0.000")  # ID-P of a video against itself

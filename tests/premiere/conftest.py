@@ -1,4 +1,4 @@
-"""Premiere bridge fixtures: a real daemon running the tiny random bundle (tests/conftest.py), test media at
+"""Premiere bridge fixtures: a real daemon running the starter bundle (tests/conftest.py), test media at
 23.976 and 29.97 fps, and the bridge in a background event loop on 127.0.0.1."""
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ def renders(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def daemon(tmp_path_factory, tiny_bundle, media, renders):
-    """A real daemon (in-process, ephemeral ports) whose runner dubs with the tiny bundle."""
+def daemon(tmp_path_factory, starter_bundle, media, renders):
+    """A real daemon (in-process, ephemeral ports) whose runner dubs with the starter bundle."""
     from edidub_engine.daemon.server import Server, ServerSettings
     from edidub_engine.render import LoadedModels, ShotRenderer
 
-    renderer = ShotRenderer(LoadedModels.load(tiny_bundle))
+    renderer = ShotRenderer(LoadedModels.load(starter_bundle))
     settings = ServerSettings(
         store_path=tmp_path_factory.mktemp("daemon") / "jobs.sqlite3",
         media_roots=(media["dir"], renders),
