@@ -346,8 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    return run_command(build_parser().parse_args(argv))
+
+
+def run_command(args: argparse.Namespace, *, interrupted: str = "interrupted") -> int:
+    """Run a parsed sub-command the way every EdiDub entry point does: an EdidubError becomes its
+    message, a hint and its exit status; anything unexpected is logged with its traceback to a file
+    whose path is printed. (``python -m edidub_engine.daemon|batch|training.commands`` use it too.)"""
     try:
         return int(args.func(args) or 0)
     except EdidubError as err:
@@ -356,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  what to do: {err.hint}", file=sys.stderr)
         return err.exit_status
     except KeyboardInterrupt:
-        print(f"edidub {args.command}: interrupted", file=sys.stderr)
+        print(f"edidub {args.command}: {interrupted}", file=sys.stderr)
         return 130
     except Exception:  # an engine bug: keep the traceback for us, not on the user's screen
         log = Path(tempfile.gettempdir()) / "edidub-crash.log"

@@ -6,23 +6,14 @@ import argparse
 import sys
 
 from edidub_engine.batch.commands import add_batch_parser
-from edidub_engine.errors import EdidubError
+from edidub_engine.cli import run_command
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edidub_engine.batch", description="EdiDub batch dubbing of a timeline.")
     add_batch_parser(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     args = parser.parse_args(["batch", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return int(args.func(args) or 0)
-    except EdidubError as err:
-        print(f"edidub batch: error: {err.message}", file=sys.stderr)
-        if err.hint:
-            print(f"  what to do: {err.hint}", file=sys.stderr)
-        return err.exit_status
-    except KeyboardInterrupt:
-        print("edidub batch: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    return run_command(args, interrupted="interrupted; run the same command again to resume")
 
 
 if __name__ == "__main__":

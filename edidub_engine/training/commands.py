@@ -200,22 +200,13 @@ def _dub_defaults(text: str | None) -> dict | None:
 def main(argv: list[str] | None = None) -> int:
     """``python -m edidub_engine.training.commands prepare|train ...``: the same commands without cli.py
     (torchrun can start it with ``-m``); errors print as ``edidub``'s do."""
-    import sys
-
-    from edidub_engine.errors import EdidubError
+    from edidub_engine.cli import run_command
 
     parser = argparse.ArgumentParser(prog="edidub")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_prepare_parser(sub)
     add_train_parser(sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except EdidubError as err:
-        print(f"edidub {args.command}: error: {err.message}", file=sys.stderr)
-        if err.hint:
-            print(f"  what to do: {err.hint}", file=sys.stderr)
-        return err.exit_status
+    return run_command(parser.parse_args(argv))
 
 
 if __name__ == "__main__":  # pragma: no cover
