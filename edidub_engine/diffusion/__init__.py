@@ -20,7 +20,7 @@ from .conditioning import (
 from .config import BetaSchedule, DiffusionConfig, LossReduction, Phase, TimestepSpacing
 from .noising import blend_outside_mask, masked_add_noise, masked_diffusion_loss
 from .process import DiffusionStep, MaskedDiffusion
-from .windows import Section, plan_sections, window_starts, window_weights
+from .windows import Section, next_section, plan_sections, window_starts, window_weights
 
 __all__ = [
     "BetaSchedule",
@@ -39,6 +39,7 @@ __all__ = [
     "masked_add_noise",
     "masked_diffusion_loss",
     "merge_null_cond",
+    "next_section",
     "null_cond_for",
     "plan_sections",
     "slice_cond",

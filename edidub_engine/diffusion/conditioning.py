@@ -125,6 +125,8 @@ def guided_epsilon(
     cond: Cond,
     null_cond: Cond | None,
     guidance_scale: float,
+    *,
+    batched: bool = True,
 ) -> Tensor:
     """Classifier-free guidance ``ε_null + s (ε_cond − ε_null)`` in one batched denoiser call.
 
@@ -133,7 +135,9 @@ def guided_epsilon(
     ``2B`` rows. At ``s == 1`` the formula is ε_cond itself, so the null branch is
     skipped (half the compute) and the result is the conditional prediction
     bit for bit. ``null_cond`` is the full unconditional cond (see
-    :func:`merge_null_cond`).
+    :func:`merge_null_cond`). ``batched=False`` makes two calls instead (the
+    reference the fast path is measured against; same result up to kernel
+    rounding).
     """
     if guidance_scale == 1.0:
         return denoiser(sample, timestep, cond)
@@ -141,6 +145,10 @@ def guided_epsilon(
         raise InvalidArgumentError(
             f"guidance_scale={guidance_scale} needs a null_cond", hint="pass null_cond or set guidance_scale=1"
         )
+    if not batched:
+        eps_cond = denoiser(sample, timestep, cond)
+        eps_null = denoiser(sample, timestep, null_cond)
+        return eps_null + guidance_scale * (eps_cond - eps_null)
     both = concat_conds([cond, null_cond])
     eps = denoiser(torch.cat([sample, sample], 0), torch.cat([timestep, timestep], 0), both)
     eps_cond, eps_null = eps.chunk(2, 0)

@@ -64,7 +64,9 @@ class DiffusionConfig:
 
     ``max_batch`` bounds the rows of one denoiser call (after classifier-free
     guidance doubles them); all MultiDiffusion windows of a step go into as few
-    calls as that allows, at least one window per call. ``mask_key`` is the
+    calls as that allows, at least one window per call. ``batch_guidance``
+    runs the conditional and unconditional rows of classifier-free guidance in
+    one call (``False``: two calls, the reference path). ``mask_key`` is the
     cond entry the process fills with the mask it actually uses (section carry
     frames zeroed, windows sliced) so the network always sees the right mask;
     ``None`` leaves cond alone.
@@ -86,6 +88,7 @@ class DiffusionConfig:
     cond_drop_prob: float = 0.1
     loss_reduction: LossReduction = LossReduction.PER_SAMPLE
     max_batch: int = 32
+    batch_guidance: bool = True
     mask_key: str | None = "mask"
 
     def __post_init__(self) -> None:

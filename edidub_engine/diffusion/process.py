@@ -278,8 +278,6 @@ class MaskedDiffusion:
         original_cond: Cond,
         latents: MutableMapping[int, Tensor] | None,
     ) -> Iterator[DiffusionStep]:
-        scale = float(self.config.guidance_scale)
-        key = self.config.mask_key
         sections = self.plan_sections(x0.shape[2])
         cached = {sec.index for sec in sections if latents is not None and sec.index in latents}
         total = len(sections) * self.config.inference_steps + (len(sections) - len(cached)) * self.config.inversion_steps
@@ -287,34 +285,93 @@ class MaskedDiffusion:
         output = x0.clone()
         for section in sections:
             s, e, c = section.start, section.end, section.carry
-            ms = mask[:, :, s:e].clone()
-            ms[:, :, :c] = 0
-            if section.index in cached:
-                latent = latents[section.index].to(x0.device, x0.dtype)
-                if latent.shape != (x0.shape[0], x0.shape[1], e - s, *x0.shape[3:]):
-                    raise InvalidArgumentError(f"cached latent of section {section.index} has shape {tuple(latent.shape)}")
-            else:
-                original = x0[:, :, s:e]
-                inv_cond = with_mask(slice_cond(original_cond, s, e), ms, key)
-                latent = original
-                for step in self._steps(Phase.INVERT, denoiser, original, original, ms, inv_cond, None, 1.0, section, done, total):
-                    latent = step.sample
-                    yield step
-                done += self.config.inversion_steps
-                if latents is not None:
-                    latents[section.index] = latent.detach().clone()
-            xs = x0[:, :, s:e].clone()
-            xs[:, :, :c] = output[:, :, s : s + c]
-            sec_cond = with_mask(slice_cond(cond, s, e), ms, key)
-            sec_null = None if null is None else with_mask(slice_cond(null, s, e), ms, key)
-            for step in self._steps(
-                Phase.SAMPLE, denoiser, latent, xs, ms, sec_cond, sec_null, scale, section, done, total
+            latent = latents[section.index] if section.index in cached else None
+            for step in self._section_steps(
+                denoiser, x0[:, :, s:e], mask[:, :, s:e], slice_cond(cond, s, e),
+                None if null is None else slice_cond(null, s, e), slice_cond(original_cond, s, e),
+                section, output[:, :, s : s + c], latent, done, total,
             ):
-                if step.step == step.steps:
+                if step.phase is Phase.INVERT and step.step == step.steps and latents is not None:
+                    latents[section.index] = step.sample.detach().clone()
+                if step.phase is Phase.SAMPLE and step.step == step.steps:
                     output[:, :, s + c : e] = step.sample[:, :, c:]
                     step = dataclasses.replace(step, output=output.clone())
                 yield step
-            done += self.config.inference_steps
+                done = step.done
+
+    def iter_edit_section(
+        self,
+        denoiser: Denoiser,
+        x0: Tensor,
+        mask: Tensor,
+        cond: Cond,
+        null_cond: Cond | None = None,
+        *,
+        original_cond: Cond,
+        section: Section,
+        carried: Tensor | None = None,
+        latent: Tensor | None = None,
+        done: int = 0,
+        total: int | None = None,
+    ) -> Iterator[DiffusionStep]:
+        """One section of :meth:`iter_edit`, for callers that stream a shot section by section.
+
+        ``x0``/``mask``/conds hold the section's own frames (``section.frames``
+        of them, the original ones); ``carried`` ``[N, C, section.carry, H, W]``
+        is the output already made for its first ``carry`` frames (the previous
+        section's result, unrounded, so a streamed shot equals a whole one).
+        ``latent`` is a cached inversion of this section; without it the
+        inversion steps come first and the last of them carries the latent to
+        cache. Sections come from :func:`~.windows.next_section`.
+        """
+        self._check_inputs(x0, mask, cond=cond, null_cond=null_cond)
+        validate_cond(original_cond, batch=x0.shape[0], frames=x0.shape[2], what="original_cond")
+        if x0.shape[2] != section.frames:
+            raise InvalidArgumentError(f"section {section.index} has {section.frames} frames but x0 has {x0.shape[2]}")
+        if section.carry and (carried is None or carried.shape[2] != section.carry):
+            raise InvalidArgumentError(f"section {section.index} needs the {section.carry} carried output frames")
+        null = self._null_cond(cond, null_cond, float(self.config.guidance_scale))
+        if total is None:
+            total = done + self.config.inference_steps + (0 if latent is not None else self.config.inversion_steps)
+        carried = x0[:, :, :0] if carried is None else carried
+        return self._section_steps(denoiser, x0, mask, cond, null, original_cond, section, carried, latent, done, total)
+
+    @torch.no_grad()
+    def _section_steps(
+        self,
+        denoiser: Denoiser,
+        x0: Tensor,
+        mask: Tensor,
+        cond: Cond,
+        null: Cond | None,
+        original_cond: Cond,
+        section: Section,
+        carried: Tensor,
+        latent: Tensor | None,
+        done: int,
+        total: int,
+    ) -> Iterator[DiffusionStep]:
+        """Invert (unless ``latent`` is given) and sample one section whose tensors are already cut to it."""
+        key, c = self.config.mask_key, section.carry
+        ms = mask.clone()
+        ms[:, :, :c] = 0
+        if latent is not None:
+            latent = latent.to(x0.device, x0.dtype)
+            if latent.shape != x0.shape:
+                raise InvalidArgumentError(f"cached latent of section {section.index} has shape {tuple(latent.shape)}")
+        else:
+            inv_cond = with_mask(original_cond, ms, key)
+            latent = x0
+            for step in self._steps(Phase.INVERT, denoiser, x0, x0, ms, inv_cond, None, 1.0, section, done, total):
+                latent = step.sample
+                yield step
+            done += self.config.inversion_steps
+        xs = x0.clone()
+        xs[:, :, :c] = carried.to(x0.device, x0.dtype)
+        sec_cond = with_mask(cond, ms, key)
+        sec_null = None if null is None else with_mask(null, ms, key)
+        scale = float(self.config.guidance_scale)
+        yield from self._steps(Phase.SAMPLE, denoiser, latent, xs, ms, sec_cond, sec_null, scale, section, done, total)
 
     def edit(
         self,
@@ -411,7 +468,7 @@ class MaskedDiffusion:
         """One scheduler step at ``t`` on every window (network told ``label``), fused by weighted average."""
         n, frames = x.shape[0], x.shape[2]
         length = min(self.config.window_frames, frames)
-        rows_per_window = n if scale == 1.0 else 2 * n
+        rows_per_window = n if scale == 1.0 or not self.config.batch_guidance else 2 * n
         per_call = max(1, self.config.max_batch // rows_per_window)
         fused = torch.zeros_like(x) if len(starts) > 1 else None
         for first in range(0, len(starts), per_call):
@@ -420,7 +477,7 @@ class MaskedDiffusion:
             cw = concat_conds([slice_cond(cond, s, s + length) for s in chunk])
             nw = None if null_cond is None else concat_conds([slice_cond(null_cond, s, s + length) for s in chunk])
             timestep = torch.full((xw.shape[0],), label, device=x.device, dtype=torch.long)
-            eps = guided_epsilon(denoiser, xw, timestep, cw, nw, scale)
+            eps = guided_epsilon(denoiser, xw, timestep, cw, nw, scale, batched=self.config.batch_guidance)
             if eps.shape != xw.shape:
                 raise InvalidArgumentError(f"denoiser returned shape {tuple(eps.shape)} for input {tuple(xw.shape)}")
             prev = scheduler.step(eps, t, xw).prev_sample.to(x.dtype)

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from edidub_engine.errors import InvalidArgumentError
 
-__all__ = ["Section", "plan_sections", "window_starts", "window_weights"]
+__all__ = ["Section", "next_section", "plan_sections", "window_starts", "window_weights"]
 
 
 def _check_frames(num_frames: int) -> None:
@@ -95,3 +95,37 @@ def plan_sections(num_frames: int, *, section_frames: int, carry_frames: int, mi
         start = min(start, max(0, end - min_frames))
         sections.append(Section(index=len(sections), start=start, end=end, carry=done - start))
     return sections
+
+
+def next_section(
+    previous: Section | None,
+    available: int,
+    *,
+    finished: bool,
+    section_frames: int,
+    carry_frames: int,
+    min_frames: int = 1,
+) -> Section | None:
+    """The section after ``previous`` once it is decided, for shots whose length is not known yet.
+
+    ``available`` frames have arrived; ``finished`` says no more will. Returns
+    ``None`` while the next section still needs frames (or when there is none).
+    Fed every frame count up to the end, it gives exactly :func:`plan_sections`
+    of the final length, so a streamed shot is cut the same way as a whole one.
+    """
+    if not 0 <= carry_frames < section_frames:
+        raise InvalidArgumentError(f"carry_frames={carry_frames} must be in [0, section_frames={section_frames})")
+    min_frames = max(1, min(min_frames, section_frames))
+    done = 0 if previous is None else previous.end
+    if done >= available:
+        return None
+    start = 0 if previous is None else done - carry_frames
+    if start + section_frames <= available:
+        end = start + section_frames
+    elif finished:
+        end = available
+    else:
+        return None
+    if previous is not None:
+        start = min(start, max(0, end - min_frames))
+    return Section(index=0 if previous is None else previous.index + 1, start=start, end=end, carry=done - start)
