@@ -8,6 +8,10 @@ Two stages, as in the paper:
 * SRD at the super-resolution model's resolution: the masked high-resolution
   crops plus the bicubic-upsampled LSD output, sampled from noise.
 
+How the networks run (bf16 autocast, channels-last, ``torch.compile``, how
+rows are batched) is an :class:`~edidub_engine.acceleration.Acceleration`;
+the arithmetic is the same on every path.
+
 Both report progress after every diffusion step and stop between steps when
 ``should_cancel()`` says so (raising :class:`~edidub_engine.errors.CancelledError`).
 The diffusion process is the one in :mod:`edidub_engine.diffusion`; this module
@@ -23,9 +27,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .acceleration import Acceleration
 from .config import DubSettings
-from .diffusion import DiffusionConfig, MaskedDiffusion, null_cond_for
-from .errors import InvalidArgumentError
+from .diffusion import DiffusionConfig, MaskedDiffusion, Phase, Section, null_cond_for
+from .errors import CancelledError, InvalidArgumentError
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 ShouldCancel = Callable[[], bool]
@@ -49,7 +54,8 @@ def mask_tensor(masks: np.ndarray) -> torch.Tensor:
 class DubbingPipeline:
     """The two diffusion stages around a loaded LSD and SRD (keep one per worker: models stay loaded)."""
 
-    def __init__(self, *, lsd: torch.nn.Module, srd: torch.nn.Module, settings: DubSettings | None = None):
+    def __init__(self, *, lsd: torch.nn.Module, srd: torch.nn.Module, settings: DubSettings | None = None,
+                 acceleration: Acceleration | None = None):
         if lsd.null_unit is None:
             raise InvalidArgumentError("the LSD model has no speech-unit table; is it an SRD?")
         self.lsd, self.srd = lsd.eval(), srd.eval()
@@ -57,6 +63,9 @@ class DubbingPipeline:
         self.lsd_size = int(lsd.config.sample_size)
         self.srd_size = int(srd.config.sample_size)
         self.null_unit = int(lsd.null_unit)
+        self.acceleration = acceleration or Acceleration.auto(self.device)
+        self._lsd_call = self.acceleration.prepare(self.lsd)
+        self._srd_call = self.acceleration.prepare(self.srd)
 
     @property
     def device(self) -> torch.device:
@@ -72,8 +81,33 @@ class DubbingPipeline:
                 window_stride=settings.window_stride,
                 section_frames=settings.section_frames,
                 carry_frames=settings.carry_frames,
+                **self.acceleration.diffusion_overrides(),
             )
         )
+
+    def _run(self, network, sample: torch.Tensor, timestep: torch.Tensor, **kwargs) -> torch.Tensor:
+        """One network call on the fast path: layout, autocast, and ε back in float32 for the scheduler."""
+        acc = self.acceleration
+        with acc.autocast(sample.device):
+            eps = network(acc.layout(sample), timestep, **kwargs).sample
+        return eps.float().contiguous()
+
+    def _lsd_denoiser(self):
+        def denoise(x_t: torch.Tensor, timestep: torch.Tensor, cond: dict) -> torch.Tensor:
+            sample = torch.cat([x_t, cond["reference"], cond["mask"]], dim=1)
+            return self._run(self._lsd_call, sample, timestep, units=cond["units"])
+
+        return denoise
+
+    def _units(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).unsqueeze(0).to(self.device)
+
+    def _check_lsd_inputs(self, crops: np.ndarray, masks: np.ndarray, original_units: np.ndarray, dub_units: np.ndarray) -> None:
+        frames = len(crops)
+        if crops.shape[1:] != (self.lsd_size, self.lsd_size, 3) or masks.shape != crops.shape[:3]:
+            raise InvalidArgumentError(f"LSD crops must be [T, {self.lsd_size}, {self.lsd_size}, 3] with matching masks")
+        if original_units.shape != (frames, 2) or dub_units.shape != (frames, 2):
+            raise InvalidArgumentError(f"units must be [{frames}, 2] for {frames} frames")
 
     # ------------------------------------------------------------------ LSD
     @torch.no_grad()
@@ -95,32 +129,66 @@ class DubbingPipeline:
         ``latents`` (section → inverted latent) is filled and reused: the inversion
         depends only on the source and its own speech, so a second dub skips it.
         """
-        settings = settings or self.settings
-        frames = len(crops)
-        if crops.shape[1:] != (self.lsd_size, self.lsd_size, 3) or masks.shape != crops.shape[:3]:
-            raise InvalidArgumentError(f"LSD crops must be [T, {self.lsd_size}, {self.lsd_size}, 3] with matching masks")
-        if original_units.shape != (frames, 2) or dub_units.shape != (frames, 2):
-            raise InvalidArgumentError(f"units must be [{frames}, 2] for {frames} frames")
-        device = self.device
-        x0 = to_tensor(crops).to(device)
-        mask = mask_tensor(masks).to(device)
-
-        def denoise(x_t: torch.Tensor, timestep: torch.Tensor, cond: dict) -> torch.Tensor:
-            sample = torch.cat([x_t, cond["reference"], cond["mask"]], dim=1)
-            return self.lsd(sample, timestep, units=cond["units"]).sample
-
-        def units(array: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).unsqueeze(0).to(device)
-
-        # At inference the reference is the original clip itself (section 3.1).
-        cond = {"reference": x0, "mask": mask, "units": units(dub_units)}
-        original = {"reference": x0, "mask": mask, "units": units(original_units)}
-        process = self._process(settings, steps=settings.steps, guidance=settings.guidance_scale)
+        process, (x0, mask, cond, null, original) = self._lsd_inputs(crops, masks, original_units, dub_units, settings)
         edited = process.edit(
-            denoise, x0, mask, cond, null_cond_for(cond, null_unit=self.null_unit), original_cond=original,
+            self._lsd_denoiser(), x0, mask, cond, null, original_cond=original,
             latents=latents, progress=_stage(progress, "lip-sync"), should_cancel=should_cancel,
         )
         return to_crops(edited)
+
+    def _lsd_inputs(self, crops, masks, original_units, dub_units, settings: DubSettings | None):
+        """The process and ``(x0, mask, cond, null_cond, original_cond)`` tensors of an LSD edit."""
+        settings = settings or self.settings
+        self._check_lsd_inputs(crops, masks, original_units, dub_units)
+        x0 = to_tensor(crops).to(self.device)
+        mask = mask_tensor(masks).to(self.device)
+        # At inference the reference is the original clip itself (section 3.1).
+        cond = {"reference": x0, "mask": mask, "units": self._units(dub_units)}
+        original = {"reference": x0, "mask": mask, "units": self._units(original_units)}
+        process = self._process(settings, steps=settings.steps, guidance=settings.guidance_scale)
+        return process, (x0, mask, cond, null_cond_for(cond, null_unit=self.null_unit), original)
+
+    @torch.no_grad()
+    def lip_sync_section(
+        self,
+        crops: np.ndarray,
+        masks: np.ndarray,
+        original_units: np.ndarray,
+        dub_units: np.ndarray,
+        *,
+        section: Section,
+        carried: torch.Tensor | None,
+        latent: torch.Tensor | None = None,
+        settings: DubSettings | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        should_cancel: ShouldCancel | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One section of :meth:`lip_sync` for streaming callers: ``(output, latent)``.
+
+        Arrays hold the section's own frames; ``carried`` is the previous
+        section's output tensor for the first ``section.carry`` frames.
+        ``output`` is ``[1, 3, T, s, s]`` float in [-1, 1] (unrounded, to carry
+        into the next section; :func:`to_crops` makes crops of it), ``latent``
+        the section's inversion (cache it). ``progress(steps done, steps)``.
+        """
+        process, (x0, mask, cond, null, original) = self._lsd_inputs(crops, masks, original_units, dub_units, settings)
+        steps = process.iter_edit_section(
+            self._lsd_denoiser(), x0, mask, cond, null, original_cond=original, section=section, carried=carried, latent=latent,
+        )
+        sample = None
+        try:
+            for step in steps:
+                if step.phase is Phase.INVERT and step.step == step.steps:
+                    latent = step.sample
+                sample = step.sample
+                if progress is not None:
+                    progress(step.done, step.total)
+                if should_cancel is not None and step.done < step.total and should_cancel():
+                    raise CancelledError(f"lip-sync cancelled in section {section.index} after {step.done} of {step.total} steps")
+        finally:
+            steps.close()
+        assert sample is not None and latent is not None
+        return sample, latent
 
     # ------------------------------------------------------------------ SRD
     @torch.no_grad()
@@ -154,7 +222,7 @@ class DubbingPipeline:
         assert up.shape[2] == frames
 
         def denoise(x_t: torch.Tensor, timestep: torch.Tensor, cond: dict) -> torch.Tensor:
-            return self.srd(torch.cat([x_t, cond["low_res"], cond["mask"]], dim=1), timestep).sample
+            return self._run(self._srd_call, torch.cat([x_t, cond["low_res"], cond["mask"]], dim=1), timestep)
 
         srd_settings = replace(settings, section_frames=max(settings.section_frames, frames + 1))
         process = self._process(srd_settings, steps=settings.srd_steps or settings.steps, guidance=1.0)
