@@ -6,8 +6,10 @@ RGB — decode(encode(frames)) equals the frames bit for bit; the check format).
 Y'CbCr outputs are converted and tagged BT.709, limited range.
 
 Frames are encoded as they arrive (bounded memory). The audio track is given
-up front and interleaved as frames arrive; it is resampled to 48 kHz and cut or
-padded with silence to exactly the video's duration. The start timecode is
+up front — an array, resampled to 48 kHz, or for long shots a reader of 48 kHz
+samples (``read(count)``, e.g. :class:`~edidub_engine.media.mix.AudioMix`)
+pulled as frames arrive — and interleaved with the frames, cut or padded with
+silence to exactly the video's duration. The start timecode is
 written so that :func:`probe_video` reads it back (a tmcd track in .mov/.mp4,
 a TIMECODE tag in .mkv).
 """
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
 from pathlib import Path
+from typing import Protocol
 
 import av
 import numpy as np
@@ -92,6 +95,24 @@ def _resample_mono(audio: np.ndarray, from_hz: int, to_hz: int, sample_format: s
 _NUMPY_DTYPES = {"s16": np.int16, "s32": np.int32, "fltp": np.float32, "flt": np.float32}
 
 
+class AudioReader(Protocol):
+    """Samples pulled in order: ``read(count)`` gives the next ``count`` mono float32 samples."""
+
+    sample_rate_hz: int
+
+    def read(self, count: int) -> np.ndarray: ...
+
+
+def _to_sample_format(samples: np.ndarray, sample_format: str) -> np.ndarray:
+    """Float samples → ``[1, N]`` in the encoder's format, as libswresample converts them (scale, round, clip)."""
+    x = np.asarray(samples, dtype=np.float32)[None, :]
+    if sample_format in ("flt", "fltp"):
+        return x
+    bits = {"s16": 15, "s32": 31}[sample_format]
+    info = np.iinfo(_NUMPY_DTYPES[sample_format])
+    return np.clip(np.rint(x.astype(np.float64) * float(1 << bits)), info.min, info.max).astype(_NUMPY_DTYPES[sample_format])
+
+
 def _close_quietly(container, atomic: AtomicOutput) -> None:
     """Finalizer for a writer dropped without close/abort: never leave the temp file."""
     try:
@@ -119,7 +140,7 @@ class ClipWriter:
         rate: RateLike,
         codec: Codec | str = Codec.PRORES_HQ,
         timecode: str | None = None,
-        audio: np.ndarray | None = None,
+        audio: np.ndarray | AudioReader | None = None,
         audio_sample_rate_hz: int = 16000,
     ):
         try:
@@ -151,7 +172,12 @@ class ClipWriter:
             start = timecode_to_frame(timecode, self.rate)  # validates it for this rate
             self.timecode = frame_to_timecode(start, self.rate, any(sep in timecode for sep in ";.,"))
         self._audio: np.ndarray | None = None
-        if audio is not None:
+        self._reader: AudioReader | None = None
+        if hasattr(audio, "read"):
+            if getattr(audio, "sample_rate_hz", None) != OUTPUT_AUDIO_SAMPLE_RATE_HZ:
+                raise InvalidArgumentError(f"an audio reader for {self.path.name} must give {OUTPUT_AUDIO_SAMPLE_RATE_HZ} Hz samples")
+            self._reader = audio
+        elif audio is not None:
             samples = np.asarray(audio)
             if samples.ndim != 1 or not np.issubdtype(samples.dtype, np.floating):
                 raise InvalidArgumentError(
@@ -169,7 +195,8 @@ class ClipWriter:
         try:
             self._container = av.open(str(self._atomic.temp_path), mode="w")
             self._video = self._add_video_stream()
-            self._audio_stream = self._add_audio_stream() if self._audio is not None else None
+            has_audio = self._audio is not None or self._reader is not None
+            self._audio_stream = self._add_audio_stream() if has_audio else None
         except BaseException as exc:
             container = getattr(self, "_container", None)
             if container is not None:
@@ -254,9 +281,12 @@ class ClipWriter:
         target = round_half_up(Fraction(frame_count) / self.rate * OUTPUT_AUDIO_SAMPLE_RATE_HZ)
         while self._audio_sent + (_AUDIO_CHUNK_SAMPLES if not final else 1) <= target:
             size = min(_AUDIO_CHUNK_SAMPLES, target - self._audio_sent)
-            chunk = np.zeros((1, size), dtype=self._audio.dtype)
-            have = self._audio[:, self._audio_sent : self._audio_sent + size]
-            chunk[:, : have.shape[1]] = have
+            if self._reader is not None:
+                chunk = _to_sample_format(self._reader.read(size), self._spec.audio_format)
+            else:
+                chunk = np.zeros((1, size), dtype=self._audio.dtype)
+                have = self._audio[:, self._audio_sent : self._audio_sent + size]
+                chunk[:, : have.shape[1]] = have
             audio_frame = av.AudioFrame.from_ndarray(chunk, format=self._spec.audio_format, layout="mono")
             audio_frame.sample_rate = OUTPUT_AUDIO_SAMPLE_RATE_HZ
             audio_frame.pts = self._audio_sent
