@@ -22,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -32,6 +34,7 @@ import torch
 
 from .cache import InversionCache, source_identity
 from .config import DubSettings
+from .diffusion import Section, next_section
 from .errors import (
     CancelledError,
     InvalidArgumentError,
@@ -40,6 +43,7 @@ from .errors import (
     OutputExistsError,
     RangeOutsideMediaError,
 )
+from .pipeline import to_crops
 from .shot import OUTPUT_EXTENSIONS, PassthroughRange, RenderedClip, ShotRequest
 
 Progress = Callable[[str, int, int], None]  # (stage, frames or steps done, total)
@@ -83,9 +87,83 @@ class LoadedModels:
 
 
 # ----------------------------------------------------------------------------- the track
+TRACK_BLOCK_FRAMES = 256  # frames per cached track block
+
+
+@dataclass(slots=True)
+class FrameRecord:
+    """What tracking keeps of one frame (index 0 = the shot's first frame): small, so a stream of them is cheap."""
+
+    index: int
+    status: str  # "ok" or why the frame passes through
+    cut: bool  # starts a new camera shot
+    matrix: np.ndarray | None = None  # [2, 3] frame → 224 crop
+    landmarks: np.ndarray | None = None  # [478, 3] float32 frame pixels
+    crop: np.ndarray | None = None  # [s, s, 3] uint8 at the LSD size
+    mask: np.ndarray | None = None  # [s, s] uint8 at the LSD size
+
+
+def iter_track(info, start: int, end: int, *, selector, lsd_size: int, first: int = 0) -> Iterator[FrameRecord]:
+    """Track shot frames ``[first, end - start)`` of ``[start, end)`` as a stream of :class:`FrameRecord`."""
+    from .analysis import CutDetector
+    from .face import FaceStatus, FaceTracker, lower_face_mask, track_and_align, warp_crop
+    from .media import iter_frames
+
+    detector = CutDetector()
+    cuts: set[int] = set()
+    seen = first
+
+    def cut_hook(frame: np.ndarray) -> bool:
+        nonlocal seen
+        cut = detector.is_cut(frame)
+        if cut:
+            cuts.add(seen)
+        seen += 1
+        return cut
+
+    with FaceTracker(selector=selector) as tracker:
+        for tracked in track_and_align(iter_frames(info, start + first, end), tracker=tracker, is_cut=cut_hook):
+            i = tracked.frame_index - start
+            obs = tracked.observation
+            if tracked.alignment.valid and obs.status is FaceStatus.OK:
+                small = tracked.alignment.matrix_for(lsd_size)
+                yield FrameRecord(i, "ok", i in cuts, tracked.alignment.matrix_for(224), obs.landmarks.astype(np.float32),
+                                  warp_crop(tracked.frame, small, lsd_size),
+                                  (lower_face_mask(obs.landmarks, small, lsd_size) > 0.5).astype(np.uint8))
+            else:
+                yield FrameRecord(i, obs.status.value if obs.status is not FaceStatus.OK else "low_confidence", i in cuts)
+            cuts.discard(i)
+
+
+def _block_entry(records: list[FrameRecord], lsd_size: int) -> dict[str, Any]:
+    """A run of records as a cache entry (tensors and plain data only)."""
+    k = len(records)
+    matrices = np.full((k, 2, 3), np.nan)
+    landmarks = np.full((k, 478, 3), np.nan, np.float32)
+    crops = np.zeros((k, lsd_size, lsd_size, 3), np.uint8)
+    masks = np.zeros((k, lsd_size, lsd_size), np.uint8)
+    for j, r in enumerate(records):
+        if r.status == "ok":
+            matrices[j], landmarks[j], crops[j], masks[j] = r.matrix, r.landmarks, r.crop, r.mask
+    return {"first": records[0].index, "status": [r.status for r in records], "cuts": [r.cut for r in records],
+            "matrices": torch.from_numpy(matrices), "landmarks": torch.from_numpy(landmarks),
+            "crops": torch.from_numpy(crops), "masks": torch.from_numpy(masks)}
+
+
+def _block_records(entry: dict[str, Any]) -> Iterator[FrameRecord]:
+    matrices, landmarks = entry["matrices"].numpy(), entry["landmarks"].numpy()
+    crops, masks = entry["crops"].numpy(), entry["masks"].numpy()
+    for j, (status, cut) in enumerate(zip(entry["status"], entry["cuts"])):
+        i = entry["first"] + j
+        if status == "ok":
+            yield FrameRecord(i, status, cut, matrices[j], landmarks[j], crops[j], masks[j])
+        else:
+            yield FrameRecord(i, status, cut)
+
+
 @dataclass
 class ShotTrack:
-    """Pass-1 results for a shot's frames (index 0 = the shot's first frame). Small per frame."""
+    """A whole shot's track in arrays (for measuring short clips; dubbing streams :class:`FrameRecord`s)."""
 
     status: list[str]  # "ok" or why the frame passes through
     matrices: np.ndarray  # [N, 2, 3] frame → 224 crop (NaN where no face)
@@ -94,63 +172,25 @@ class ShotTrack:
     masks: np.ndarray  # [N, s, s] uint8 at the LSD size
     cuts: list[int] = field(default_factory=list)  # shot-relative frames that start a new camera shot
 
-    def to_entry(self) -> dict[str, Any]:
-        return {
-            "status": list(self.status), "matrices": torch.from_numpy(self.matrices), "landmarks": torch.from_numpy(self.landmarks),
-            "crops": torch.from_numpy(self.crops), "masks": torch.from_numpy(self.masks), "cuts": list(self.cuts),
-        }
-
-    @classmethod
-    def from_entry(cls, entry: dict[str, Any]) -> "ShotTrack":
-        return cls(list(entry["status"]), entry["matrices"].numpy(), entry["landmarks"].numpy(),
-                   entry["crops"].numpy(), entry["masks"].numpy(), list(entry["cuts"]))
-
 
 def track_shot(info, start: int, end: int, *, selector, lsd_size: int, progress: Progress | None, should_cancel: ShouldCancel | None) -> ShotTrack:
-    from .analysis import CutDetector
-    from .face import FaceStatus, FaceTracker, lower_face_mask, track_and_align, warp_crop
-    from .media import iter_frames
-
-    n = end - start
-    status: list[str] = []
-    matrices = np.full((n, 2, 3), np.nan)
-    landmarks = np.full((n, 478, 3), np.nan, dtype=np.float32)
-    crops = np.zeros((n, lsd_size, lsd_size, 3), np.uint8)
-    masks = np.zeros((n, lsd_size, lsd_size), np.uint8)
-    detector = CutDetector()
-    cut_frames: list[int] = []
-    seen = 0
-
-    def cut_hook(frame: np.ndarray) -> bool:
-        nonlocal seen
-        cut = detector.is_cut(frame)
-        if cut:
-            cut_frames.append(seen)
-        seen += 1
-        return cut
-
-    with FaceTracker(selector=selector) as tracker:
-        for tracked in track_and_align(iter_frames(info, start, end), tracker=tracker, is_cut=cut_hook):
-            if should_cancel is not None and should_cancel():
-                raise CancelledError(f"cancelled while tracking frame {tracked.frame_index}")
-            i = tracked.frame_index - start
-            obs = tracked.observation
-            if tracked.alignment.valid and obs.status is FaceStatus.OK:
-                matrices[i] = tracked.alignment.matrix_for(224)
-                landmarks[i] = obs.landmarks
-                small = tracked.alignment.matrix_for(lsd_size)
-                crops[i] = warp_crop(tracked.frame, small, lsd_size)
-                masks[i] = lower_face_mask(obs.landmarks, small, lsd_size) > 0.5
-                status.append("ok")
-            else:
-                status.append(obs.status.value if obs.status is not FaceStatus.OK else "low_confidence")
-            if progress is not None:
-                progress("track", i + 1, n)
-    return ShotTrack(status, matrices, landmarks, crops, masks, cut_frames)
+    records = []
+    for record in iter_track(info, start, end, selector=selector, lsd_size=lsd_size):
+        if should_cancel is not None and should_cancel():
+            raise CancelledError(f"cancelled while tracking frame {start + record.index}")
+        records.append(record)
+        if progress is not None:
+            progress("track", record.index + 1, end - start)
+    entry = _block_entry(records, lsd_size)
+    return ShotTrack(entry["status"], entry["matrices"].numpy(), entry["landmarks"].numpy(), entry["crops"].numpy(),
+                     entry["masks"].numpy(), [r.index for r in records if r.cut])
 
 
 def edit_runs(track: ShotTrack, settings: DubSettings) -> tuple[list[tuple[int, int]], list[PassthroughRange]]:
-    """Stretches of usable frames to edit (never across a cut) and what passes through, with why."""
+    """Stretches of usable frames to edit (never across a cut) and what passes through, with why.
+
+    The whole-shot form of what :meth:`ShotRenderer.dub_shot` decides as frames stream in.
+    """
     n = len(track.status)
     cuts = set(track.cuts)
     runs: list[tuple[int, int]] = []
@@ -171,14 +211,19 @@ def edit_runs(track: ShotTrack, settings: DubSettings) -> tuple[list[tuple[int, 
         i = j
     passthrough: list[PassthroughRange] = []
     for k, reason in enumerate(reasons):
-        if reason == "ok":
-            continue
-        if passthrough and passthrough[-1].end_frame == k and passthrough[-1].reason == reason:
-            last = passthrough.pop()
-            passthrough.append(PassthroughRange(last.start_frame, k + 1, reason))
-        else:
-            passthrough.append(PassthroughRange(k, k + 1, reason))
+        _extend(passthrough, k, reason)
     return runs, passthrough
+
+
+def _extend(passthrough: list[PassthroughRange], k: int, reason: str) -> None:
+    """Add frame ``k`` (in order) to the passed-through ranges, merging with the last one when they touch."""
+    if reason == "ok":
+        return
+    if passthrough and passthrough[-1].end_frame == k and passthrough[-1].reason == reason:
+        last = passthrough.pop()
+        passthrough.append(PassthroughRange(last.start_frame, k + 1, reason))
+    else:
+        passthrough.append(PassthroughRange(k, k + 1, reason))
 
 
 def _ramp(run: tuple[int, int], total: int, frames: int) -> np.ndarray:
@@ -195,6 +240,40 @@ def _ramp(run: tuple[int, int], total: int, frames: int) -> np.ndarray:
     return strength
 
 
+def _strength(i: int, frames: int, *, ramp_in: bool, left: int | None) -> np.float32:
+    """Frame ``i`` of a run's value of :func:`_ramp`, known before the run ends: ``left`` is how many frames
+    of the run follow it when the run ends before the shot does (None: no ramp-out)."""
+    value = np.float32(1.0)
+    if frames > 0:
+        if ramp_in and i < frames:
+            value = min(value, np.float32(i + 1) / (frames + 1))
+        if left is not None and left < frames:
+            value = min(value, np.float32(left + 1) / (frames + 1))
+    return value
+
+
+@dataclass
+class _Run:
+    """The stretch of usable frames being edited: records still needed, sections done, output to carry."""
+
+    start: int  # shot frame of its first frame
+    records: list[FrameRecord]  # run frames [base, count)
+    base: int = 0
+    count: int = 0
+    previous: Section | None = None
+    tail: torch.Tensor | None = None  # LSD output of run frames [tail_start, previous.end)
+    tail_start: int = 0
+    ready: deque = field(default_factory=deque)  # (run frame, record, LSD crop) awaiting their strength
+
+
+@dataclass(slots=True)
+class _Edited:
+    record: FrameRecord
+    low: np.ndarray  # the LSD output crop
+    run_start: int
+    strength: np.float32
+
+
 # ----------------------------------------------------------------------------- the renderer
 class ShotRenderer:
     """Dubs shots with one loaded bundle (a daemon worker keeps one of these)."""
@@ -209,10 +288,10 @@ class ShotRenderer:
 
     def dub_shot(self, request: ShotRequest, *, progress: Progress | None = None, should_cancel: ShouldCancel | None = None,
                  output_path: str | Path | None = None) -> RenderedClip:
+        from .background import Prefetch, Sink
         from .face import FaceSelector
         from .media import ClipWriter, Codec, probe_video
 
-        timings: dict[str, float] = {}
         t0 = time.perf_counter()
         shot = f"shot {request.shot_id!r}"
         info = probe_video(request.source.path)
@@ -235,44 +314,17 @@ class ShotRenderer:
         selector = FaceSelector.parse(str(request.options.face))
         n = end - start
         dub16, dub48, dub_end_s = self._dub_audio(request, info.rate, n)
+        dub = self._units(dub16, info.rate, n, dub_end_s=dub_end_s)
+        del dub16
 
         key = InversionCache.key(source=source_identity(info.path), start=start, end=end, model=self.models.identity["sha256"],
-                                 face=str(selector), lsd_size=self.pipeline.lsd_size,
+                                 face=str(selector), lsd_size=self.pipeline.lsd_size, precision=self.pipeline.acceleration.precision,
                                  settings={k: getattr(settings, k) for k in ("inversion_steps", "window_frames", "window_stride", "section_frames", "carry_frames", "min_run_frames")})
-        entry = self.cache.get(key) if self.cache is not None else None
-        cache_hit = entry is not None
-        if entry is None:
-            track = track_shot(info, start, end, selector=selector, lsd_size=self.pipeline.lsd_size, progress=progress, should_cancel=should_cancel)
-            original_units = self._units(self._source_audio(info, start, end), info.rate, n).shot
-            entry = {"track": track.to_entry(), "original_units": torch.from_numpy(original_units), "latents": {}}
-        else:
-            track = ShotTrack.from_entry(entry["track"])
-            original_units = entry["original_units"].numpy()
-        timings["track_s"] = time.perf_counter() - t0
-        runs, passthrough = edit_runs(track, settings)
-        if not runs:
-            raise NoFaceError(
-                f"{shot}: no usable face in {info.path.name} frames {start}-{end - 1} ({_summary(passthrough)})",
-                hint="check the range and --face; faces smaller than about 20 px, in profile or covered cannot be dubbed",
-                details={"passthrough": [r.__dict__ for r in passthrough]},
-            )
-        dub = self._units(dub16, info.rate, n, dub_end_s=dub_end_s)
+        manifest = self.cache.get(key) if self.cache is not None else None
+        cache_hit = manifest is not None
+        original_units = manifest["original_units"].numpy() if cache_hit else self._units(self._source_audio(info, start, end), info.rate, n).shot
 
-        t1 = time.perf_counter()
-        latents: dict[str, dict] = entry["latents"]
-        edited_lsd: dict[tuple[int, int], np.ndarray] = {}
-        for run in runs:
-            a, b = run
-            run_latents = latents.setdefault(f"{a}-{b}", {})
-            edited_lsd[run] = self.pipeline.lip_sync(
-                track.crops[a:b], track.masks[a:b], original_units[a:b], dub.shot[a:b], settings=settings,
-                latents=run_latents, progress=progress, should_cancel=should_cancel,
-            )
-        timings["lip_sync_s"] = time.perf_counter() - t1
-        if self.cache is not None and not cache_hit:
-            self.cache.put(key, entry)
-
-        t2 = time.perf_counter()
+        job = _Job(self, info, start, n, settings, key, original_units, dub.shot, progress, should_cancel)
         codec = Codec(request.output.codec)
         patch_path = out.with_name(out.stem + "_patch.mov") if request.output.patch else None
         if patch_path is not None and patch_path.exists():
@@ -281,22 +333,35 @@ class ShotRenderer:
         with contextlib.ExitStack() as stack:
             writer = stack.enter_context(ClipWriter(out, width=info.width, height=info.height, rate=info.rate, codec=codec,
                                                     timecode=info.timecode_at(start), audio=dub48, audio_sample_rate_hz=48000))
-            patch = None
             if patch_path is not None:
-                patch = stack.enter_context(ClipWriter(patch_path, width=info.width, height=info.height, rate=info.rate,
-                                                       codec=Codec.PRORES_4444, timecode=info.timecode_at(start)))
-            self._write(info, start, n, track, runs, edited_lsd, settings, writer, patch, progress, should_cancel)
+                job.patch = stack.enter_context(ClipWriter(patch_path, width=info.width, height=info.height, rate=info.rate,
+                                                           codec=Codec.PRORES_4444, timecode=info.timecode_at(start)))
+            job.writer = writer
+            # Stages on their own threads, stopped (LIFO) before the writers abort on an error.
+            sink = Sink(job.write, depth=2, name=f"edidub-encode-{request.shot_id}")
+            stack.callback(sink.close)
+            tracked = Prefetch(job.records(selector, cache_hit), depth=2 * TRACK_BLOCK_FRAMES, name=f"edidub-track-{request.shot_id}")
+            stack.callback(tracked.close)
+            job.run(tracked, sink)
+            sink.finish()
+            if job.frames_edited == 0:  # the writers abort: nothing is published
+                raise NoFaceError(
+                    f"{shot}: no usable face in {info.path.name} frames {start}-{end - 1} ({_summary(job.passthrough)})",
+                    hint="check the range and --face; faces smaller than about 20 px, in profile or covered cannot be dubbed",
+                    details={"passthrough": [r.__dict__ for r in job.passthrough]},
+                )
             path = writer.close()
-            if patch is not None:
-                patch.close()
-        timings["restore_and_encode_s"] = time.perf_counter() - t2
-        timings["total_s"] = time.perf_counter() - t0
-        edited = sum(b - a for a, b in runs)
+            if job.patch is not None:
+                job.patch.close()
+        if self.cache is not None and not cache_hit:
+            self.cache.put(key, {"original_units": torch.from_numpy(original_units), "frames": n})
+        timings = {**job.timings, "total_s": time.perf_counter() - t0}
         return RenderedClip(
             shot_id=request.shot_id, path=str(path), start_frame=0, end_frame=n, rate=info.rate,
-            timecode=info.timecode_at(start), frames_edited=edited, frames_passed_through=tuple(passthrough),
+            timecode=info.timecode_at(start), frames_edited=job.frames_edited, frames_passed_through=tuple(job.passthrough),
             qc={"dub_padded_frames": int(dub.padded_frames), "dub_cut_s": float(dub.cut_s), "cache_hit": cache_hit,
                 "timings": {k: round(v, 3) for k, v in timings.items()}, "settings": settings.to_dict(),
+                "acceleration": self.pipeline.acceleration.to_dict(),
                 "source": {"path": str(info.path), "start_frame": start, "end_frame": end}},
             model=dict(self.models.identity), record=dict(request.record),
             patch_path=None if patch_path is None else str(patch_path),
@@ -321,28 +386,29 @@ class ShotRenderer:
             raise InvalidArgumentError(f"shot {request.shot_id!r}: output folder {out.parent} does not exist", hint="create it first")
         return out
 
-    def _dub_audio(self, request: ShotRequest, rate: Fraction, n: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """The dub speech laid out on the shot's clock, at 16 kHz (units) and 48 kHz (the output's sound)."""
+    def _dub_audio(self, request: ShotRequest, rate: Fraction, n: int) -> tuple[np.ndarray, Any, float]:
+        """The dub speech laid out on the shot's clock: 16 kHz samples (for the units), a 48 kHz reader (the
+        output's sound, decoded a block at a time as frames are written) and where the speech ends."""
         from .media import load_audio
+        from .media.mix import AudioMix, MixPiece
 
-        shot_s = float(Fraction(n) / rate)
-        parts = []
-        for i, seg in enumerate(request.dub_audio):
+        shot_s = Fraction(n) / rate
+        pieces, parts = [], []
+        for seg in request.dub_audio:
             if not Path(seg.path).is_file():
                 raise MediaNotFoundError(f"shot {request.shot_id!r}: dub audio {seg.path} does not exist",
                                          hint="check the path of the dub line (and that its drive is mounted)")
-            parts.append((seg, load_audio(seg.path, start_s=seg.start_s, duration_s=seg.duration_s, sample_rate_hz=16000),
-                          load_audio(seg.path, start_s=seg.start_s, duration_s=seg.duration_s, sample_rate_hz=48000)))
-        dub_end_s = max(seg.offset_s + len(a16) / 16000 for seg, a16, _ in parts)
-        length_s = max(shot_s, dub_end_s)
-        out16 = np.zeros(int(round(length_s * 16000)), np.float32)
-        out48 = np.zeros(int(round(length_s * 48000)), np.float32)
-        for seg, a16, a48 in parts:
-            for buf, audio, sr in ((out16, a16, 16000), (out48, a48, 48000)):
-                at = int(round(seg.offset_s * sr))
-                stop = min(len(buf), at + len(audio))
-                buf[at:stop] += audio[: stop - at]
-        return out16, out48[: int(round(shot_s * 48000))], dub_end_s
+            a16 = load_audio(seg.path, start_s=seg.start_s, duration_s=seg.duration_s, sample_rate_hz=16000)
+            parts.append((seg, a16))
+            pieces.append(MixPiece(Path(seg.path), Fraction(seg.start_s).limit_denominator(10**9),
+                                   Fraction(seg.offset_s).limit_denominator(10**9), Fraction(len(a16), 16000)))
+        dub_end_s = max(seg.offset_s + len(a16) / 16000 for seg, a16 in parts)
+        out16 = np.zeros(int(round(max(float(shot_s), dub_end_s) * 16000)), np.float32)
+        for seg, a16 in parts:
+            at = int(round(seg.offset_s * 16000))
+            stop = min(len(out16), at + len(a16))
+            out16[at:stop] += a16[: stop - at]
+        return out16, AudioMix(pieces, length_s=shot_s, sample_rate_hz=48000), dub_end_s
 
     def _source_audio(self, info, start: int, end: int) -> np.ndarray:
         from .media import load_audio_for_frames
@@ -359,75 +425,238 @@ class ShotRenderer:
             raise InvalidArgumentError("speech units came out invalid")
         return units
 
-    def _write(self, info, start, n, track, runs, edited_lsd, settings, writer, patch, progress, should_cancel) -> None:
-        """Encode the shot in order; ``patch`` (optional) gets the edited region alone with the matte as alpha.
-
-        The patch is meant to be laid over the untouched original: its colour is the
-        composited frame and its alpha the feathered matte, so the core of the edit is
-        exact and everything outside the matte is the original media itself.
-        """
-        import cv2
-
-        from .face import feathered_matte, lower_face_mask, paste_back, warp_crop
-        from .media import iter_frames
-
-        def layer(frame: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
-            rgba = np.empty((*frame.shape[:2], 4), np.uint8)
-            rgba[..., :3] = frame
-            rgba[..., 3] = 0 if alpha is None else np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)
-            return rgba
-
-        size = self.pipeline.srd_size
-        scale = size / 224.0
-        feather = settings.feather_px * scale
-        blocks: list[tuple[int, int, tuple[int, int] | None]] = []
-        cursor = 0
-        for run in runs:
-            a, b = run
-            if cursor < a:
-                blocks.append((cursor, a, None))
-            for c in range(a, b, settings.srd_chunk_frames):
-                blocks.append((c, min(b, c + settings.srd_chunk_frames), run))
-            cursor = b
-        if cursor < n:
-            blocks.append((cursor, n, None))
-        written = 0
-        for a, b, run in blocks:
-            if should_cancel is not None and should_cancel():
-                raise CancelledError(f"cancelled at frame {start + a}")
-            if run is None:
-                for _, frame in iter_frames(info, start + a, start + b):
-                    writer.write(frame)
-                    if patch is not None:
-                        patch.write(layer(frame, None))
-                    written += 1
-                    if progress is not None:
-                        progress("render", written, n)
-                continue
-            matrices = [self._matrix(track.matrices[k], size) for k in range(a, b)]
-            crops = np.stack([warp_crop(frame, m, size) for (_, frame), m in zip(iter_frames(info, start + a, start + b), matrices)])
-            masks = np.stack([lower_face_mask(track.landmarks[k], m, size) > 0.5 for k, m in zip(range(a, b), matrices)])
-            low = edited_lsd[run][a - run[0] : b - run[0]]
-            restored = self.pipeline.restore(crops, masks, low, seed=settings.seed + start + a, settings=settings,
-                                             should_cancel=should_cancel)
-            strength = _ramp(run, n, settings.crossfade_frames)[a - run[0] : b - run[0]]
-            for k, (_, frame) in enumerate(iter_frames(info, start + a, start + b)):
-                matte = feathered_matte(masks[k].astype(np.float32), feather_px=feather) * strength[k]
-                composited = paste_back(frame, restored[k], crops[k], matrices[k], matte)
-                writer.write(composited)
-                if patch is not None:
-                    alpha = cv2.warpAffine(matte, matrices[k], (info.width, info.height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                           borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-                    patch.write(layer(composited, alpha))
-                written += 1
-                if progress is not None:
-                    progress("render", written, n)
-
     @staticmethod
     def _matrix(matrix224: np.ndarray, size: int) -> np.ndarray:
         from .face.alignment import FaceAlignment
 
         return FaceAlignment(frame_index=0, valid=True, matrix=matrix224).matrix_for(size)
+
+
+class _Job:
+    """One shot in flight: tracked frames stream in, sections are lip-synced as soon as they are decided, and
+    restored chunks go to the encode thread in frame order. Holds O(section) data, never the whole shot."""
+
+    def __init__(self, renderer: ShotRenderer, info, start: int, n: int, settings: DubSettings, key: str,
+                 original_units: np.ndarray, dub_units: np.ndarray, progress: Progress | None, should_cancel: ShouldCancel | None):
+        self.renderer, self.pipeline, self.cache = renderer, renderer.pipeline, renderer.cache
+        self.info, self.start, self.n, self.settings, self.key = info, start, n, settings, key
+        self.original_units, self.dub_units = original_units, dub_units
+        self.progress, self.should_cancel = progress, should_cancel
+        self.writer = self.patch = None
+        self.passthrough: list[PassthroughRange] = []
+        self.frames_edited = 0
+        self.written = 0
+        self.timings = {"track_s": 0.0, "lip_sync_s": 0.0, "restore_s": 0.0, "encode_s": 0.0}
+        sections = len(self.pipeline._process(settings, steps=1, guidance=1.0).plan_sections(n))
+        self.steps_total = sections * (settings.steps + settings.inversion_steps)
+        self.steps_done = 0
+
+    # -- stage 1, on the track thread: records from the cache, else from the tracker (and into the cache)
+    def records(self, selector, cache_hit: bool) -> Iterator[FrameRecord]:
+        t0 = time.perf_counter()
+        first = 0
+        if cache_hit:
+            while first < self.n:
+                entry = self.cache.get(f"{self.key}-track-{first}")
+                if entry is None:  # evicted or damaged: track the rest afresh
+                    break
+                records = list(_block_records(entry))
+                self.timings["track_s"] += time.perf_counter() - t0
+                yield from records
+                t0 = time.perf_counter()
+                first += len(records)
+        block: list[FrameRecord] = []
+        for record in iter_track(self.info, self.start, self.start + self.n, selector=selector,
+                                 lsd_size=self.pipeline.lsd_size, first=first) if first < self.n else ():
+            block.append(record)
+            if self.cache is not None and (len(block) == TRACK_BLOCK_FRAMES or record.index == self.n - 1):
+                self.cache.put(f"{self.key}-track-{block[0].index}", _block_entry(block, self.pipeline.lsd_size))
+                block = []
+            elif self.cache is None:
+                block.clear()
+            self.timings["track_s"] += time.perf_counter() - t0
+            yield record
+            t0 = time.perf_counter()
+
+    # -- stage 2, on the calling thread: runs and sections as frames arrive
+    def run(self, tracked, sink) -> None:
+        chunk: list[_Edited] = []
+        pending: list[int] = []  # passed-through frames not yet handed to the encoder
+
+        def flush_pass() -> None:
+            if pending:
+                sink.submit(("pass", pending[0], pending[-1] + 1))
+                pending.clear()
+
+        def flush_chunk() -> None:
+            if chunk:
+                sink.submit(self._restore(chunk))
+                chunk.clear()
+
+        for item in self._items(tracked):
+            self._check_cancel(f"at frame {self.start + (item[1] if isinstance(item, tuple) else item.record.index)}")
+            if isinstance(item, tuple):
+                flush_chunk()
+                _extend(self.passthrough, item[1], item[2])
+                pending.append(item[1])
+            else:
+                flush_pass()
+                offset = item.record.index - item.run_start
+                if chunk and (chunk[0].run_start != item.run_start or offset % self.settings.srd_chunk_frames == 0):
+                    flush_chunk()
+                chunk.append(item)
+                self.frames_edited += 1
+            self._report("render", self.written)
+        flush_chunk()
+        flush_pass()
+
+    def _items(self, tracked) -> Iterator[tuple | _Edited]:
+        """Tracked records in, frames out in order: ``("pass", k, reason)`` or an :class:`_Edited` frame."""
+        run: _Run | None = None
+        for record in tracked:
+            self._report("track", record.index + 1)
+            if run is not None and (record.status != "ok" or record.cut):
+                yield from self._finish(run)
+                run = None
+            if record.status != "ok":
+                yield ("pass", record.index, record.status)
+                continue
+            if run is None:
+                run = _Run(start=record.index, records=[])
+            run.records.append(record)
+            run.count += 1
+            yield from self._sections(run, ended=False)
+            yield from self._ready(run, ended=False)
+        if run is not None:
+            yield from self._finish(run)
+
+    def _finish(self, run: _Run) -> Iterator[tuple | _Edited]:
+        if run.count < self.settings.min_run_frames:  # never sectioned: all its records are still here
+            for record in run.records:
+                yield ("pass", record.index, "too_short")
+            return
+        yield from self._sections(run, ended=True)
+        yield from self._ready(run, ended=True)
+
+    def _sections(self, run: _Run, *, ended: bool) -> Iterator[tuple | _Edited]:
+        settings = self.settings
+        while ended or run.count >= settings.min_run_frames:
+            section = next_section(run.previous, run.count, finished=ended, section_frames=settings.section_frames,
+                                   carry_frames=settings.carry_frames, min_frames=settings.window_frames)
+            if section is None:
+                return
+            records = run.records[section.start - run.base : section.end - run.base]
+            a, b = run.start + section.start, run.start + section.end
+            carried = None
+            if section.carry:
+                at = section.start - run.tail_start
+                carried = run.tail[:, :, at : at + section.carry]
+            name = f"{self.key}-lsd-{run.start}-{section.start}-{section.end}"
+            cached = self.cache.get(name) if self.cache is not None else None
+            t0 = time.perf_counter()
+            done = self.steps_done
+
+            def report(steps: int, _total: int) -> None:
+                self.steps_done = done + steps
+                self.steps_total = max(self.steps_total, self.steps_done)
+                self._report("lip-sync", self.steps_done, self.steps_total)
+
+            output, latent = self.pipeline.lip_sync_section(
+                np.stack([r.crop for r in records]), np.stack([r.mask for r in records]),
+                self.original_units[a:b], self.dub_units[a:b], section=section, carried=carried,
+                latent=None if cached is None else cached["latent"], settings=settings, progress=report,
+                should_cancel=self.should_cancel,
+            )
+            self.timings["lip_sync_s"] += time.perf_counter() - t0
+            if self.cache is not None and cached is None:
+                self.cache.put(name, {"latent": latent.detach().cpu()})
+            crops = to_crops(output)
+            for j in range(section.carry, section.frames):
+                run.ready.append((section.start + j, records[j], crops[j]))
+            keep = min(section.frames, max(settings.carry_frames, settings.window_frames))
+            run.tail, run.tail_start = output[:, :, -keep:], section.end - keep
+            run.previous = section
+            drop = run.tail_start - run.base  # records the next section cannot reach back to
+            if drop > 0:
+                del run.records[:drop]
+                run.base += drop
+            yield from self._ready(run, ended=False)
+
+    def _ready(self, run: _Run, *, ended: bool) -> Iterator[_Edited]:
+        """Edited frames whose cross-fade strength is known: the run has ended, or enough frames follow them."""
+        fade = self.settings.crossfade_frames
+        ramp_out = ended and run.start + run.count < self.n
+        while run.ready and (ended or run.count > run.ready[0][0] + fade):
+            i, record, low = run.ready.popleft()
+            left = run.count - 1 - i if ramp_out else None
+            yield _Edited(record, low, run.start, _strength(i, fade, ramp_in=run.start > 0, left=left))
+
+    # -- stage 3: SRD on the calling thread, paste-back and encode on the encode thread
+    def _restore(self, chunk: list[_Edited]) -> tuple:
+        from .face import lower_face_mask, warp_crop
+        from .media import iter_frames
+
+        t0 = time.perf_counter()
+        size = self.pipeline.srd_size
+        a, b = chunk[0].record.index, chunk[-1].record.index + 1
+        matrices = [ShotRenderer._matrix(e.record.matrix, size) for e in chunk]
+        crops = np.stack([warp_crop(frame, m, size) for (_, frame), m in zip(iter_frames(self.info, self.start + a, self.start + b), matrices)])
+        masks = np.stack([lower_face_mask(e.record.landmarks, m, size) > 0.5 for e, m in zip(chunk, matrices)])
+        restored = self.pipeline.restore(crops, masks, np.stack([e.low for e in chunk]), seed=self.settings.seed + self.start + a,
+                                         settings=self.settings, should_cancel=self.should_cancel)
+        self.timings["restore_s"] += time.perf_counter() - t0
+        return ("edit", a, b, restored, crops, matrices, masks, [e.strength for e in chunk])
+
+    def write(self, item: tuple) -> None:
+        """Encode frames ``[a, b)`` in order (the encode thread): passed through as decoded, or pasted back.
+
+        The patch, when asked for, gets the edited region alone with the matte as alpha: its
+        colour is the composited frame and its alpha the feathered matte, so laid over the
+        untouched original the core of the edit is exact and everything else is the original.
+        """
+        import cv2
+
+        from .face import feathered_matte, paste_back
+        from .media import iter_frames
+
+        t0 = time.perf_counter()
+        kind, a, b = item[:3]
+        frames = iter_frames(self.info, self.start + a, self.start + b)
+        if kind == "pass":
+            for _, frame in frames:
+                self.writer.write(frame)
+                if self.patch is not None:
+                    self.patch.write(_layer(frame, None))
+                self.written += 1
+        else:
+            restored, crops, matrices, masks, strength = item[3:]
+            feather = self.settings.feather_px * self.pipeline.srd_size / 224.0
+            for k, (_, frame) in enumerate(frames):
+                matte = feathered_matte(masks[k].astype(np.float32), feather_px=feather) * strength[k]
+                composited = paste_back(frame, restored[k], crops[k], matrices[k], matte)
+                self.writer.write(composited)
+                if self.patch is not None:
+                    alpha = cv2.warpAffine(matte, matrices[k], (self.info.width, self.info.height),
+                                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+                    self.patch.write(_layer(composited, alpha))
+                self.written += 1
+        self.timings["encode_s"] += time.perf_counter() - t0
+
+    # -- callbacks, on the calling thread only
+    def _report(self, stage: str, done: int, total: int | None = None) -> None:
+        if self.progress is not None:
+            self.progress(stage, int(done), int(self.n if total is None else total))
+
+    def _check_cancel(self, where: str) -> None:
+        if self.should_cancel is not None and self.should_cancel():
+            raise CancelledError(f"cancelled {where}")
+
+
+def _layer(frame: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    rgba = np.empty((*frame.shape[:2], 4), np.uint8)
+    rgba[..., :3] = frame
+    rgba[..., 3] = 0 if alpha is None else np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)
+    return rgba
 
 
 def _summary(passthrough: list[PassthroughRange]) -> str:
