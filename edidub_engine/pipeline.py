@@ -100,6 +100,9 @@ class DubbingPipeline:
         return denoise
 
     def _units(self, array: np.ndarray) -> torch.Tensor:
+        if array.size and (array.min() < 0 or array.max() > self.null_unit):
+            raise InvalidArgumentError(f"speech units range over [{array.min()}, {array.max()}]; this LSD knows 0..{self.null_unit}",
+                                       hint="use the codebook the model bundle was trained with")
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).unsqueeze(0).to(self.device)
 
     def _check_lsd_inputs(self, crops: np.ndarray, masks: np.ndarray, original_units: np.ndarray, dub_units: np.ndarray) -> None:

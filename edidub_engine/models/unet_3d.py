@@ -446,8 +446,12 @@ class EdiDubUNet3DModel(ModelMixin, ConfigMixin):
                 f"(batch and frame count of the sample, {per_frame} units per frame)",
                 hint="units' T must equal the sample's T",
             )
-        # Meta tensors (FLOP counting without computing) have no values to check.
-        lo, hi = (0, 0) if units.device.type == "meta" else (int(units.min()), int(units.max()))
+        # Meta tensors (FLOP counting without computing) have no values to check. On a GPU, or inside
+        # torch.compile, reading the values back would stall the device (a host sync per forward) or
+        # break the graph: there the caller checks them (DubbingPipeline does, once per edit).
+        if units.device.type in ("meta", "cuda") or torch.compiler.is_compiling():
+            return self.unit_conditioner(units.to(device=device, dtype=torch.long))
+        lo, hi = int(units.min()), int(units.max())
         if lo < 0 or hi >= self.config.num_units:
             raise InvalidArgumentError(
                 f"units range over [{lo}, {hi}]; valid indices are 0..{self.config.num_units - 1} "
