@@ -146,6 +146,12 @@ class _progress:
             self._bar.close()
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _cmd_dub(args: argparse.Namespace) -> int:
     _quiet_native_logging()
     from .cache import InversionCache
@@ -156,8 +162,12 @@ def _cmd_dub(args: argparse.Namespace) -> int:
         request = ShotRequest.from_dict(_read_json(args.shot, what="shot file"))
     else:
         request = _request_from_args(args)
-    models = LoadedModels.load(args.models, hubert_dir=args.hubert)
-    renderer = ShotRenderer(models, cache=None if args.no_cache else InversionCache())
+    from .acceleration import Acceleration
+
+    device = args.device or ("cuda" if _cuda_available() else "cpu")
+    models = LoadedModels.load(args.models, hubert_dir=args.hubert).to(device)
+    renderer = ShotRenderer(models, cache=None if args.no_cache else InversionCache(),
+                            acceleration=Acceleration.parse(args.precision, args.compile, device))
     with _stage_progress(enabled=not args.quiet) as on_progress:
         clip = renderer.dub_shot(request, progress=on_progress, output_path=args.output)
     passed = sum(r.end_frame - r.start_frame for r in clip.frames_passed_through)
@@ -312,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--face", help="which face: 'largest', an index counted left to right (0, 1…) or 'X,Y' in pixels")
     dub.add_argument("--patch", action="store_true", help="also write <output>_patch.mov: the edited region alone as ProRes 4444 with the feathered matte as alpha, to lay over the untouched original")
     dub.add_argument("--no-cache", action="store_true", help="do not read or write the inversion cache")
+    dub.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:1, … (default: the first GPU, else cpu)")
+    dub.add_argument("--precision", choices=("fp32", "bf16"), help="network precision (default: bf16 on a GPU, fp32 on CPU)")
+    dub.add_argument("--compile", choices=("off", "default", "reduce-overhead", "max-autotune"),
+                     help="torch.compile the networks (default: 'default' on a GPU, off on CPU; 'reduce-overhead' adds CUDA graphs)")
     dub.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     dub.set_defaults(func=_cmd_dub)
 

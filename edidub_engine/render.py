@@ -32,6 +32,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .acceleration import Acceleration
 from .cache import InversionCache, source_identity
 from .config import DubSettings
 from .diffusion import Section, next_section
@@ -84,6 +85,16 @@ class LoadedModels:
             digest.update(part.read_bytes())
         identity = {**info.describe(), "sha256": digest.hexdigest()}
         return cls(info=info, lsd=lsd, srd=srd, encoder=encoder, identity=identity)
+
+    def to(self, device: str | torch.device) -> "LoadedModels":
+        """Move the networks to ``device`` (e.g. ``cuda:0``); a missing GPU is a clear error."""
+        device = torch.device(device)
+        if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+            raise InvalidArgumentError(f"device {device} is not available on this machine",
+                                       hint="run `edidub doctor` to list the GPUs, or use --device cpu")
+        self.lsd.to(device)
+        self.srd.to(device)
+        return self
 
 
 # ----------------------------------------------------------------------------- the track
@@ -278,12 +289,13 @@ class _Edited:
 class ShotRenderer:
     """Dubs shots with one loaded bundle (a daemon worker keeps one of these)."""
 
-    def __init__(self, models: LoadedModels, *, settings: DubSettings | None = None, cache: InversionCache | None = None):
+    def __init__(self, models: LoadedModels, *, settings: DubSettings | None = None, cache: InversionCache | None = None,
+                 acceleration: Acceleration | None = None):
         from .pipeline import DubbingPipeline
 
         self.models = models
         defaults = settings or DubSettings().with_overrides(**models.info.defaults)
-        self.pipeline = DubbingPipeline(lsd=models.lsd, srd=models.srd, settings=defaults)
+        self.pipeline = DubbingPipeline(lsd=models.lsd, srd=models.srd, settings=defaults, acceleration=acceleration)
         self.cache = cache
 
     def dub_shot(self, request: ShotRequest, *, progress: Progress | None = None, should_cancel: ShouldCancel | None = None,
@@ -671,11 +683,25 @@ _renderer: ShotRenderer | None = None
 
 
 def dub_shot(request: ShotRequest, *, progress: Progress | None = None, should_cancel: ShouldCancel | None = None) -> RenderedClip:
-    """Dub one shot with the default bundle, loaded once per process and kept (the daemon's runner)."""
+    """Dub one shot on the CPU with the default bundle, loaded once per process and kept."""
     global _renderer
     if _renderer is None:
         _renderer = ShotRenderer(LoadedModels.load(), cache=InversionCache())
     return _renderer.dub_shot(request, progress=progress, should_cancel=should_cancel)
 
 
-__all__ = ["LoadedModels", "ShotRenderer", "ShotTrack", "dub_shot", "edit_runs", "track_shot"]
+def runner_for_device(device: str) -> Callable[..., RenderedClip]:
+    """The daemon's default runner factory: a renderer per device, its models loaded there once.
+
+    The fast path follows the device (:meth:`Acceleration.auto`); ``EDIDUB_PRECISION`` and
+    ``EDIDUB_COMPILE`` (set by ``edidub serve --precision/--compile``) override it.
+    """
+    import os
+
+    models = LoadedModels.load().to(device)
+    acceleration = Acceleration.parse(os.environ.get("EDIDUB_PRECISION") or None, os.environ.get("EDIDUB_COMPILE") or None, device)
+    renderer = ShotRenderer(models, cache=InversionCache(), acceleration=acceleration)
+    return renderer.dub_shot
+
+
+__all__ = ["FrameRecord", "LoadedModels", "ShotRenderer", "ShotTrack", "dub_shot", "edit_runs", "iter_track", "runner_for_device", "track_shot"]

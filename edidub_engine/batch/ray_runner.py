@@ -44,10 +44,7 @@ class ShotActor:
             import torch
 
             torch.set_num_threads(os.cpu_count() or 1)
-        loaded = LoadedModels.load(models)
-        if device != "cpu":
-            loaded.lsd.to(device)
-            loaded.srd.to(device)
+        loaded = LoadedModels.load(models).to(device)
         self.renderer = ShotRenderer(loaded, cache=InversionCache(cache_dir) if use_cache else None)
         self.device = device
         self._progress: dict[str, tuple[str, int, int]] = {}

@@ -64,8 +64,12 @@ def add_daemon_parsers(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--endpoint", metavar="URL", help="full request endpoint instead of --bind/--port, e.g. ipc:///run/edidub.sock")
     serve.add_argument("--events-endpoint", metavar="URL", help="full event endpoint instead of --bind/--events-port")
     serve.add_argument("--keys", metavar="DIR", help="CURVE key folder with server.key_secret (and optionally authorized_clients/*.key)")
-    serve.add_argument("--runner", default="edidub_engine.render:dub_shot", metavar="MODULE:FUNC", help="the shot runner (default %(default)s)")
-    serve.add_argument("--runner-factory", metavar="MODULE:FACTORY", help="a factory(device) -> runner, called once per worker (keeps models loaded)")
+    serve.add_argument("--runner", metavar="MODULE:FUNC", help="a shot runner instead of the engine's own (for tests and integrations)")
+    serve.add_argument("--runner-factory", metavar="MODULE:FACTORY",
+                       help="a factory(device) -> runner, called once per worker (default edidub_engine.render:runner_for_device: models loaded on the worker's device)")
+    serve.add_argument("--precision", choices=("fp32", "bf16"), help="network precision (default: bf16 on GPUs, fp32 on CPU)")
+    serve.add_argument("--compile", choices=("off", "default", "reduce-overhead", "max-autotune"),
+                       help="torch.compile the networks (default: 'default' on GPUs, off on CPU; 'reduce-overhead' adds CUDA graphs)")
     serve.add_argument("--device", action="append", metavar="DEV", help="a worker per device: cpu, cuda:0, … (repeatable; default: every GPU, else cpu)")
     serve.add_argument("--max-queued", type=int, default=10_000, metavar="N", help="refuse submissions (BUSY) beyond N queued+running jobs")
     serve.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
@@ -104,6 +108,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     request, events = _endpoints(args)
+    # read by the default runner factory in each worker thread (render.runner_for_device)
+    for name, value in (("EDIDUB_PRECISION", args.precision), ("EDIDUB_COMPILE", args.compile)):
+        if value:
+            os.environ[name] = value
     devices = tuple(args.device) if args.device else detect_devices()
     settings = ServerSettings(
         store_path=Path(args.store).expanduser() if args.store else default_store_path(),
@@ -112,8 +120,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         request_endpoint=request,
         events_endpoint=events,
         keys_dir=Path(args.keys).expanduser() if args.keys else None,
-        runner=args.runner,
-        runner_factory=args.runner_factory,
+        runner=args.runner or "edidub_engine.render:dub_shot",
+        runner_factory=args.runner_factory or (None if args.runner else "edidub_engine.render:runner_for_device"),
         devices=devices,
         max_queued=args.max_queued,
         max_message_bytes=MAX_MESSAGE_BYTES,
