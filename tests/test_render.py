@@ -97,6 +97,25 @@ def test_bad_requests_fail_clearly_and_leave_nothing(models, footage_path, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grid_bbaf2n_t_dub.mkv"]
 
 
+def test_cancel_mid_shot_stops_every_stage_and_publishes_nothing(models, footage_path, tmp_path):
+    """Tracking and encoding run on their own threads while the shot streams; a cancel stops them all."""
+    import threading
+
+    from edidub_engine.config import DubSettings
+    from edidub_engine.errors import CancelledError
+
+    stages = []
+    renderer = ShotRenderer(models, settings=DubSettings(steps=2, inversion_steps=2, srd_steps=1, section_frames=24,
+                                                         carry_frames=4, window_frames=12, window_stride=6, srd_chunk_frames=8))
+    with pytest.raises(CancelledError):
+        renderer.dub_shot(request(footage_path("grid_bbaf2n.mpg"), 0, 75, footage_path("dub_fr_french1.wav"), tmp_path),
+                          progress=lambda stage, done, total: stages.append((stage, done)),
+                          should_cancel=lambda: any(s == "render" and d >= 20 for s, d in stages))
+    assert {s for s, _ in stages} == {"track", "lip-sync", "render"}  # cancelled while streaming, some frames encoded
+    assert list(tmp_path.iterdir()) == []  # neither the clip nor a temp file
+    assert not [t.name for t in threading.enumerate() if t.name.startswith(("edidub-track", "edidub-encode"))]
+
+
 def run_cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "edidub_engine", *args], cwd=cwd, capture_output=True, text=True, timeout=900)
 

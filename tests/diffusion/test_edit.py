@@ -121,3 +121,30 @@ def test_cached_inversions_give_the_same_shot_and_skip_the_inversion_steps(diffu
     assert all(step.phase is Phase.SAMPLE for step in again)
     assert again[-1].total == 3 * diffusion.config.inference_steps
     assert torch.equal(again[-1].output, diffusion.edit(straight(diffusion), x0, mask, other, other_null, original_cond=original))
+
+
+def test_streaming_section_by_section_equals_the_whole_shot_edit(diffusion, straight, make_clip, null_unit):
+    """What the renderer does for long shots: each section cut out, its carry taken from the previous result."""
+    from edidub_engine.diffusion import next_section, slice_cond
+
+    x0, mask, original, dub, null = _shot(make_clip, null_unit)
+    whole_latents: dict = {}
+    whole = diffusion.edit(straight(diffusion), x0, mask, dub, null, original_cond=original, latents=whole_latents)
+    config = diffusion.config
+    previous, output, pieces = None, None, []
+    while (section := next_section(previous, FRAMES, finished=True, section_frames=config.section_frames,
+                                   carry_frames=config.carry_frames, min_frames=config.window_frames)) is not None:
+        s, e, c = section.start, section.end, section.carry
+        carried = None if previous is None else output[:, :, s - previous.start : s - previous.start + c]
+        latent = None
+        for step in diffusion.iter_edit_section(
+            straight(diffusion), x0[:, :, s:e], mask[:, :, s:e], slice_cond(dub, s, e), slice_cond(null, s, e),
+            original_cond=slice_cond(original, s, e), section=section, carried=carried,
+        ):
+            if step.phase is Phase.INVERT and step.step == step.steps:
+                latent = step.sample
+            output = step.sample
+        assert torch.equal(latent, whole_latents[section.index])
+        pieces.append(output[:, :, c:])
+        previous = section
+    assert torch.equal(torch.cat(pieces, 2), whole)

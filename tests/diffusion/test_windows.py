@@ -71,3 +71,23 @@ def test_scheduler_is_the_paper_setting():
     assert d.scheduler.config.prediction_type == "epsilon" and d.scheduler.config.clip_sample
     assert d.scheduler.timesteps.tolist() == list(range(980, -1, -20))  # 50 uniformly spaced steps
     assert d.inverse_scheduler.timesteps.tolist() == list(range(0, 981, 20))
+
+
+@pytest.mark.parametrize("frames", [1, 23, 24, 119, 120, 121, 131, 132, 228, 229, 240, 250, 1000])
+@pytest.mark.parametrize("arrival", [1, 7, 50, 500])
+def test_sections_decided_while_frames_arrive_are_the_whole_shot_plan(frames, arrival):
+    """A streamed shot (length unknown until it ends) is cut exactly as plan_sections cuts the whole one."""
+    from edidub_engine.diffusion import next_section
+
+    plan = dict(section_frames=120, carry_frames=12, min_frames=24)
+    got, previous, available = [], None, 0
+    while True:
+        available = min(frames, available + arrival)
+        finished = available == frames
+        while (section := next_section(previous, available, finished=finished, **plan)) is not None:
+            assert section.end <= available  # never waits on a frame it was not given
+            got.append(section)
+            previous = section
+        if finished:
+            break
+    assert got == plan_sections(frames, **plan)
