@@ -1,20 +1,24 @@
 """One shot end to end: ShotRequest → decode → track → units → pipeline → paste-back → encoded RenderedClip.
 
-The order of work is chosen so memory does not follow the shot's length:
+A shot streams, so memory does not follow its length and the GPU does not wait:
 
-1. one streaming pass tracks the face and keeps, per frame, only what is small:
-   status, landmarks, the crop transform, the LSD-size crop and mask;
-2. the LSD stage runs per stretch of usable frames on those small crops;
-3. the SRD stage, paste-back and encoding go chunk by chunk: a chunk is decoded
-   once to cut its high-resolution crops, restored, then decoded again and
-   pasted into the native frames as they are written.
+1. a track thread decodes and tracks the face, keeping per frame only what is
+   small (status, landmarks, the crop transform, the LSD-size crop and mask);
+2. the calling thread groups frames into stretches of usable frames and runs
+   each LSD section (inversion, then guided sampling) as soon as it is decided
+   — the sections are exactly those of the whole-shot plan, the previous
+   section's output carried over — then the SRD chunk by chunk (a chunk is
+   decoded once to cut its high-resolution crops);
+3. an encode thread decodes each chunk again, pastes the restored crops into
+   the native frames and writes them, in order.
 
 Frames without a usable face (none found, low confidence, a stretch too short
 to edit) are written as decoded and listed with the reason; the edit ramps in
 and out over a few frames next to them.  Everything that does not depend on
-the dub (the track, the original units, the inversions) is kept in the
-inversion cache, so a second language for the same shot skips it.  The output
-is written under a temporary name and published only when complete.
+the dub (the track, in blocks; the original units; each section's inversion)
+is kept in the inversion cache, so a second language for the same shot skips
+it.  The output is written under a temporary name and published only when
+complete; a failure or cancel stops every stage and publishes nothing.
 """
 
 from __future__ import annotations
@@ -291,8 +295,10 @@ class ShotRenderer:
 
     def __init__(self, models: LoadedModels, *, settings: DubSettings | None = None, cache: InversionCache | None = None,
                  acceleration: Acceleration | None = None):
+        from .heap import return_large_blocks
         from .pipeline import DubbingPipeline
 
+        return_large_blocks()  # memory that follows the shot in flight, not every stage's high-water mark
         self.models = models
         defaults = settings or DubSettings().with_overrides(**models.info.defaults)
         self.pipeline = DubbingPipeline(lsd=models.lsd, srd=models.srd, settings=defaults, acceleration=acceleration)
@@ -480,12 +486,11 @@ class _Job:
         block: list[FrameRecord] = []
         for record in iter_track(self.info, self.start, self.start + self.n, selector=selector,
                                  lsd_size=self.pipeline.lsd_size, first=first) if first < self.n else ():
-            block.append(record)
-            if self.cache is not None and (len(block) == TRACK_BLOCK_FRAMES or record.index == self.n - 1):
-                self.cache.put(f"{self.key}-track-{block[0].index}", _block_entry(block, self.pipeline.lsd_size))
-                block = []
-            elif self.cache is None:
-                block.clear()
+            if self.cache is not None:
+                block.append(record)
+                if len(block) == TRACK_BLOCK_FRAMES or record.index == self.n - 1:
+                    self.cache.put(f"{self.key}-track-{block[0].index}", _block_entry(block, self.pipeline.lsd_size))
+                    block = []
             self.timings["track_s"] += time.perf_counter() - t0
             yield record
             t0 = time.perf_counter()
@@ -493,11 +498,11 @@ class _Job:
     # -- stage 2, on the calling thread: runs and sections as frames arrive
     def run(self, tracked, sink) -> None:
         chunk: list[_Edited] = []
-        pending: list[int] = []  # passed-through frames not yet handed to the encoder
+        pending: list[int] = []  # [first, end) of passed-through frames not yet handed to the encoder
 
         def flush_pass() -> None:
             if pending:
-                sink.submit(("pass", pending[0], pending[-1] + 1))
+                sink.submit(("pass", *pending))
                 pending.clear()
 
         def flush_chunk() -> None:
@@ -510,7 +515,9 @@ class _Job:
             if isinstance(item, tuple):
                 flush_chunk()
                 _extend(self.passthrough, item[1], item[2])
-                pending.append(item[1])
+                if pending and pending[1] - pending[0] >= self.settings.srd_chunk_frames:
+                    flush_pass()  # a long stretch without a face is encoded as it goes
+                pending[:] = [pending[0] if pending else item[1], item[1] + 1]
             else:
                 flush_pass()
                 offset = item.record.index - item.run_start
