@@ -145,11 +145,23 @@ class MelFrontend:
             **asdict(self.config),
         }
 
+    block_frames = 1500  # 30 s per block: the spectra of a ten-minute line would take ~300 MB at once
+
     def features(self, audio: np.ndarray) -> np.ndarray:
         audio = _as_audio(audio)
         count = frame_count(len(audio))
         if count == 0:
             return np.zeros((0, self.feature_dim), np.float32)
+        # Frame k reads samples [320 k, 320 k + 400) only, so blocks cut on frame boundaries (with the
+        # next block's first 80 samples) give the features of the whole (to float32 rounding: BLAS
+        # blocks the mel projection by matrix size).
+        return np.concatenate([
+            self._block(audio[first * HOP_SAMPLES : min(count, first + self.block_frames) * HOP_SAMPLES + WINDOW_SAMPLES - HOP_SAMPLES])
+            for first in range(0, count, self.block_frames)
+        ])
+
+    def _block(self, audio: np.ndarray) -> np.ndarray:
+        count = frame_count(len(audio))
         padded = np.pad(audio, (0, WINDOW_SAMPLES - HOP_SAMPLES))
         frames = np.lib.stride_tricks.sliding_window_view(padded, WINDOW_SAMPLES)[::HOP_SAMPLES][:count]
         spectrum = np.fft.rfft(frames * self._window, n=self.config.n_fft, axis=-1)

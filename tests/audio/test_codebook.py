@@ -123,3 +123,14 @@ def test_help_says_the_paper_fits_one_speaker():
     add_codebook_parser(sub)
     fit_help = sub.choices["codebook"]._subparsers._group_actions[0].choices["fit"].format_help()
     assert "LJSpeech" in fit_help and "single speaker" in fit_help and "--units mel" in fit_help
+
+
+def test_long_audio_is_framed_in_blocks_with_the_same_features_and_units(mel_codebook, dub_files):
+    """A ten-minute dub line is featurised 30 s at a time (bounded memory); blocks must not show."""
+    speech = np.concatenate([load_audio(path, sample_rate_hz=16000) for path in dub_files] * 4)
+    blocked, whole = MelFrontend(), MelFrontend()
+    blocked.block_frames, whole.block_frames = 97, 10**9  # many odd-sized blocks against one
+    a, b = blocked.features(speech), whole.features(speech)
+    assert a.shape == b.shape and len(a) > 5 * 97
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    assert np.array_equal(mel_codebook.assign(a), mel_codebook.assign(b))
