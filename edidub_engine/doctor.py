@@ -14,6 +14,8 @@ def report(*, models: str | None = None, hubert_dir: str | None = None) -> Itera
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)
             yield f"GPU {i}: {props.name}, {props.total_memory / 2**30:.0f} GiB", True
+        yield ("fast path on GPU: bf16 autocast, channels-last-3d, torch.compile (override with --precision fp32 "
+               "--compile off for the reference path)"), True
     else:
         yield f"no CUDA GPU: dubbing runs on the CPU ({os.cpu_count()} cores, torch {torch.__version__}), slowly", True
 

@@ -193,3 +193,14 @@ def test_main_job_with_the_shipped_starter_models(footage_path, tmp_path):
     sound = load_audio(out, sample_rate_hz=16000)
     expected = load_audio(audio, duration_s=info.frame_count / float(info.rate), sample_rate_hz=16000)
     assert np.corrcoef(sound, expected)[0, 1] > 0.95
+
+
+@pytest.mark.parametrize("fade", [0, 1, 4, 9])
+def test_crossfade_decided_frame_by_frame_equals_the_whole_run_ramp(fade):
+    """A streamed run learns its end late; each frame's strength must still be the whole-run ramp's."""
+    from edidub_engine.render import _ramp, _strength
+
+    total = 40
+    for a, b in [(0, 40), (0, 3), (5, 40), (5, 9), (10, 30), (0, 25), (38, 40)]:
+        streamed = [_strength(i, fade, ramp_in=a > 0, left=(b - a - 1 - i) if b < total else None) for i in range(b - a)]
+        assert np.array_equal(np.array(streamed, np.float32), _ramp((a, b), total, fade)), (a, b)
