@@ -81,4 +81,9 @@ class AudioMix:
         return out
 
     def read_all(self) -> np.ndarray:
-        return self._render(0, self.length)
+        """The whole track, decoded a block at a time into one array (no whole-length temporaries)."""
+        out = np.empty(self.length, np.float32)
+        for first in range(0, self.length, self._block):
+            last = min(self.length, first + self._block)
+            out[first:last] = self._render(first, last)
+        return out
