@@ -39,7 +39,7 @@ import torch
 from .acceleration import Acceleration
 from .cache import InversionCache, source_identity
 from .config import DubSettings
-from .diffusion import Section, next_section
+from .diffusion import Section, next_section, plan_sections
 from .errors import (
     CancelledError,
     InvalidArgumentError,
@@ -465,7 +465,8 @@ class _Job:
         self.frames_edited = 0
         self.written = 0
         self.timings = {"track_s": 0.0, "lip_sync_s": 0.0, "restore_s": 0.0, "encode_s": 0.0}
-        sections = len(self.pipeline._process(settings, steps=1, guidance=1.0).plan_sections(n))
+        sections = len(plan_sections(n, section_frames=settings.section_frames, carry_frames=settings.carry_frames,
+                                     min_frames=settings.window_frames))  # an estimate: passed-through frames need none
         self.steps_total = sections * (settings.steps + settings.inversion_steps)
         self.steps_done = 0
 
