@@ -21,8 +21,10 @@ reference path on CPU):
 The last two are on by default everywhere: they only change how rows are
 grouped, so they agree with the reference to kernel rounding.
 ``Acceleration.auto(device)`` adds bf16, channels-last and compilation on
-CUDA; on CPU it is the fp32 eager path (compiling costs minutes of start-up on
-a 2-core machine, and bf16 buys nothing there).
+CUDA; on CPU it is the fp32 eager reference. There ``--precision bf16`` pays
+only on CPUs with bf16 instructions (AVX512-BF16/AMX: about x4 per step on this
+project's EPYC machines, ``benchmarks/suite.py``), and compiling costs minutes
+of start-up and ran slower than eager on 2 cores.
 """
 
 from __future__ import annotations
