@@ -201,35 +201,6 @@ def track_shot(info, start: int, end: int, *, selector, lsd_size: int, progress:
                      entry["masks"].numpy(), [r.index for r in records if r.cut])
 
 
-def edit_runs(track: ShotTrack, settings: DubSettings) -> tuple[list[tuple[int, int]], list[PassthroughRange]]:
-    """Stretches of usable frames to edit (never across a cut) and what passes through, with why.
-
-    The whole-shot form of what :meth:`ShotRenderer.dub_shot` decides as frames stream in.
-    """
-    n = len(track.status)
-    cuts = set(track.cuts)
-    runs: list[tuple[int, int]] = []
-    reasons = list(track.status)
-    i = 0
-    while i < n:
-        if reasons[i] != "ok":
-            i += 1
-            continue
-        j = i + 1
-        while j < n and reasons[j] == "ok" and j not in cuts:
-            j += 1
-        if j - i >= settings.min_run_frames:
-            runs.append((i, j))
-        else:
-            for k in range(i, j):
-                reasons[k] = "too_short"
-        i = j
-    passthrough: list[PassthroughRange] = []
-    for k, reason in enumerate(reasons):
-        _extend(passthrough, k, reason)
-    return runs, passthrough
-
-
 def _extend(passthrough: list[PassthroughRange], k: int, reason: str) -> None:
     """Add frame ``k`` (in order) to the passed-through ranges, merging with the last one when they touch."""
     if reason == "ok":
@@ -241,23 +212,10 @@ def _extend(passthrough: list[PassthroughRange], k: int, reason: str) -> None:
         passthrough.append(PassthroughRange(k, k + 1, reason))
 
 
-def _ramp(run: tuple[int, int], total: int, frames: int) -> np.ndarray:
-    """Edit strength per frame of a run: ramps in after a passed-through frame and out before one."""
-    a, b = run
-    strength = np.ones(b - a, np.float32)
-    if frames <= 0:
-        return strength
-    steps = (np.arange(1, frames + 1, dtype=np.float32) / (frames + 1))[: b - a]
-    if a > 0:
-        strength[: len(steps)] = np.minimum(strength[: len(steps)], steps)
-    if b < total:
-        strength[-len(steps):] = np.minimum(strength[-len(steps):], steps[::-1])
-    return strength
-
-
 def _strength(i: int, frames: int, *, ramp_in: bool, left: int | None) -> np.float32:
-    """Frame ``i`` of a run's value of :func:`_ramp`, known before the run ends: ``left`` is how many frames
-    of the run follow it when the run ends before the shot does (None: no ramp-out)."""
+    """Edit strength of frame ``i`` of a run: ramps in over ``frames`` after a passed-through frame and out
+    before one. Known before the run ends: ``left`` is how many frames of the run follow ``i`` when the run
+    ends before the shot does (None: no ramp-out)."""
     value = np.float32(1.0)
     if frames > 0:
         if ramp_in and i < frames:
@@ -456,7 +414,7 @@ class _Job:
 
     def __init__(self, renderer: ShotRenderer, info, start: int, n: int, settings: DubSettings, key: str,
                  original_units: np.ndarray, dub_units: np.ndarray, progress: Progress | None, should_cancel: ShouldCancel | None):
-        self.renderer, self.pipeline, self.cache = renderer, renderer.pipeline, renderer.cache
+        self.pipeline, self.cache = renderer.pipeline, renderer.cache
         self.info, self.start, self.n, self.settings, self.key = info, start, n, settings, key
         self.original_units, self.dub_units = original_units, dub_units
         self.progress, self.should_cancel = progress, should_cancel
@@ -712,4 +670,4 @@ def runner_for_device(device: str) -> Callable[..., RenderedClip]:
     return renderer.dub_shot
 
 
-__all__ = ["FrameRecord", "LoadedModels", "ShotRenderer", "ShotTrack", "dub_shot", "edit_runs", "iter_track", "runner_for_device", "track_shot"]
+__all__ = ["FrameRecord", "LoadedModels", "ShotRenderer", "ShotTrack", "dub_shot", "iter_track", "runner_for_device", "track_shot"]

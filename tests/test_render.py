@@ -198,9 +198,20 @@ def test_main_job_with_the_shipped_starter_models(footage_path, tmp_path):
 @pytest.mark.parametrize("fade", [0, 1, 4, 9])
 def test_crossfade_decided_frame_by_frame_equals_the_whole_run_ramp(fade):
     """A streamed run learns its end late; each frame's strength must still be the whole-run ramp's."""
-    from edidub_engine.render import _ramp, _strength
+    from edidub_engine.render import _strength
+
+    def whole_run_ramp(a, b, total):  # the renderer's rule when it held whole runs
+        strength = np.ones(b - a, np.float32)
+        if fade <= 0:
+            return strength
+        steps = (np.arange(1, fade + 1, dtype=np.float32) / (fade + 1))[: b - a]
+        if a > 0:
+            strength[: len(steps)] = np.minimum(strength[: len(steps)], steps)
+        if b < total:
+            strength[-len(steps):] = np.minimum(strength[-len(steps):], steps[::-1])
+        return strength
 
     total = 40
     for a, b in [(0, 40), (0, 3), (5, 40), (5, 9), (10, 30), (0, 25), (38, 40)]:
         streamed = [_strength(i, fade, ramp_in=a > 0, left=(b - a - 1 - i) if b < total else None) for i in range(b - a)]
-        assert np.array_equal(np.array(streamed, np.float32), _ramp((a, b), total, fade)), (a, b)
+        assert np.array_equal(np.array(streamed, np.float32), whole_run_ramp(a, b, total)), (a, b)

@@ -36,9 +36,7 @@ class MixPiece:
 class AudioMix:
     """Mono float32 at ``sample_rate_hz``: the pieces summed, silence elsewhere, ``length_s`` long.
 
-    ``read(count)`` returns the next ``count`` samples (zeros past the end);
-    ``read_all()`` the whole track (for short tracks, or the 16 kHz one the
-    speech units need).
+    ``read(count)`` returns the next ``count`` samples (zeros past the end).
     """
 
     def __init__(self, pieces: list[MixPiece], *, length_s: Fraction, sample_rate_hz: int, block_s: int = 10):
@@ -78,12 +76,4 @@ class AudioMix:
             out[filled : filled + take] = self._buffer[offset : offset + take]
             filled += take
             self._position += take
-        return out
-
-    def read_all(self) -> np.ndarray:
-        """The whole track, decoded a block at a time into one array (no whole-length temporaries)."""
-        out = np.empty(self.length, np.float32)
-        for first in range(0, self.length, self._block):
-            last = min(self.length, first + self._block)
-            out[first:last] = self._render(first, last)
         return out
