@@ -27,6 +27,7 @@ def report(*, models: str | None = None, hubert_dir: str | None = None) -> Itera
         card = info.card
         yield (f"model bundle {info.name} {info.version} at {info.path} (speech frontend: {info.frontend}; "
                f"{card.get('summary') or card.get('description') or 'no model card summary'})"), True
+        yield from _fast_paths(info.path, torch)
     except EdidubError as err:
         yield f"model bundle: {err.message} — {err.hint}", False
 
@@ -49,3 +50,26 @@ def report(*, models: str | None = None, hubert_dir: str | None = None) -> Itera
             yield f"encoder {name}: {use}", True
         except Exception:  # noqa: BLE001 - an encoder missing from this FFmpeg build
             yield f"encoder {name}: not in this FFmpeg build ({use} unavailable)", False
+
+
+def _fast_paths(bundle, torch) -> Iterator[tuple[str, bool]]:
+    """The self-check every worker runs (``DubbingPipeline``), here for each device's default path."""
+    from .acceleration import Acceleration
+    from .config import DubSettings
+    from .models import load_model
+    from .pipeline import DubbingPipeline
+
+    devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else ["cpu"]
+    for device in devices:
+        lsd = load_model(bundle / "lsd").float().to(device)
+        srd = load_model(bundle / "srd").float().to(device)
+        pipeline = DubbingPipeline(lsd=lsd, srd=srd, settings=DubSettings(), acceleration=Acceleration.auto(device))
+        check = pipeline.fast_path
+        if not check.checked:
+            yield f"{device}: runs the reference path ({check.used.describe()}, eager)", True
+            continue
+        figures = ", ".join(f"{k} {v}" for k, v in check.to_dict()["tried"][0]["agreement_db"].items())
+        if check.fell_back:
+            yield f"{device}: {check.message()}", False
+        else:
+            yield f"{device}: fast path {check.used.describe()} agrees with the reference ({figures} dB)", True

@@ -23,14 +23,18 @@ from __future__ import annotations
 from collections.abc import Callable, MutableMapping
 from dataclasses import replace
 
+import logging
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .acceleration import Acceleration
+from .acceleration import AGREEMENT_DB, Acceleration, FastPathCheck, agreement_db
 from .config import DubSettings
 from .diffusion import DiffusionConfig, MaskedDiffusion, Phase, Section, null_cond_for
 from .errors import CancelledError, InvalidArgumentError
+
+log = logging.getLogger("edidub.pipeline")
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 ShouldCancel = Callable[[], bool]
@@ -55,7 +59,10 @@ class DubbingPipeline:
     """The two diffusion stages around a loaded LSD and SRD (keep one per worker: models stay loaded)."""
 
     def __init__(self, *, lsd: torch.nn.Module, srd: torch.nn.Module, settings: DubSettings | None = None,
-                 acceleration: Acceleration | None = None):
+                 acceleration: Acceleration | None = None, check_fast_path: bool = True):
+        """``acceleration`` is the path asked for; unless ``check_fast_path`` is False, one LSD and one SRD
+        call on a fixed input are compared with the reference first, and the pipeline runs the fastest
+        of :meth:`Acceleration.fallbacks` that agrees (``self.fast_path`` says which, and why)."""
         if lsd.null_unit is None:
             raise InvalidArgumentError("the LSD model has no speech-unit table; is it an SRD?")
         self.lsd, self.srd = lsd.eval(), srd.eval()
@@ -63,9 +70,60 @@ class DubbingPipeline:
         self.lsd_size = int(lsd.config.sample_size)
         self.srd_size = int(srd.config.sample_size)
         self.null_unit = int(lsd.null_unit)
-        self.acceleration = acceleration or Acceleration.auto(self.device)
-        self._lsd_call = self.acceleration.prepare(self.lsd)
-        self._srd_call = self.acceleration.prepare(self.srd)
+        self.fast_path = self._choose_path(acceleration or Acceleration.auto(self.device), check=check_fast_path)
+        self.acceleration = self.fast_path.used
+        if (message := self.fast_path.message()) is not None:
+            log.warning(message)
+
+    # ------------------------------------------------------------ the fast path
+    @torch.no_grad()
+    def _choose_path(self, requested: Acceleration, *, check: bool) -> FastPathCheck:
+        """Prepare the networks on the fastest path of ``requested.fallbacks()`` that agrees with the reference."""
+        if not check or requested.is_reference_arithmetic:
+            self._lsd_call, self._srd_call = requested.prepare(self.lsd), requested.prepare(self.srd)
+            return FastPathCheck(requested=requested, used=requested, checked=False)
+        probes = self._probes()
+        reference = Acceleration.reference()
+        expected = {name: self._run(reference.prepare(net), *probes[name], acceleration=reference)
+                    for name, net in (("lsd", self.lsd), ("srd", self.srd))}
+        tried = []
+        for candidate in requested.fallbacks():
+            self._lsd_call, self._srd_call = candidate.prepare(self.lsd), candidate.prepare(self.srd)
+            if candidate.is_reference_arithmetic:
+                tried.append({"path": candidate.describe(), "agreement_db": {}, "ok": True})
+                return FastPathCheck(requested=requested, used=candidate, checked=True, tried=tried)
+            agreement = {
+                name: agreement_db(self._run(call, *probes[name], acceleration=candidate), expected[name])
+                for name, call in (("lsd", self._lsd_call), ("srd", self._srd_call))
+            }
+            ok = all(value >= AGREEMENT_DB for value in agreement.values())
+            tried.append({"path": candidate.describe(), "agreement_db": agreement, "ok": ok})
+            if ok:
+                return FastPathCheck(requested=requested, used=candidate, checked=True, tried=tried)
+        raise AssertionError("the last fallback is the reference arithmetic")  # pragma: no cover
+
+    def _srd_window(self) -> int:
+        return self.settings.window_frames
+
+    def _probes(self) -> dict[str, tuple]:
+        """A fixed small input per network, the shape of one real call: ``(sample, timestep, kwargs)``."""
+        generator = torch.Generator(device="cpu").manual_seed(1234)
+        device = self.device
+
+        def sample(rows: int, frames: int, size: int) -> torch.Tensor:
+            x_t = torch.randn(rows, 3, frames, size, size, generator=generator)
+            condition = torch.rand(rows, 3, frames, size, size, generator=generator).mul(2).sub(1)
+            mask = torch.zeros(rows, 1, frames, size, size)
+            mask[..., size // 2 :, :] = 1.0
+            return torch.cat([x_t, condition, mask], dim=1).to(device)
+
+        frames = self.settings.window_frames
+        timesteps = torch.tensor([900, 100], device=device)
+        units = torch.randint(0, self.null_unit + 1, (2, frames, int(self.lsd.config.units_per_frame)), generator=generator)
+        return {
+            "lsd": (sample(2, frames, self.lsd_size), timesteps, {"units": units.to(device)}),
+            "srd": (sample(2, self._srd_window(), self.srd_size), timesteps, {}),
+        }
 
     @property
     def device(self) -> torch.device:
@@ -85,9 +143,11 @@ class DubbingPipeline:
             )
         )
 
-    def _run(self, network, sample: torch.Tensor, timestep: torch.Tensor, **kwargs) -> torch.Tensor:
+    def _run(self, network, sample: torch.Tensor, timestep: torch.Tensor, kwargs: dict | None = None, *,
+             acceleration: Acceleration | None = None) -> torch.Tensor:
         """One network call on the fast path: layout, autocast, and ε back in float32 for the scheduler."""
-        acc = self.acceleration
+        acc = acceleration or self.acceleration
+        kwargs = kwargs or {}
         with acc.autocast(sample.device):
             eps = network(acc.layout(sample), timestep, **kwargs).sample
         return eps.float().contiguous()
@@ -95,7 +155,7 @@ class DubbingPipeline:
     def _lsd_denoiser(self):
         def denoise(x_t: torch.Tensor, timestep: torch.Tensor, cond: dict) -> torch.Tensor:
             sample = torch.cat([x_t, cond["reference"], cond["mask"]], dim=1)
-            return self._run(self._lsd_call, sample, timestep, units=cond["units"])
+            return self._run(self._lsd_call, sample, timestep, {"units": cond["units"]})
 
         return denoise
 

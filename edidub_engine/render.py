@@ -337,7 +337,7 @@ class ShotRenderer:
             timecode=info.timecode_at(start), frames_edited=job.frames_edited, frames_passed_through=tuple(job.passthrough),
             qc={"dub_padded_frames": int(dub.padded_frames), "dub_cut_s": float(dub.cut_s), "cache_hit": cache_hit,
                 "timings": {k: round(v, 3) for k, v in timings.items()}, "settings": settings.to_dict(),
-                "acceleration": self.pipeline.acceleration.to_dict(),
+                "acceleration": self.pipeline.acceleration.to_dict(), "fast_path": self.pipeline.fast_path.to_dict(),
                 "source": {"path": str(info.path), "start_frame": start, "end_frame": end}},
             model=dict(self.models.identity), record=dict(request.record),
             patch_path=None if patch_path is None else str(patch_path),
