@@ -124,16 +124,17 @@ class Acceleration:
         """The module to call: laid out and compiled as asked (weights stay float32; autocast casts them)."""
         model = model.eval().to(memory_format=torch.channels_last_3d if self.channels_last else torch.contiguous_format)
         if self.compile != "off":
-            # dynamic=None: the first new shape (a shorter last window, a smaller batch) recompiles once
-            # with symbolic sizes instead of once per shape.
+            # dynamic=False: one graph per input shape. LSD and SRD share the U-Net's forward, so with
+            # automatic dynamic shapes the second network's call recompiled with symbolic H and W, which
+            # inductor failed to lower ("Invalid ranges [0:-1]" on the strided convolution).
             options = None
             if self.precision == "bf16" and next(model.parameters()).device.type == "cpu":
                 # Inductor's 512-bit C++ kernels give NaN for this bf16 graph on AMX Xeons; 256-bit agree.
                 options = {"cpp.simdlen": 256}
             mode = None if self.compile == "default" else self.compile
             if options is not None:
-                return torch.compile(model, dynamic=None, options={**options, **_mode_options(mode)})
-            return torch.compile(model, mode=mode, dynamic=None)
+                return torch.compile(model, dynamic=False, options={**options, **_mode_options(mode)})
+            return torch.compile(model, mode=mode, dynamic=False)
         return model
 
     def layout(self, x: torch.Tensor) -> torch.Tensor:
@@ -200,8 +201,8 @@ class FastPathCheck:
         """The one log line a fallback deserves, else None."""
         if not self.fell_back:
             return None
-        first = self.tried[0]["agreement_db"] if self.tried else {}
-        figures = ", ".join(f"{k} {_db(v)}" for k, v in first.items())
+        first = self.tried[0] if self.tried else {}
+        figures = first.get("error") or ", ".join(f"{k} {_db(v)}" for k, v in first.get("agreement_db", {}).items())
         return (f"fast path {self.requested.describe()} disagrees with the reference ({figures}; needs {self.bound_db:.0f} dB); "
                 f"running {self.used.describe()} instead")
 

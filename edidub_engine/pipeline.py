@@ -24,6 +24,7 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import replace
 
 import logging
+import math
 
 import numpy as np
 import torch
@@ -92,12 +93,15 @@ class DubbingPipeline:
             if candidate.is_reference_arithmetic:
                 tried.append({"path": candidate.describe(), "agreement_db": {}, "ok": True})
                 return FastPathCheck(requested=requested, used=candidate, checked=True, tried=tried)
-            agreement = {
-                name: agreement_db(self._run(call, *probes[name], acceleration=candidate), expected[name])
-                for name, call in (("lsd", self._lsd_call), ("srd", self._srd_call))
-            }
-            ok = all(value >= AGREEMENT_DB for value in agreement.values())
-            tried.append({"path": candidate.describe(), "agreement_db": agreement, "ok": ok})
+            agreement, failure = {}, None
+            for name, call in (("lsd", self._lsd_call), ("srd", self._srd_call)):
+                try:
+                    agreement[name] = agreement_db(self._run(call, *probes[name], acceleration=candidate), expected[name])
+                except Exception as exc:  # noqa: BLE001 - a compiler or kernel that fails is a path that disagrees
+                    agreement[name], failure = -math.inf, f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                    break
+            ok = failure is None and all(value >= AGREEMENT_DB for value in agreement.values())
+            tried.append({"path": candidate.describe(), "agreement_db": agreement, "ok": ok, **({"error": failure} if failure else {})})
             if ok:
                 return FastPathCheck(requested=requested, used=candidate, checked=True, tried=tried)
         raise AssertionError("the last fallback is the reference arithmetic")  # pragma: no cover
