@@ -371,7 +371,10 @@ class MaskedDiffusion:
         sec_cond = with_mask(cond, ms, key)
         sec_null = None if null is None else with_mask(null, ms, key)
         scale = float(self.config.guidance_scale)
-        yield from self._steps(Phase.SAMPLE, denoiser, latent, xs, ms, sec_cond, sec_null, scale, section, done, total)
+        # The latent holds the ORIGINAL carry frames (inversion never sees the dub); the first sampling
+        # step must already see the carried output, not only the steps after it.
+        start = blend_outside_mask(latent, xs, ms)
+        yield from self._steps(Phase.SAMPLE, denoiser, start, xs, ms, sec_cond, sec_null, scale, section, done, total)
 
     def edit(
         self,

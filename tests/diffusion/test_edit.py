@@ -148,3 +148,29 @@ def test_streaming_section_by_section_equals_the_whole_shot_edit(diffusion, stra
         pieces.append(output[:, :, c:])
         previous = section
     assert torch.equal(torch.cat(pieces, 2), whole)
+
+
+def test_the_first_sampling_step_of_a_later_section_sees_the_carried_output(diffusion, make_clip, null_unit):
+    """Inversion runs on the original frames; sampling must start from the carried ones, from its very first step."""
+    from edidub_engine.diffusion import Section
+
+    x0, mask, units = make_clip(40, seed=3)
+    original, dub = {"units": units}, {"units": (units + 1) % null_unit}
+    section = Section(index=1, start=0, end=40, carry=12)
+    carried = torch.full_like(x0[:, :, :12], 0.25)  # differs from the original carry frames everywhere
+    seen = []
+
+    def denoiser(x_t, timestep, cond):
+        seen.append(x_t.clone())
+        return torch.zeros_like(x_t)
+
+    inversion_calls = None
+    for step in diffusion.iter_edit_section(denoiser, x0, mask, dub, null_cond_for(dub, null_unit=null_unit),
+                                            original_cond=original, section=section, carried=carried):
+        if step.phase is Phase.INVERT and step.step == step.steps:
+            inversion_calls = len(seen)
+    assert inversion_calls and not torch.equal(seen[0][: x0.shape[0], :, :12], carried)  # inversion: the original frames
+    first_window = seen[inversion_calls]  # the first sampling call: the window that starts at frame 0
+    n, half = x0.shape[0], first_window.shape[0] // 2
+    for rows in (0, half):  # window 0's conditional and unconditional rows alike
+        assert torch.equal(first_window[rows : rows + n, :, :12], carried)
