@@ -166,7 +166,10 @@ def _cmd_dub(args: argparse.Namespace) -> int:
 
     device = args.device or ("cuda" if _cuda_available() else "cpu")
     models = LoadedModels.load(args.models, hubert_dir=args.hubert).to(device)
-    renderer = ShotRenderer(models, cache=None if args.no_cache else InversionCache(),
+    from .config import DubSettings
+
+    settings = DubSettings().with_overrides(**models.info.dub_defaults(), restore=args.restore)
+    renderer = ShotRenderer(models, settings=settings, cache=None if args.no_cache else InversionCache(),
                             acceleration=Acceleration.parse(args.precision, args.compile, device))
     with _stage_progress(enabled=not args.quiet) as on_progress:
         clip = renderer.dub_shot(request, progress=on_progress, output_path=args.output)
@@ -179,6 +182,17 @@ def _cmd_dub(args: argparse.Namespace) -> int:
         print(f"  the dub line runs {clip.qc['dub_cut_s']:.2f} s past the shot; that part is not in the clip")
     if clip.patch_path:
         print(f"wrote {clip.patch_path}: the edited region with its matte as alpha (ProRes 4444)")
+    quality = clip.qc.get("quality") or {}
+    figures = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in quality.items() if k not in ("verdict", "reasons", "frames"))
+    print(f"  QC: {quality.get('verdict', 'n/a').upper()}" + (f" ({figures})" if figures else ""))
+    for reason in quality.get("reasons", []):
+        print(f"    review: {reason}")
+    restore = clip.qc.get("restore") or {}
+    if restore.get("mode") == "bicubic":
+        print(f"  detail: {restore.get('why')}")
+    if clip.model.get("name") == "edidub-starter":
+        print("  note: the starter models ship for trying the path end to end; they are not production quality "
+              "(see README: training a real model)")
     print(f"wrote {clip.path}: {clip.end_frame - clip.start_frame} frames at {clip.rate.numerator}/{clip.rate.denominator} fps "
           f"from {clip.timecode}, {clip.frames_edited} edited, {passed} passed through "
           f"({clip.model.get('name')} {clip.model.get('version')}, {clip.qc['timings']['total_s']:.1f} s)")
@@ -320,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--guidance", type=float, help="classifier-free guidance scale (paper: 5)")
     dub.add_argument("--seed", type=int, help="random seed (same request, model and seed give the same frames)")
     dub.add_argument("--face", help="which face: 'largest', an index counted left to right (0, 1…) or 'X,Y' in pixels")
+    dub.add_argument("--restore", choices=("auto", "srd", "bicubic"), default="auto",
+                     help="how the lip-synced mouth gets its detail: 'auto' runs the bundle's SRD only if `edidub check` found it "
+                          "better than bicubic, 'srd' always, 'bicubic' upsamples the change onto the source's own detail")
     dub.add_argument("--patch", action="store_true", help="also write <output>_patch.mov: the edited region alone as ProRes 4444 with the feathered matte as alpha, to lay over the untouched original")
     dub.add_argument("--no-cache", action="store_true", help="do not read or write the inversion cache")
     dub.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:1, … (default: the first GPU, else cpu)")

@@ -8,6 +8,9 @@ from typing import Any
 from .errors import InvalidArgumentError
 
 
+RESTORE_MODES = ("auto", "srd", "bicubic")
+
+
 @dataclass(frozen=True, kw_only=True)
 class DubSettings:
     """How one shot is dubbed. Defaults are the paper's (section 4.2, table 5)."""
@@ -20,14 +23,20 @@ class DubSettings:
     window_stride: int = 12
     section_frames: int = 120  # sections with an unmasked carry-over
     carry_frames: int = 12
+    srd_window_frames: int = 5  # the SRD's own MultiDiffusion windows (it is trained on 5 frames, paper §3.2)
+    srd_window_stride: int = 2
     srd_chunk_frames: int = 48  # SRD runs chunk by chunk so memory does not follow the shot's length
+    # How the LSD output is brought to the SRD size: "auto" runs the bundle's SRD only where its check found it
+    # better than bicubic (`edidub check`), "srd" always runs it, "bicubic" never does.
+    restore: str = "auto"
     seed: int = 0
     min_run_frames: int = 8  # shorter stretches with a face are passed through ("too_short")
     crossfade_frames: int = 4  # ramp of the edit into and out of a passed-through stretch
     feather_px: float = 8.0  # paste-back matte feather, in pixels of a 224 crop
 
     def __post_init__(self) -> None:
-        for name in ("steps", "inversion_steps", "window_frames", "window_stride", "section_frames", "srd_chunk_frames", "min_run_frames"):
+        for name in ("steps", "inversion_steps", "window_frames", "window_stride", "section_frames", "srd_chunk_frames",
+                     "min_run_frames", "srd_window_frames", "srd_window_stride"):
             if getattr(self, name) < 1:
                 raise InvalidArgumentError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.srd_steps is not None and self.srd_steps < 1:
@@ -36,6 +45,11 @@ class DubSettings:
             raise InvalidArgumentError(f"guidance_scale must be 1 or more, got {self.guidance_scale}", hint="5 is the paper's value; 1 turns guidance off")
         if not 0 <= self.carry_frames < self.section_frames:
             raise InvalidArgumentError("carry_frames must be at least 0 and less than section_frames")
+        if self.window_stride > self.window_frames or self.srd_window_stride > self.srd_window_frames:
+            raise InvalidArgumentError("a window stride longer than its window would leave frames uncovered")
+        if self.restore not in RESTORE_MODES:
+            raise InvalidArgumentError(f"restore={self.restore!r} is not one of {', '.join(RESTORE_MODES)}",
+                                       hint="'auto' follows the bundle's measured check")
         if self.crossfade_frames < 0:
             raise InvalidArgumentError("crossfade_frames must not be negative")
 

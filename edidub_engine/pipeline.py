@@ -107,7 +107,7 @@ class DubbingPipeline:
         raise AssertionError("the last fallback is the reference arithmetic")  # pragma: no cover
 
     def _srd_window(self) -> int:
-        return self.settings.window_frames
+        return self.settings.srd_window_frames
 
     def _probes(self) -> dict[str, tuple]:
         """A fixed small input per network, the shape of one real call: ``(sample, timestep, kwargs)``."""
@@ -266,40 +266,81 @@ class DubbingPipeline:
         low_res: np.ndarray,
         *,
         seed: int,
+        low_source: np.ndarray | None = None,
+        context: tuple[np.ndarray, np.ndarray] | None = None,
+        first_frame: int = 0,
+        mode: str = "srd",
         settings: DubSettings | None = None,
         progress: Progress | None = None,
         should_cancel: ShouldCancel | None = None,
     ) -> np.ndarray:
-        """Detail-restored crops ``[T x S x S x 3]`` uint8 at the SRD size.
+        """Detail-restored crops ``[T x S x S x 3]`` uint8 at the SRD size; outside the masks, ``crops`` bit for bit.
 
         ``crops``/``masks``: the original high-resolution crops and their masks;
         ``low_res``: the LSD output ``[T x s x s x 3]`` for the same frames,
         upsampled here with bicubic interpolation (section 3.2).
+
+        ``mode="srd"`` samples the SRD over its own windows (``settings.srd_window_*``).
+        Its noise is drawn per frame from ``seed`` and the frame's index in the shot
+        (``first_frame`` + i), and ``context`` — the previous chunk's last restored
+        crops and their LSD outputs — is given to it unmasked ahead of the chunk, so
+        windows straddle chunk borders and a shot restored chunk by chunk has no seams.
+
+        ``mode="bicubic"`` runs no network: the source crop plus the bicubic-upsampled
+        LSD *change* (``low_res − low_source``), so wherever the mouth did not change
+        the source's own detail is kept; without ``low_source``, plain bicubic.
         """
         settings = settings or self.settings
         if crops.shape[1:] != (self.srd_size, self.srd_size, 3) or masks.shape != crops.shape[:3]:
             raise InvalidArgumentError(f"SRD crops must be [T, {self.srd_size}, {self.srd_size}, 3] with matching masks")
+        if mode not in ("srd", "bicubic"):
+            raise InvalidArgumentError(f"restore mode {mode!r} is not 'srd' or 'bicubic'")
         device = self.device
         x0 = to_tensor(crops).to(device)
         mask = mask_tensor(masks).to(device)
-        low = to_tensor(low_res).to(device)
-        frames = low.shape[2]
-        up = F.interpolate(low[0].transpose(0, 1), size=(self.srd_size, self.srd_size), mode="bicubic", align_corners=False)
-        up = up.clamp(-1.0, 1.0).transpose(0, 1).unsqueeze(0)
-        assert up.shape[2] == frames
+        up = self._upsample(to_tensor(low_res).to(device))
+        if mode == "bicubic":
+            if low_source is not None:
+                up = (x0 + up - self._upsample(to_tensor(low_source).to(device))).clamp(-1.0, 1.0)
+            return to_crops(torch.where(mask.bool(), up, x0))
+
+        given = 0
+        if context is not None and len(context[0]):
+            given = len(context[0])
+            x0 = torch.cat([to_tensor(context[0]).to(device), x0], dim=2)
+            up = torch.cat([self._upsample(to_tensor(context[1]).to(device)), up], dim=2)
+            mask = torch.cat([torch.zeros_like(mask[:, :, :given]), mask], dim=2)
+        frames = x0.shape[2]
 
         def denoise(x_t: torch.Tensor, timestep: torch.Tensor, cond: dict) -> torch.Tensor:
             return self._run(self._srd_call, torch.cat([x_t, cond["low_res"], cond["mask"]], dim=1), timestep)
 
-        srd_settings = replace(settings, section_frames=max(settings.section_frames, frames + 1))
+        srd_settings = replace(settings, window_frames=settings.srd_window_frames, window_stride=settings.srd_window_stride,
+                               section_frames=max(settings.section_frames, frames + 1))
         process = self._process(srd_settings, steps=settings.srd_steps or settings.steps, guidance=1.0)
-        generator = torch.Generator(device="cpu").manual_seed(int(seed))
-        return to_crops(
-            process.sample(
-                denoise, x0, mask, {"low_res": up, "mask": mask}, generator=generator,
-                progress=_stage(progress, "restore"), should_cancel=should_cancel,
-            )
+        noise = frame_noise(seed, first_frame - given, frames, self.srd_size).to(device)
+        out = process.sample(
+            denoise, x0, mask, {"low_res": up, "mask": mask}, latent=noise,
+            progress=_stage(progress, "restore"), should_cancel=should_cancel,
         )
+        return to_crops(out[:, :, given:])
+
+    def _upsample(self, low: torch.Tensor) -> torch.Tensor:
+        """``[1, 3, T, s, s]`` → ``[1, 3, T, S, S]`` bicubic, clipped to [-1, 1]."""
+        up = F.interpolate(low[0].transpose(0, 1), size=(self.srd_size, self.srd_size), mode="bicubic", align_corners=False)
+        return up.clamp(-1.0, 1.0).transpose(0, 1).unsqueeze(0)
+
+
+def frame_noise(seed: int, first_frame: int, frames: int, size: int) -> torch.Tensor:
+    """Standard normal noise ``[1, 3, frames, size, size]``, each frame's drawn from ``(seed, its index)`` alone.
+
+    A frame gets the same noise whichever chunk it is restored in, so chunk borders do not reseed the picture.
+    """
+    out = torch.empty(1, 3, frames, size, size)
+    for j in range(frames):
+        generator = torch.Generator(device="cpu").manual_seed((int(seed) * 1_000_003 + first_frame + j) % 2**63)
+        out[0, :, j] = torch.randn(3, size, size, generator=generator)
+    return out
 
 
 def _stage(progress: Progress | None, stage: str):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -49,7 +50,10 @@ from .errors import (
     RangeOutsideMediaError,
 )
 from .pipeline import to_crops
+from .qc import ShotQC
 from .shot import OUTPUT_EXTENSIONS, PassthroughRange, RenderedClip, ShotRequest
+
+log = logging.getLogger("edidub.render")
 
 Progress = Callable[[str, int, int], None]  # (stage, frames or steps done, total)
 ShouldCancel = Callable[[], bool]
@@ -99,6 +103,25 @@ class LoadedModels:
         self.lsd.to(device)
         self.srd.to(device)
         return self
+
+
+def srd_verdict(card: dict[str, Any]) -> dict[str, Any]:
+    """Whether a bundle's SRD should run, from the figures ``edidub check`` wrote into its model card.
+
+    ``runs_srd`` is False when the SRD lost to bicubic upsampling inside the mask on clips it
+    never saw (then the LSD output is upsampled onto the source's own detail instead), True
+    when it won, None when the bundle was never checked (the SRD runs, as trained).
+    """
+    check = (card or {}).get("check") or {}
+    srd = check.get("srd") or {}
+    if "srd_db" not in srd or "bicubic_db" not in srd:
+        return {"runs_srd": None, "reason": "the bundle's SRD is unchecked (run `edidub check`)"}
+    wins = float(srd["srd_db"]) > float(srd["bicubic_db"])
+    figures = f"SRD {float(srd['srd_db']):.1f} dB vs bicubic {float(srd['bicubic_db']):.1f} dB inside the mask"
+    if wins:
+        return {"runs_srd": True, "reason": f"the bundle's SRD beats bicubic upsampling ({figures})"}
+    return {"runs_srd": False, "reason": (f"the bundle's SRD loses to bicubic upsampling ({figures}); the LSD output is "
+                                          "upsampled onto the source's own detail instead (--restore srd forces the SRD)")}
 
 
 # ----------------------------------------------------------------------------- the track
@@ -258,9 +281,18 @@ class ShotRenderer:
 
         return_large_blocks()  # memory that follows the shot in flight, not every stage's high-water mark
         self.models = models
-        defaults = settings or DubSettings().with_overrides(**models.info.defaults)
+        defaults = settings or DubSettings().with_overrides(**models.info.dub_defaults())
         self.pipeline = DubbingPipeline(lsd=models.lsd, srd=models.srd, settings=defaults, acceleration=acceleration)
         self.cache = cache
+        self.srd_verdict = srd_verdict(models.info.card)
+        if self.srd_verdict["runs_srd"] is False and defaults.restore == "auto":
+            log.warning("%s: %s", models.info.name, self.srd_verdict["reason"])
+
+    def restore_mode(self, settings: DubSettings) -> str:
+        """``"srd"`` or ``"bicubic"``: the user's choice, or on ``auto`` what the bundle's check measured."""
+        if settings.restore != "auto":
+            return settings.restore
+        return "bicubic" if self.srd_verdict["runs_srd"] is False else "srd"
 
     def dub_shot(self, request: ShotRequest, *, progress: Progress | None = None, should_cancel: ShouldCancel | None = None,
                  output_path: str | Path | None = None) -> RenderedClip:
@@ -314,6 +346,7 @@ class ShotRenderer:
                                                            codec=Codec.PRORES_4444, timecode=info.timecode_at(start)))
             job.writer = writer
             # Stages on their own threads, stopped (LIFO) before the writers abort on an error.
+            stack.callback(job.qc.close)
             sink = Sink(job.write, depth=2, name=f"edidub-encode-{request.shot_id}")
             stack.callback(sink.close)
             tracked = Prefetch(job.records(selector, cache_hit), depth=2 * TRACK_BLOCK_FRAMES, name=f"edidub-track-{request.shot_id}")
@@ -338,6 +371,9 @@ class ShotRenderer:
             qc={"dub_padded_frames": int(dub.padded_frames), "dub_cut_s": float(dub.cut_s), "cache_hit": cache_hit,
                 "timings": {k: round(v, 3) for k, v in timings.items()}, "settings": settings.to_dict(),
                 "acceleration": self.pipeline.acceleration.to_dict(), "fast_path": self.pipeline.fast_path.to_dict(),
+                "quality": job.qc.result(),
+                "restore": {"mode": job.restore_mode, "why": (f"--restore {settings.restore}" if settings.restore != "auto"
+                                                              else self.srd_verdict["reason"])},
                 "source": {"path": str(info.path), "start_frame": start, "end_frame": end}},
             model=dict(self.models.identity), record=dict(request.record),
             patch_path=None if patch_path is None else str(patch_path),
@@ -419,6 +455,9 @@ class _Job:
         self.original_units, self.dub_units = original_units, dub_units
         self.progress, self.should_cancel = progress, should_cancel
         self.writer = self.patch = None
+        self.restore_mode = renderer.restore_mode(settings)
+        self.qc = ShotQC()
+        self.srd_tail: tuple | None = None  # (run start, end frame, restored crops, LSD crops) the next chunk continues
         self.passthrough: list[PassthroughRange] = []
         self.frames_edited = 0
         self.written = 0
@@ -580,10 +619,16 @@ class _Job:
         matrices = [ShotRenderer._matrix(e.record.matrix, size) for e in chunk]
         crops = np.stack([warp_crop(frame, m, size) for (_, frame), m in zip(iter_frames(self.info, self.start + a, self.start + b), matrices)])
         masks = np.stack([lower_face_mask(e.record.landmarks, m, size) > 0.5 for e, m in zip(chunk, matrices)])
-        restored = self.pipeline.restore(crops, masks, np.stack([e.low for e in chunk]), seed=self.settings.seed + self.start + a,
-                                         settings=self.settings, should_cancel=self.should_cancel)
+        low = np.stack([e.low for e in chunk])
+        tail = self.srd_tail
+        context = tail[2:] if tail is not None and tail[0] == chunk[0].run_start and tail[1] == a else None
+        restored = self.pipeline.restore(crops, masks, low, seed=self.settings.seed, first_frame=self.start + a,
+                                         low_source=np.stack([e.record.crop for e in chunk]), context=context,
+                                         mode=self.restore_mode, settings=self.settings, should_cancel=self.should_cancel)
+        keep = max(0, self.settings.srd_window_frames - self.settings.srd_window_stride)
+        self.srd_tail = (chunk[0].run_start, b, restored[len(restored) - keep:], low[len(low) - keep:]) if keep else None
         self.timings["restore_s"] += time.perf_counter() - t0
-        return ("edit", a, b, restored, crops, matrices, masks, [e.strength for e in chunk])
+        return ("edit", a, b, restored, crops, matrices, masks, [e.strength for e in chunk], [e.record.landmarks for e in chunk])
 
     def write(self, item: tuple) -> None:
         """Encode frames ``[a, b)`` in order (the encode thread): passed through as decoded, or pasted back.
@@ -607,11 +652,13 @@ class _Job:
                     self.patch.write(_layer(frame, None))
                 self.written += 1
         else:
-            restored, crops, matrices, masks, strength = item[3:]
+            restored, crops, matrices, masks, strength, landmarks = item[3:]
             feather = self.settings.feather_px * self.pipeline.srd_size / 224.0
             for k, (_, frame) in enumerate(frames):
                 matte = feathered_matte(masks[k].astype(np.float32), feather_px=feather) * strength[k]
                 composited = paste_back(frame, restored[k], crops[k], matrices[k], matte)
+                self.qc.add_crop(restored[k], crops[k], masks[k], landmarks[k], matrices[k])
+                self.qc.add_frame(composited)
                 self.writer.write(composited)
                 if self.patch is not None:
                     alpha = cv2.warpAffine(matte, matrices[k], (self.info.width, self.info.height),

@@ -158,6 +158,7 @@ class BatchSummary:
     failed: dict[str, dict[str, Any]] = field(default_factory=dict)  # shot id → {code, message, details}
     skipped: list[SkippedClip] = field(default_factory=list)
     passthrough: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # shot id → ranges
+    quality: dict[str, dict[str, Any]] = field(default_factory=dict)  # shot id → the render's QC figures and verdict
     output: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -170,6 +171,7 @@ class BatchSummary:
             "failed": dict(self.failed),
             "skipped": [s.to_dict() for s in self.skipped],
             "passthrough": dict(self.passthrough),
+            "quality": dict(self.quality),
             "notes": list(self.notes),
         }
 
@@ -183,6 +185,12 @@ class BatchSummary:
         for shot_id, ranges in self.passthrough.items():
             text = ", ".join(f"{r['start_frame']}-{r['end_frame'] - 1} {r['reason']}" for r in ranges)
             lines.append(f"  {shot_id}: frames passed through unchanged: {text}")
+        for shot_id, quality in self.quality.items():
+            if quality.get("verdict") == "review":
+                lines.append(f"  REVIEW {shot_id}: " + "; ".join(quality.get("reasons", [])))
+        if self.quality:
+            ok = sum(1 for q in self.quality.values() if q.get("verdict") == "ok")
+            lines.append(f"  QC: {ok} of {len(self.quality)} shot(s) ok")
         for note in self.notes:
             lines.append(f"  note: {note}")
         if self.output:

@@ -37,4 +37,9 @@ def starter_bundle(tmp_path_factory):
     meta = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
     meta["defaults"] = {"steps": 3, "inversion_steps": 3, "srd_steps": 2}
     (out / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    for network, steps in (("lsd", {"steps": 3, "inversion_steps": 3}), ("srd", {"steps": 2})):
+        sampling = out / network / "sampling.json"
+        if sampling.is_file():  # each network's own settings win over bundle.json's defaults
+            values = json.loads(sampling.read_text(encoding="utf-8"))
+            sampling.write_text(json.dumps({**values, **steps}, indent=2) + "\n", encoding="utf-8")
     return out

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import InvalidArgumentError, MediaNotFoundError, OutputExistsError
 
-__all__ = ["add_eval_parsers", "cmd_curate", "cmd_eval", "cmd_review"]
+__all__ = ["add_eval_parsers", "cmd_check", "cmd_curate", "cmd_eval", "cmd_review"]
 
 
 def add_eval_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -62,6 +62,25 @@ def add_eval_parsers(subparsers: argparse._SubParsersAction) -> None:
     cu.add_argument("-o", "--output", help="write the lists and scores as JSON here")
     cu.set_defaults(func=cmd_curate)
 
+    ck = subparsers.add_parser(
+        "check",
+        help="measure each stage of a model bundle against its trivial baseline; decides whether its SRD runs",
+        description=(
+            "Dub each CLIP (clips the bundle was not trained on) with its own sound and measure, inside the lower-face "
+            "mask: the LSD round trip against a mean-colour fill, the SRD against bicubic upsampling, and the whole "
+            "render in the native frame. --write-card stores the figures in the bundle's model card; `edidub dub` then "
+            "runs the SRD only if it beat bicubic."
+        ),
+    )
+    ck.add_argument("models", metavar="MODEL_DIR", nargs="?", help="model bundle folder (default: as `edidub dub`)")
+    ck.add_argument("--clip", dest="clips", action="append", required=True, metavar="CLIP",
+                    help="a talking-head clip with its own speech, not in the training set (repeat for several)")
+    ck.add_argument("--start", type=int, default=0, help="first frame of each clip (default 0)")
+    ck.add_argument("--frames", type=int, default=24, help="frames per clip (default 24)")
+    ck.add_argument("--write-card", action="store_true", help="write the figures into MODEL_DIR/model_card.json ('check')")
+    ck.add_argument("-o", "--output", help="also write the figures as JSON here")
+    ck.set_defaults(func=cmd_check)
+
     rv = subparsers.add_parser(
         "review",
         help="open a local review page: original and dub side by side, ratings, approve/reject, CSV and OTIO export",
@@ -106,6 +125,37 @@ def cmd_eval(args: argparse.Namespace) -> int:
             p = "n/a" if t["p"] is None else f"p = {t['p']:.4f}"
             print(f"  {key:22s} {p:12s} {t['stars']}")
     print(f"wrote {output / 'run.json'}, {output / 'qc.html'} and {output / 'batch.json'} (open with: edidub review {output})")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from ..models.bundle import read_bundle, resolve_bundle
+    from .check import check_bundle, write_check_into_card
+
+    for clip in args.clips:
+        if not Path(clip).expanduser().is_file():
+            raise MediaNotFoundError(f"clip {clip} does not exist", hint="give talking-head clips with their own speech")
+    if args.frames < 8:
+        raise InvalidArgumentError(f"--frames {args.frames} is too few to measure", hint="use 8 or more")
+    bundle = read_bundle(resolve_bundle(args.models))
+
+    def progress(stage: str, i: int, n: int, name: str) -> None:
+        print(f"  {stage}: {name} ({i + 1}/{n})", file=sys.stderr, flush=True)
+
+    summary = check_bundle(bundle.path, [str(Path(c).expanduser()) for c in args.clips], start=args.start, frames=args.frames,
+                           progress=progress)
+    lsd, srd, e2e = summary["lsd"], summary["srd"], summary["end_to_end"]
+    print(f"{bundle.name} {bundle.version}, own-speech round trips on {len(args.clips)} clip(s), PSNR inside the lower-face mask:")
+    print(f"  LSD        {lsd['round_trip_db']:6.2f} dB   (mean-colour fill {lsd['baseline_db']:.2f} dB)")
+    print(f"  SRD        {srd['srd_db']:6.2f} dB   (bicubic {srd['bicubic_db']:.2f} dB): "
+          + ("the SRD runs" if srd["beats_bicubic"] else "the SRD loses to bicubic; `edidub dub` will upsample instead"))
+    print(f"  end to end {e2e['lower_face_db']:6.2f} dB   (mean-colour fill {e2e['baseline_db']:.2f} dB; restore: {e2e['restore']})")
+    if args.output:
+        from ..files import write_text_atomically
+
+        write_text_atomically(Path(args.output), json.dumps(summary, indent=2) + "\n")
+    if args.write_card:
+        print(f"wrote the figures into {write_check_into_card(bundle.path, summary)}")
     return 0
 
 

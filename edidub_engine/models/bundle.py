@@ -22,10 +22,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgumentError, ModelMissingError
 from ..model_paths import resolve_model
+
+if TYPE_CHECKING:
+    from .sampling import SamplingSettings
 
 BUNDLE_FORMAT = "edidub-bundle/1"
 DEFAULT_BUNDLE = "edidub-starter"
@@ -79,6 +82,31 @@ class BundleInfo:
     @property
     def codebook_path(self) -> Path:
         return self.path / "codebook.safetensors"
+
+    def sampling(self, network: str) -> "SamplingSettings":
+        """How ``network`` ("lsd" or "srd") runs: its ``sampling.json``, else derived from its training (older bundles)."""
+        from .sampling import SamplingSettings
+
+        folder = self.path / network
+        saved = SamplingSettings.load(folder)
+        if saved is not None:
+            return saved
+        card = self.card.get(network) or {}
+        steps = int(self.defaults.get("steps", 50))
+        if network == "lsd":
+            return SamplingSettings.from_training(card, steps=steps, inversion_steps=int(self.defaults.get("inversion_steps", steps)),
+                                                  guidance_scale=float(self.defaults.get("guidance_scale", 5.0)))
+        return SamplingSettings.from_training(card, steps=int(self.defaults.get("srd_steps") or steps))
+
+    def dub_defaults(self) -> dict[str, Any]:
+        """DubSettings fields for this bundle: each network's own sampling settings, then ``bundle.json`` defaults."""
+        lsd, srd = self.sampling("lsd"), self.sampling("srd")
+        return {
+            **self.defaults,
+            "steps": lsd.steps, "inversion_steps": lsd.inversion_steps, "guidance_scale": lsd.guidance_scale,
+            "window_frames": lsd.window_frames, "window_stride": lsd.window_stride,
+            "srd_steps": srd.steps, "srd_window_frames": srd.window_frames, "srd_window_stride": srd.window_stride,
+        }
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "frontend": self.frontend, "path": str(self.path)}

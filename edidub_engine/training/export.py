@@ -172,6 +172,16 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
+def _write_sampling(bundle: Path, lsd_card: dict[str, Any], srd_card: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """Each network's sampling.json: the window it was trained on (half of it as stride) and the bundle's step counts."""
+    from edidub_engine.models.sampling import SamplingSettings
+
+    steps = int(defaults.get("steps", 50))
+    SamplingSettings.from_training(lsd_card, steps=steps, inversion_steps=int(defaults.get("inversion_steps", steps)),
+                                   guidance_scale=float(defaults.get("guidance_scale", 5.0))).save(bundle / "lsd")
+    SamplingSettings.from_training(srd_card, steps=int(defaults.get("srd_steps") or steps)).save(bundle / "srd")
+
+
 def _model_dir(run_or_model: str | os.PathLike) -> Path:
     """A run folder (→ its ``model/``) or a model folder itself."""
     path = Path(run_or_model).expanduser()
@@ -234,6 +244,7 @@ def export_bundle(
             for f in ("config.json", "diffusion_pytorch_model.safetensors", CARD_NAME):
                 if (src / f).is_file():
                     shutil.copy2(src / f, tmp / part / f)
+        _write_sampling(tmp, lsd_card, srd_card, defaults or {})
         shutil.copy2(codebook, tmp / "codebook.safetensors")
         sizes = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
         card = {

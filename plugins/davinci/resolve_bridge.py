@@ -66,6 +66,7 @@ __all__ = [
 BIN_NAME = "EdiDub"
 TRACK_NAME = "EdiDub"
 MARKER_COLOR = "Purple"
+REVIEW_MARKER_COLOR = "Red"  # the shot's QC verdict asks a person to look before it is cut in
 QUALITY_PRESETS: dict[str, dict[str, Any]] = {
     "draft": {"steps": 10, "inversion_steps": 10},  # a quick look at timing
     "standard": {},  # the model bundle's own defaults
@@ -697,9 +698,14 @@ def place(ctx: _Context, clip: RenderedClip, job_id: str, picture: int, record_s
         return placed
     placed.ok = True
     note = f"EdiDub job {job_id}; shot {clip.shot_id}; {clip.frames_edited} frame(s) edited"
+    quality = (clip.qc or {}).get("quality") or {}
+    review = quality.get("verdict") == "review"
+    if quality:
+        note += "; QC " + ("REVIEW: " + "; ".join(quality.get("reasons", [])) if review else "ok")
+    color, name = (REVIEW_MARKER_COLOR, "EdiDub: review") if review else (MARKER_COLOR, "EdiDub")
     custom = f"edidub:{job_id}"
-    if not ctx.timeline.AddMarker(record_start - ctx.start_frame, MARKER_COLOR, "EdiDub", note, duration, custom):
-        item.AddMarker(0, MARKER_COLOR, "EdiDub", note, 1, custom)  # a timeline marker is already there
+    if not ctx.timeline.AddMarker(record_start - ctx.start_frame, color, name, note, duration, custom):
+        item.AddMarker(0, color, name, note, 1, custom)  # a timeline marker is already there
     return placed
 
 

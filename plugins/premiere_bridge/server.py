@@ -429,7 +429,8 @@ class Bridge:
             clip = update.get("clip")
             if clip is not None:
                 message.update(path=clip["path"], rate=clip["rate"], timecode=clip["timecode"], frames=[clip["start_frame"], clip["end_frame"]],
-                               frames_edited=clip["frames_edited"], frames_passed_through=clip.get("frames_passed_through") or [])
+                               frames_edited=clip["frames_edited"], frames_passed_through=clip.get("frames_passed_through") or [],
+                               quality=(clip.get("qc") or {}).get("quality") or {})
             if update.get("error"):
                 message["error"] = update["error"]
             job.final = message

@@ -174,7 +174,10 @@
       state.placed.add(m.job_id);
       savePlaced();
       const text = `${placed.action} on V${placed.video_track_index + 1} at ${timecode(placed.ticks)}`;
-      finishRow(m, `${m.frames[1] - m.frames[0]} frames, ${m.frames_edited} edited · ${text}`);
+      const review = m.quality && m.quality.verdict === "review";
+      finishRow(m, `${m.frames[1] - m.frames[0]} frames, ${m.frames_edited} edited · ${text}` +
+                (review ? ` · QC: review — ${(m.quality.reasons || []).join("; ")}` : m.quality && m.quality.verdict ? " · QC ok" : ""));
+      if (review) row(m).li.classList.add("review");
       log(`${m.name}: imported ${m.path} and placed it (${text})`, "ok");
       forget(m.job_id);
     } catch (e) {

@@ -1,0 +1,81 @@
+"""How each network is run at inference, saved beside its weights so no network runs with another's settings.
+
+The LSD is trained on windows of its own length at its own resolution, the SRD
+on 5-frame windows at a higher one (paper §3.2); running the SRD with the LSD's
+24-frame windows cost about 16 dB. So each network folder carries
+``sampling.json``::
+
+    <bundle>/lsd/config.json, diffusion_pytorch_model.safetensors, sampling.json
+    <bundle>/srd/...
+
+with the MultiDiffusion window and stride, the DDIM step counts and the
+guidance scale (LSD). Bundles written before this file existed are read from
+their model card's training config (window) and ``bundle.json`` defaults
+(steps), with the paper's 50 % window overlap.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidArgumentError
+
+__all__ = ["SAMPLING_FILE", "SamplingSettings"]
+
+SAMPLING_FILE = "sampling.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SamplingSettings:
+    """One network's inference settings (see the module docstring)."""
+
+    window_frames: int
+    window_stride: int
+    steps: int
+    inversion_steps: int | None = None  # LSD only: DDIM inversion of the original clip
+    guidance_scale: float | None = None  # LSD only: classifier-free guidance
+
+    def __post_init__(self) -> None:
+        for name in ("window_frames", "window_stride", "steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidArgumentError(f"sampling setting {name}={value!r} must be a positive integer")
+        if self.window_stride > self.window_frames:
+            raise InvalidArgumentError(f"window_stride {self.window_stride} > window_frames {self.window_frames} leaves frames uncovered")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "SamplingSettings | None":
+        """The settings saved in ``folder``, or None when the folder predates them."""
+        path = Path(folder) / SAMPLING_FILE
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            known = {f.name for f in fields(cls)}
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (OSError, ValueError, TypeError) as exc:
+            raise InvalidArgumentError(f"{path} is not a valid sampling file ({exc})",
+                                       hint="re-export the bundle, or delete the file to use the model card's settings") from None
+
+    @classmethod
+    def from_training(cls, card: dict[str, Any], *, steps: int, inversion_steps: int | None = None,
+                      guidance_scale: float | None = None) -> "SamplingSettings":
+        """For bundles without ``sampling.json``: the window a network was trained on, half of it as stride."""
+        config = ((card or {}).get("training") or {}).get("config") or {}
+        window = int(config.get("window_frames") or 24)
+        return cls(window_frames=window, window_stride=max(1, window // 2), steps=int(steps),
+                   inversion_steps=None if inversion_steps is None else int(inversion_steps),
+                   guidance_scale=None if guidance_scale is None else float(guidance_scale))
+
+    def save(self, folder: str | Path) -> Path:
+        from ..files import write_text_atomically
+
+        path = Path(folder) / SAMPLING_FILE
+        write_text_atomically(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
