@@ -20,11 +20,10 @@ only builds the denoiser closures around the networks and converts arrays.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
-from dataclasses import replace
-
 import logging
 import math
+from collections.abc import Callable, MutableMapping
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -281,7 +280,7 @@ class DubbingPipeline:
         upsampled here with bicubic interpolation (section 3.2).
 
         ``mode="srd"`` samples the SRD over its own windows (``settings.srd_window_*``).
-        Its noise is drawn per frame from ``seed`` and the frame's index in the shot
+        Its noise is drawn per frame from ``seed`` and the frame's index in the source
         (``first_frame`` + i), and ``context`` — the previous chunk's last restored
         crops and their LSD outputs — is given to it unmasked ahead of the chunk, so
         windows straddle chunk borders and a shot restored chunk by chunk has no seams.

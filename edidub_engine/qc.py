@@ -8,12 +8,12 @@ A dub changes the lips and little else, so what must hold whatever the new line 
   close to the source: ``cheek_psnr_db``; noise or a smeared jaw drops it to
   about 15-18 dB;
 * the texture inside the edited region is the source's kind: ``texture_ratio``
-  is the Laplacian variance of the output over the source's (1 = same detail,
-  ≫ 1 noise, ≪ 1 blur).
+  is the Laplacian variance of the output frame over the source frame's, inside
+  the matte (1 = same detail, ≫ 1 noise, ≪ 1 blur).
 
 ``verdict`` is ``ok`` or ``review`` with the reasons that tripped, in words an
-editor can act on. Everything is measured on the crops the renderer already
-holds (the SRD size), so it costs a few milliseconds a frame.
+editor can act on. Everything is measured on what the renderer already holds
+(the crops, the frames it writes), so it costs a few milliseconds a frame.
 """
 
 from __future__ import annotations
@@ -73,8 +73,16 @@ class ShotQC:
             diff = restored[cheeks].astype(np.float64) - source[cheeks]
             self.cheek_errors += float((diff**2).sum())
             self.cheek_values += diff.size
-        self.texture_out.append(_laplacian_variance(restored, inside))
-        self.texture_src.append(_laplacian_variance(source, inside))
+
+    def add_texture(self, output: np.ndarray, source: np.ndarray, region: np.ndarray) -> None:
+        """Fine texture of the edited region in the native frame, output and source (blur and noise show here,
+        not on a crop that is itself smaller than the face)."""
+        ys, xs = np.nonzero(region)
+        if ys.size == 0:
+            return
+        box = (slice(max(0, ys.min() - 1), ys.max() + 2), slice(max(0, xs.min() - 1), xs.max() + 2))
+        self.texture_out.append(_laplacian_variance(output[box], region[box]))
+        self.texture_src.append(_laplacian_variance(source[box], region[box]))
 
     def add_frame(self, frame: np.ndarray) -> None:
         """An edited output frame as written; every ``FACE_EVERY``-th is searched for the face again."""
@@ -97,7 +105,7 @@ class ShotQC:
     def result(self) -> dict[str, Any]:
         """Figures, verdict and reasons (no edited frame: nothing to judge, ``ok``)."""
         self.close()
-        figures: dict[str, Any] = {"frames": len(self.texture_out)}
+        figures: dict[str, Any] = {"frames": self._edited}
         reasons = []
         if self.cheek_values:
             cheek = 10 * np.log10(255.0**2 / max(self.cheek_errors / self.cheek_values, 1e-12))

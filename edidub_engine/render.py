@@ -657,12 +657,13 @@ class _Job:
             for k, (_, frame) in enumerate(frames):
                 matte = feathered_matte(masks[k].astype(np.float32), feather_px=feather) * strength[k]
                 composited = paste_back(frame, restored[k], crops[k], matrices[k], matte)
+                alpha = cv2.warpAffine(matte, matrices[k], (self.info.width, self.info.height),
+                                       flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
                 self.qc.add_crop(restored[k], crops[k], masks[k], landmarks[k], matrices[k])
+                self.qc.add_texture(composited, frame, alpha > 0.5)
                 self.qc.add_frame(composited)
                 self.writer.write(composited)
                 if self.patch is not None:
-                    alpha = cv2.warpAffine(matte, matrices[k], (self.info.width, self.info.height),
-                                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
                     self.patch.write(_layer(composited, alpha))
                 self.written += 1
         self.timings["encode_s"] += time.perf_counter() - t0

