@@ -187,9 +187,6 @@ def _cmd_dub(args: argparse.Namespace) -> int:
     print(f"  QC: {quality.get('verdict', 'n/a').upper()}" + (f" ({figures})" if figures else ""))
     for reason in quality.get("reasons", []):
         print(f"    review: {reason}")
-    restore = clip.qc.get("restore") or {}
-    if restore.get("mode") == "bicubic":
-        print(f"  detail: {restore.get('why')}")
     if clip.model.get("name") == "edidub-starter":
         print("  note: the starter models ship for trying the path end to end; they are not production quality "
               "(see README: training a real model)")

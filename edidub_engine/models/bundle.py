@@ -99,7 +99,7 @@ class BundleInfo:
         return SamplingSettings.from_training(card, steps=int(self.defaults.get("srd_steps") or steps))
 
     def dub_defaults(self) -> dict[str, Any]:
-        """DubSettings fields for this bundle: each network's own sampling settings, then ``bundle.json`` defaults."""
+        """DubSettings fields for this bundle: ``bundle.json`` defaults, with each network's own sampling settings on top."""
         lsd, srd = self.sampling("lsd"), self.sampling("srd")
         return {
             **self.defaults,
