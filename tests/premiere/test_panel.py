@@ -124,3 +124,7 @@ def test_dub_selected_shots_in_the_panel(browser, panel_url, bridge, media, tmp_
     log = browser.execute_script("return [...document.querySelectorAll('#log li')].map(li => li.textContent).join('\\n')")
     assert "source frames 6–18, record 86448–86460" in log and "on V2 at 01:00:02:00 (record frame 86448)" in log, log
     assert float(progress_seen) > 0
+    # The shot's QC verdict is shown on its row (a review verdict in the warning colour).
+    verdict = browser.execute_script("return document.querySelector('#shots li').dataset.qc")
+    detail = browser.execute_script("return document.querySelector('#shots li .detail').textContent")
+    assert verdict in ("ok", "review") and ("QC ok" in detail if verdict == "ok" else "QC: review" in detail), (verdict, detail)

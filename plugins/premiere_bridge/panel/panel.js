@@ -177,7 +177,7 @@
       const review = m.quality && m.quality.verdict === "review";
       finishRow(m, `${m.frames[1] - m.frames[0]} frames, ${m.frames_edited} edited · ${text}` +
                 (review ? ` · QC: review — ${(m.quality.reasons || []).join("; ")}` : m.quality && m.quality.verdict ? " · QC ok" : ""));
-      if (review) row(m).li.classList.add("review");
+      row(m).li.dataset.qc = (m.quality && m.quality.verdict) || "";
       log(`${m.name}: imported ${m.path} and placed it (${text})`, "ok");
       forget(m.job_id);
     } catch (e) {
