@@ -25,6 +25,7 @@ class DubSettings:
     carry_frames: int = 12
     srd_window_frames: int = 5  # the SRD's own MultiDiffusion windows (it is trained on 5 frames, paper §3.2)
     srd_window_stride: int = 2
+    srd_strength: float = 1.0  # 1: the SRD samples from pure noise; less: from the noised bicubic upsample (img2img)
     srd_chunk_frames: int = 48  # SRD runs chunk by chunk so memory does not follow the shot's length
     # How the LSD output is brought to the SRD size: "auto" runs the bundle's SRD only where its check found it
     # better than bicubic (`edidub check`), "srd" always runs it, "bicubic" never does.
@@ -50,6 +51,8 @@ class DubSettings:
         if self.restore not in RESTORE_MODES:
             raise InvalidArgumentError(f"restore={self.restore!r} is not one of {', '.join(RESTORE_MODES)}",
                                        hint="'auto' follows the bundle's measured check")
+        if not 0.0 < self.srd_strength <= 1.0:
+            raise InvalidArgumentError(f"srd_strength must be in (0, 1], got {self.srd_strength}")
         if self.crossfade_frames < 0:
             raise InvalidArgumentError("crossfade_frames must not be negative")
 

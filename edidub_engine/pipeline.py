@@ -279,7 +279,8 @@ class DubbingPipeline:
         ``low_res``: the LSD output ``[T x s x s x 3]`` for the same frames,
         upsampled here with bicubic interpolation (section 3.2).
 
-        ``mode="srd"`` samples the SRD over its own windows (``settings.srd_window_*``).
+        ``mode="srd"`` samples the SRD over its own windows (``settings.srd_window_*``),
+        from the bicubic upsample noised part-way when ``settings.srd_strength`` < 1.
         Its noise is drawn per frame from ``seed`` and the frame's index in the source
         (``first_frame`` + i), and ``context`` — the previous chunk's last restored
         crops and their LSD outputs — is given to it unmasked ahead of the chunk, so
@@ -319,7 +320,7 @@ class DubbingPipeline:
         process = self._process(srd_settings, steps=settings.srd_steps or settings.steps, guidance=1.0)
         noise = frame_noise(seed, first_frame - given, frames, self.srd_size).to(device)
         out = process.sample(
-            denoise, x0, mask, {"low_res": up, "mask": mask}, latent=noise,
+            denoise, x0, mask, {"low_res": up, "mask": mask}, latent=noise, init=up, strength=settings.srd_strength,
             progress=_stage(progress, "restore"), should_cancel=should_cancel,
         )
         return to_crops(out[:, :, given:])

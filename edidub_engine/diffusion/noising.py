@@ -83,19 +83,21 @@ def masked_diffusion_loss(
     alphas_cumprod: Tensor | None = None,
     reduction: LossReduction = LossReduction.PER_SAMPLE,
     mask_key: str | None = "mask",
+    max_timestep: int | None = None,
 ) -> Tensor:
     """Eq. 1: ``Σ m·(ε − ε̂)² / Σ m`` for one training batch; a scalar with gradients.
 
     ``x0`` ``[N, C, T, H, W]`` in [-1, 1], ``mask`` ``[N, 1, T, H, W]``. Draws
     (in this order, from ``generator``) what is not given: ``timesteps`` uniform
-    in ``[0, len(alphas_cumprod))``, ``noise`` standard normal, and which samples
+    in ``[0, max_timestep or len(alphas_cumprod))``, ``noise`` standard normal, and which samples
     lose their conditioning (probability ``cond_drop_prob``, replaced by
     ``null_cond``'s entries — the null unit — to train classifier-free
     guidance). The count ``Σ m`` counts masked elements over channels too, so
     the loss is a mean squared error over the masked region (eq. 1 divided by
     C); ``reduction`` says whether per sample or per batch. ``alphas_cumprod``
     defaults to the paper's cosine 1000-step schedule. ``cond[mask_key]`` is
-    set to ``mask``.
+    set to ``mask``. ``max_timestep`` trains only the noise levels a sampler that starts
+    part-way (``strength`` < 1, see :meth:`.MaskedDiffusion.iter_sample`) ever visits.
     """
     validate_video_and_mask(x0, mask)
     n = x0.shape[0]
@@ -104,8 +106,10 @@ def masked_diffusion_loss(
         alphas_cumprod = _default_alphas_cumprod()
     train_steps = alphas_cumprod.shape[0]
     rng_device = generator.device if generator is not None else x0.device
+    if max_timestep is not None and not 1 <= max_timestep <= train_steps:
+        raise InvalidArgumentError(f"max_timestep={max_timestep} must be in [1, {train_steps}]")
     if timesteps is None:
-        timesteps = torch.randint(0, train_steps, (n,), generator=generator, device=rng_device)
+        timesteps = torch.randint(0, max_timestep or train_steps, (n,), generator=generator, device=rng_device)
     timesteps = timesteps.to(device=x0.device, dtype=torch.long)
     if timesteps.shape != (n,) or bool(((timesteps < 0) | (timesteps >= train_steps)).any()):
         raise InvalidArgumentError(f"timesteps must be {n} integers in [0, {train_steps})")

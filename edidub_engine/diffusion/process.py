@@ -117,6 +117,7 @@ class MaskedDiffusion:
         generator: torch.Generator | None = None,
         null_cond: Cond | None = None,
         cond_drop_prob: float | None = None,
+        max_timestep: int | None = None,
     ) -> Tensor:
         """Eq. 1 for one batch (see :func:`masked_diffusion_loss`); ``cond_drop_prob`` defaults to the config's."""
         return masked_diffusion_loss(
@@ -132,7 +133,15 @@ class MaskedDiffusion:
             alphas_cumprod=self.alphas_cumprod,
             reduction=self.config.loss_reduction,
             mask_key=self.config.mask_key,
+            max_timestep=max_timestep,
         )
+
+    def start_index(self, strength: float) -> int:
+        """How many of the sampler's timesteps a start at ``strength`` skips (diffusers' img2img rule)."""
+        if not 0.0 < strength <= 1.0:
+            raise InvalidArgumentError(f"strength={strength} must be in (0, 1]", hint="1 samples from pure noise")
+        steps = self.config.inference_steps
+        return steps - min(max(int(round(steps * strength)), 1), steps)
 
     # -------------------------------------------------------------- time layout
     def window_starts(self, num_frames: int) -> list[int]:
@@ -194,6 +203,8 @@ class MaskedDiffusion:
         *,
         latent: Tensor | None = None,
         generator: torch.Generator | None = None,
+        init: Tensor | None = None,
+        strength: float = 1.0,
     ) -> Iterator[DiffusionStep]:
         """Guided DDIM sampling (eta 0) of the masked region of ``x0``, step by step.
 
@@ -205,8 +216,20 @@ class MaskedDiffusion:
         step counts under LEADING spacing the latent's noise level (t = 980
         for 50 steps) differs slightly from the sampler's first step; use
         TRAILING spacing if that matters.
+
+        ``strength`` < 1 starts part-way (SDEdit, diffusers' img2img): ``init``,
+        a clean estimate of the result (the bicubic upsample for the SRD), is
+        noised to the level of the first step kept and only the remaining steps
+        run, with ``latent`` (or drawn noise) as the noise. A restorer then keeps
+        the estimate's structure and adds detail, rather than re-inventing the
+        region from pure noise.
         """
         self._check_inputs(x0, mask, cond=cond, null_cond=null_cond)
+        skip = self.start_index(strength)
+        if skip and init is None:
+            raise InvalidArgumentError(f"strength={strength} needs init, the clean estimate to start from")
+        if init is not None and init.shape != x0.shape:
+            raise InvalidArgumentError(f"init has shape {tuple(init.shape)}, video {tuple(x0.shape)}")
         if latent is None:
             latent = randn_tensor(tuple(x0.shape), generator=generator, device=x0.device, dtype=x0.dtype)
         elif latent.shape != x0.shape:
@@ -216,9 +239,13 @@ class MaskedDiffusion:
         cond = with_mask(cond, mask, self.config.mask_key)
         null = None if null is None else with_mask(null, mask, self.config.mask_key)
         section = Section(index=0, start=0, end=x0.shape[2], carry=0)
-        x = blend_outside_mask(latent.to(x0.device, x0.dtype), x0, mask)
-        steps = self.config.inference_steps
-        return self._steps(Phase.SAMPLE, denoiser, x, x0, mask, cond, null, scale, section, 0, steps)
+        latent = latent.to(x0.device, x0.dtype)
+        if skip:
+            first = torch.full((x0.shape[0],), int(self.scheduler.timesteps[skip]), dtype=torch.long)
+            latent = masked_add_noise(init.to(x0.device, x0.dtype), latent, first, mask, self.alphas_cumprod)
+        x = blend_outside_mask(latent, x0, mask)
+        steps = self.config.inference_steps - skip
+        return self._steps(Phase.SAMPLE, denoiser, x, x0, mask, cond, null, scale, section, 0, steps, skip=skip)
 
     def sample(
         self,
@@ -230,11 +257,13 @@ class MaskedDiffusion:
         *,
         latent: Tensor | None = None,
         generator: torch.Generator | None = None,
+        init: Tensor | None = None,
+        strength: float = 1.0,
         progress: Progress | None = None,
         should_cancel: ShouldCancel | None = None,
     ) -> Tensor:
         """The generated clip ``[N, C, T, H, W]``: new pixels inside the mask, ``x0`` bit for bit outside."""
-        steps = self.iter_sample(denoiser, x0, mask, cond, null_cond, latent=latent, generator=generator)
+        steps = self.iter_sample(denoiser, x0, mask, cond, null_cond, latent=latent, generator=generator, init=init, strength=strength)
         return _drive(steps, progress, should_cancel).sample
 
     # --------------------------------------------------------------------- edit
@@ -425,9 +454,11 @@ class MaskedDiffusion:
         section: Section,
         done: int,
         total: int,
+        *,
+        skip: int = 0,
     ) -> Iterator[DiffusionStep]:
         scheduler = self.inverse_scheduler if phase is Phase.INVERT else self.scheduler
-        timesteps = [int(t) for t in scheduler.timesteps]
+        timesteps = [int(t) for t in scheduler.timesteps][skip:]
         if phase is Phase.INVERT:
             # The inverse scheduler's step at t moves x from level t − ratio to t (its own arithmetic); the
             # network is told the level its input is at, t − ratio (0 for the clean start), as in

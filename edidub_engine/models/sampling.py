@@ -8,8 +8,9 @@ on 5-frame windows at a higher one (paper §3.2); running the SRD with the LSD's
     <bundle>/lsd/config.json, diffusion_pytorch_model.safetensors, sampling.json
     <bundle>/srd/...
 
-with the MultiDiffusion window and stride, the DDIM step counts and the
-guidance scale (LSD). Bundles written before this file existed are read from
+with the MultiDiffusion window and stride, the DDIM step counts, the
+guidance scale (LSD) and the start strength (SRD: 0.4 starts from the
+bicubic upsample noised to the level of the last 40 % of the steps). Bundles written before this file existed are read from
 their model card's training config (window) and ``bundle.json`` defaults
 (steps), with the paper's 50 % window overlap.
 """
@@ -37,6 +38,7 @@ class SamplingSettings:
     steps: int
     inversion_steps: int | None = None  # LSD only: DDIM inversion of the original clip
     guidance_scale: float | None = None  # LSD only: classifier-free guidance
+    strength: float | None = None  # SRD only: start part-way from the bicubic upsample (1 or None: from pure noise)
 
     def __post_init__(self) -> None:
         for name in ("window_frames", "window_stride", "steps"):
@@ -45,6 +47,8 @@ class SamplingSettings:
                 raise InvalidArgumentError(f"sampling setting {name}={value!r} must be a positive integer")
         if self.window_stride > self.window_frames:
             raise InvalidArgumentError(f"window_stride {self.window_stride} > window_frames {self.window_frames} leaves frames uncovered")
+        if self.strength is not None and not 0.0 < self.strength <= 1.0:
+            raise InvalidArgumentError(f"sampling setting strength={self.strength!r} must be in (0, 1]")
 
     @classmethod
     def load(cls, folder: str | Path) -> "SamplingSettings | None":
@@ -62,13 +66,21 @@ class SamplingSettings:
 
     @classmethod
     def from_training(cls, card: dict[str, Any], *, steps: int, inversion_steps: int | None = None,
-                      guidance_scale: float | None = None) -> "SamplingSettings":
-        """For bundles without ``sampling.json``: the window a network was trained on, half of it as stride."""
+                      guidance_scale: float | None = None, strength: float | None = None) -> "SamplingSettings":
+        """From a network's training: the window it was trained on, half of it as stride.
+
+        A network trained only below ``max_timestep`` starts sampling there (``strength``
+        ``max_timestep / train_timesteps``) unless ``strength`` is given: it has never seen
+        noisier inputs.
+        """
         config = ((card or {}).get("training") or {}).get("config") or {}
         window = int(config.get("window_frames") or 24)
+        if strength is None and config.get("max_timestep"):
+            strength = round(float(config["max_timestep"]) / float(config.get("train_timesteps") or 1000), 4)
         return cls(window_frames=window, window_stride=max(1, window // 2), steps=int(steps),
                    inversion_steps=None if inversion_steps is None else int(inversion_steps),
-                   guidance_scale=None if guidance_scale is None else float(guidance_scale))
+                   guidance_scale=None if guidance_scale is None else float(guidance_scale),
+                   strength=None if strength is None else float(strength))
 
     def save(self, folder: str | Path) -> Path:
         from ..files import write_text_atomically

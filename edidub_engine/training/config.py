@@ -104,6 +104,9 @@ class TrainConfig:
     train_timesteps: int = 1000
     schedule: str = "squaredcos_cap_v2"  # the cosine schedule of table 5 (diffusers name)
     cond_drop_prob: float = 0.1
+    # SRD: train only timesteps below this, the levels a sampler that starts from the noised bicubic
+    # upsample (sampling strength < 1) ever visits; None: all of them (the paper's)
+    max_timestep: int | None = None
     # run
     seed: int = 0
     bf16: bool = False
@@ -131,6 +134,7 @@ class TrainConfig:
             (self.checkpoint_every >= 1 and self.log_every >= 1, "checkpoint_every and log_every must be >= 1"),
             (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1"),
             (self.window_frames >= 1 and self.size >= 1 and self.stride >= 1, "window_frames, size, stride must be >= 1"),
+            (self.max_timestep is None or 1 <= self.max_timestep <= self.train_timesteps, "max_timestep must be in [1, train_timesteps]"),
         )
         for ok, message in checks:
             if not ok:

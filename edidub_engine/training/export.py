@@ -173,13 +173,14 @@ def _threads() -> int:
 
 
 def _write_sampling(bundle: Path, lsd_card: dict[str, Any], srd_card: dict[str, Any], defaults: dict[str, Any]) -> None:
-    """Each network's sampling.json: the window it was trained on (half of it as stride) and the bundle's step counts."""
+    """Each network's sampling.json: the window it was trained on (half of it as stride), the bundle's step counts, the SRD's start."""
     from edidub_engine.models.sampling import SamplingSettings
 
     steps = int(defaults.get("steps", 50))
     SamplingSettings.from_training(lsd_card, steps=steps, inversion_steps=int(defaults.get("inversion_steps", steps)),
                                    guidance_scale=float(defaults.get("guidance_scale", 5.0))).save(bundle / "lsd")
-    SamplingSettings.from_training(srd_card, steps=int(defaults.get("srd_steps") or steps)).save(bundle / "srd")
+    SamplingSettings.from_training(srd_card, steps=int(defaults.get("srd_steps") or steps),
+                                   strength=defaults.get("srd_strength")).save(bundle / "srd")
 
 
 def _model_dir(run_or_model: str | os.PathLike) -> Path:

@@ -124,3 +124,20 @@ def test_non_binary_mask_is_refused(make_clip):
     x0, mask, units = make_clip(3)
     with pytest.raises(InvalidArgumentError):
         masked_diffusion_loss(lambda x, t, c: x, x0, mask * 0.5, {"units": units})
+
+
+def test_max_timestep_trains_only_the_levels_a_partial_start_visits(make_clip):
+    x0, mask, units = make_clip(6, batch=64)
+    seen = []
+
+    def denoiser(x_t, timestep, c):
+        seen.append(timestep.clone())
+        return x_t * 0
+
+    d = MaskedDiffusion(config=DiffusionConfig(cond_drop_prob=0.0))
+    d.loss(denoiser, x0, mask, {"units": units}, generator=torch.Generator().manual_seed(0), max_timestep=300)
+    assert int(seen[0].max()) < 300 and int(seen[0].min()) >= 0
+    d.loss(denoiser, x0, mask, {"units": units}, generator=torch.Generator().manual_seed(0))
+    assert int(seen[1].max()) >= 300  # 64 draws over [0, 1000) reach past 300
+    with pytest.raises(InvalidArgumentError, match="max_timestep"):
+        d.loss(denoiser, x0, mask, {"units": units}, max_timestep=0)

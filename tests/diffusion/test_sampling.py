@@ -194,3 +194,47 @@ def test_inputs_are_checked_before_any_step(unguided, make_clip):
         unguided.iter_sample(lambda *a: None, x0, mask, {"units": units[:, :20]})
     with pytest.raises(InvalidArgumentError):
         unguided.iter_invert(lambda *a: None, x0[0], mask, {"units": units})
+
+
+class _Oracle:
+    """ε of the one right answer ``truth``: DDIM lands on it from any start and any noise level."""
+
+    def __init__(self, diffusion, truth):
+        self.abar, self.truth, self.first_inputs = diffusion.alphas_cumprod.double(), truth, []
+
+    def __call__(self, x_t, timestep, cond):
+        if not self.first_inputs:
+            self.first_inputs.append((x_t.clone(), timestep.clone()))
+        a = self.abar[timestep].view(-1, 1, 1, 1, 1).to(x_t.dtype)
+        return (x_t - a.sqrt() * self.truth) / (1 - a).sqrt()
+
+
+@pytest.mark.parametrize("strength", [1.0, 0.5, 0.2])
+def test_a_partial_start_noises_init_to_its_first_step_and_runs_only_the_rest(unguided, make_clip, strength):
+    x0, mask, units = make_clip(12)
+    truth = x0.flip(-1)  # the region to restore differs from the source inside the mask
+    init = truth * 0.5  # a blurred-down estimate, like a bicubic upsample
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(2))
+    oracle = _Oracle(unguided, torch.where(mask.bool(), truth, x0))
+    steps = list(unguided.iter_sample(oracle, x0, mask, {"units": units}, latent=noise, init=init, strength=strength))
+    kept = round(50 * strength)
+    assert len(steps) == kept and [s.timestep for s in steps] == list(range(980, -1, -20))[50 - kept:]
+    x_first, t_first = oracle.first_inputs[0]
+    assert int(t_first[0]) == steps[0].timestep
+    if strength < 1:
+        a = unguided.alphas_cumprod[steps[0].timestep]
+        expected = a.sqrt() * init + (1 - a).sqrt() * noise
+        assert torch.allclose(x_first[mask.expand_as(x0).bool()], expected[mask.expand_as(x0).bool()], atol=1e-5)
+    assert torch.allclose(steps[-1].sample, torch.where(mask.bool(), truth, x0), atol=1e-4)
+    assert torch.equal(steps[-1].sample[_outside(mask, x0)], x0[_outside(mask, x0)])
+
+
+def test_a_partial_start_needs_init_and_a_strength_in_range(unguided, make_clip):
+    x0, mask, units = make_clip(12)
+    with pytest.raises(InvalidArgumentError, match="init"):
+        unguided.iter_sample(lambda *a: None, x0, mask, {"units": units}, strength=0.4)
+    for bad in (0.0, 1.5):
+        with pytest.raises(InvalidArgumentError, match="strength"):
+            unguided.iter_sample(lambda *a: None, x0, mask, {"units": units}, init=x0, strength=bad)
+    with pytest.raises(InvalidArgumentError, match="init has shape"):
+        unguided.iter_sample(lambda *a: None, x0, mask, {"units": units}, init=x0[:, :, :5], strength=0.4)
