@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 
 from cpu_stages import rss_mib  # noqa: F401  (re-exported: the one VmRSS/VmHWM reader)
@@ -19,6 +20,16 @@ from cpu_stages import rss_mib  # noqa: F401  (re-exported: the one VmRSS/VmHWM 
 ROOT = Path(__file__).resolve().parents[1]
 FOOTAGE = ROOT.parent / "shared" / "footage"
 STARTER = ROOT / "edidub_engine" / "starter_models" / "edidub-starter"
+
+
+def best_of(repeats: int, fn) -> float:
+    """The fastest of ``repeats`` calls of ``fn``, in seconds (the least disturbed by other load)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
 
 
 def pick_device():

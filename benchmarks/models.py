@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from _common import best_of
+
 INPUTS = {
     "lsd-paper": (1, 7, 24, 64, 64),
     "srd-paper": (1, 7, 5, 224, 224),
@@ -29,15 +31,6 @@ INPUTS = {
     "srd-tiny": (1, 7, 5, 64, 64),
 }
 TRAIN_STEP = ("lsd-tiny", "srd-tiny")
-
-
-def best_of(repeats: int, fn) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def measure(name: str, repeats: int) -> dict:

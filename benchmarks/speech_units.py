@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import best_of
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_AUDIO = ROOT.parent / "shared" / "footage" / "dub_en_jfk.flac"
@@ -35,15 +36,6 @@ HUBERT_LARGE = dict(
     do_stable_layer_norm=True,
     conv_bias=True,
 )
-
-
-def best_of(repeats: int, fn) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def measure(name: str, frontend, codebook, audio: np.ndarray, repeats: int) -> dict:

@@ -53,9 +53,8 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import FOOTAGE, STARTER, environment, memory, pick_device, reset_peaks, sync, write_json
+from _common import FOOTAGE, STARTER, best_of, environment, memory, pick_device, reset_peaks, sync, write_json
 from cpu_stages import DEFAULT_CLIP
-from models import best_of
 from speech_units import HUBERT_LARGE
 from speech_units import measure as measure_units
 from srd_psnr import psnr_inside

@@ -13,27 +13,17 @@ import argparse
 import json
 import re
 import sys
-import tempfile
-import traceback
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .errors import EdidubError, InvalidArgumentError, NoFaceError
+from .commandline import StageProgress, quiet_native_logging, run_command
+from .errors import InvalidArgumentError, NoFaceError
+from .files import write_json_atomically
 
 _TIMECODE = re.compile(r"^\d{1,2}:\d{2}:\d{2}[:;.]\d{2,3}$")
 _SECONDS = re.compile(r"^\d+(\.\d+)?s$")
-
-
-def _quiet_native_logging() -> None:
-    """MediaPipe prints start-up chatter (C++ logs, a protobuf deprecation); keep it off the terminal."""
-    import warnings
-
-    from .face.native_stderr import install_stderr_filter
-
-    install_stderr_filter()
-    warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated")
 
 
 def parse_position(value: str | None, *, rate: Fraction, start_timecode: str, what: str) -> int | None:
@@ -57,7 +47,7 @@ def parse_position(value: str | None, *, rate: Fraction, start_timecode: str, wh
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    _quiet_native_logging()
+    quiet_native_logging()
     from .analysis import analyze_clip
     from .face import FaceSelector
     from .media import probe_video
@@ -67,7 +57,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     end = parse_position(args.end, rate=info.rate, start_timecode=info.start_timecode, what="--end")
     selector = FaceSelector.parse(args.face)
     total = (info.frame_count if end is None else end) - start
-    with _progress(total, f"analyze {info.path.name}", enabled=not args.quiet) as on_progress:
+    stage = f"analyze {info.path.name}"
+    with StageProgress(enabled=not args.quiet) as bar:
+        on_progress = None if bar is None else (lambda done, count: bar(stage, done, count))
         result = analyze_clip(
             info.path,
             start_frame=start,
@@ -77,7 +69,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             on_progress=on_progress,
         )
     output = Path(args.output) if args.output else Path.cwd() / f"{info.path.stem}.analysis.json"
-    _write_json_atomically(output, result.to_dict(per_frame=args.per_frame))
+    output = output.expanduser()
+    if not output.parent.is_dir():
+        raise InvalidArgumentError(f"cannot write {output}: folder {output.parent} does not exist", hint="create it or choose another -o path")
+    write_json_atomically(output, result.to_dict(per_frame=args.per_frame))
     _print_analysis(result)
     print(f"wrote {output}")
     if result.frames_with_face == 0:
@@ -109,43 +104,6 @@ def _fmt_ranges(ranges: list[list[int]]) -> str:
     return shown + (f" … (+{len(ranges) - 4})" if len(ranges) > 4 else "")
 
 
-def _write_json_atomically(path: Path, payload: dict) -> None:
-    """A report is replaced whole or not at all."""
-    from .files import write_text_atomically
-
-    path = path.expanduser()
-    if not path.parent.is_dir():
-        raise InvalidArgumentError(
-            f"cannot write {path}: folder {path.parent} does not exist", hint="create it or choose another -o path"
-        )
-    write_text_atomically(path, json.dumps(payload, indent=2) + "\n")
-
-
-class _progress:
-    """A tqdm bar on stderr (stage, frames, ETA) handed out as a callback."""
-
-    def __init__(self, total: int, desc: str, *, enabled: bool = True):
-        self.total, self.desc, self.enabled = total, desc, enabled
-        self._bar = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from tqdm import tqdm
-
-        self._bar = tqdm(total=max(self.total, 0), desc=self.desc, unit="frame", file=sys.stderr, leave=False)
-
-        def update(done: int, total: int) -> None:
-            self._bar.n = done
-            self._bar.refresh()
-
-        return update
-
-    def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
 def _cuda_available() -> bool:
     import torch
 
@@ -153,7 +111,7 @@ def _cuda_available() -> bool:
 
 
 def _cmd_dub(args: argparse.Namespace) -> int:
-    _quiet_native_logging()
+    quiet_native_logging()
     from .cache import InversionCache
     from .render import LoadedModels, ShotRenderer
     from .shot import ShotRequest
@@ -171,7 +129,7 @@ def _cmd_dub(args: argparse.Namespace) -> int:
     settings = DubSettings().with_overrides(**models.info.dub_defaults(), restore=args.restore)
     renderer = ShotRenderer(models, settings=settings, cache=None if args.no_cache else InversionCache(),
                             acceleration=Acceleration.parse(args.precision, args.compile, device))
-    with _stage_progress(enabled=not args.quiet) as on_progress:
+    with StageProgress(enabled=not args.quiet, units={"lip-sync": "step"}) as on_progress:
         clip = renderer.dub_shot(request, progress=on_progress, output_path=args.output)
     passed = sum(r.end_frame - r.start_frame for r in clip.frames_passed_through)
     for r in clip.frames_passed_through:
@@ -233,37 +191,6 @@ def _read_json(path: str, *, what: str) -> dict:
         return json.loads(file.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise InvalidArgumentError(f"{what} {file} is not valid JSON ({exc})", hint="write it as a ShotRequest map (see README)") from None
-
-
-class _stage_progress:
-    """A tqdm bar per stage (track, lip-sync, render) with counts and ETA, handed out as a callback."""
-
-    def __init__(self, *, enabled: bool = True):
-        self.enabled = enabled
-        self._bar = None
-        self._stage = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from tqdm import tqdm
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage != self._stage:
-                if self._bar is not None:
-                    self._bar.close()
-                unit = "step" if stage == "lip-sync" else "frame"
-                self._bar = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, leave=False)
-                self._stage = stage
-            self._bar.total = total
-            self._bar.n = done
-            self._bar.refresh()
-
-        return update
-
-    def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -365,42 +292,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_parsers(sub)
 
-    from plugins.davinci.install import add_install_parser
-    from plugins.premiere_bridge.commands import add_bridge_parser
-
-    add_install_parser(sub)
-    add_bridge_parser(sub)
+    add_plugin_parsers(sub)
     return parser
+
+
+PLUGIN_COMMANDS = "edidub.commands"
+
+
+def add_plugin_parsers(sub) -> None:
+    """Sub-commands that plugins register (``edidub install resolve``, ``edidub bridge premiere``).
+
+    Each is an entry point in the ``edidub.commands`` group naming a function that
+    adds its parsers, so the engine never imports a plugin. A plugin that fails to
+    load is left out with a warning rather than breaking every other command.
+    """
+    from importlib.metadata import entry_points
+
+    for entry in sorted(entry_points(group=PLUGIN_COMMANDS), key=lambda e: e.name):
+        try:
+            add = entry.load()
+        except Exception as exc:  # a broken plugin must not take the engine's commands with it
+            print(f"edidub: plugin command {entry.name!r} ({entry.value}) not loaded: {exc}", file=sys.stderr)
+            continue
+        add(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run_command(build_parser().parse_args(argv))
-
-
-def run_command(args: argparse.Namespace, *, interrupted: str = "interrupted") -> int:
-    """Run a parsed sub-command the way every EdiDub entry point does: an EdidubError becomes its
-    message, a hint and its exit status; anything unexpected is logged with its traceback to a file
-    whose path is printed. (``python -m edidub_engine.daemon|batch|training.commands`` use it too.)"""
-    try:
-        return int(args.func(args) or 0)
-    except EdidubError as err:
-        print(f"edidub {args.command}: error: {err.message}", file=sys.stderr)
-        if err.hint:
-            print(f"  what to do: {err.hint}", file=sys.stderr)
-        return err.exit_status
-    except KeyboardInterrupt:
-        print(f"edidub {args.command}: {interrupted}", file=sys.stderr)
-        return 130
-    except Exception:  # an engine bug: keep the traceback for us, not on the user's screen
-        log = Path(tempfile.gettempdir()) / "edidub-crash.log"
-        with open(log, "a", encoding="utf-8") as fh:
-            fh.write(f"--- edidub {' '.join(sys.argv[1:])}\n{traceback.format_exc()}\n")
-        print(
-            f"edidub {args.command}: internal error: {sys.exc_info()[1]!s}\n"
-            f"  the details are in {log}; please attach it to a bug report",
-            file=sys.stderr,
-        )
-        return 70
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
@@ -28,3 +30,8 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json_atomically(path: str | os.PathLike, payload: Any, *, indent: int = 2, sort_keys: bool = False) -> Path:
+    """``payload`` as indented JSON through :func:`write_text_atomically`."""
+    return write_text_atomically(path, json.dumps(payload, indent=indent, sort_keys=sort_keys) + "\n")

@@ -83,6 +83,11 @@ class OutputSpec:
     name: str | None = None  # default: "<source stem>_<shot_id>_dub"
     patch: bool = False  # also write the edited region alone as ProRes 4444 with alpha
 
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "output") -> "OutputSpec":
+        """From a wire or file map: unknown names and wrong basic types are refused, naming ``where``."""
+        return _dataclass_from(cls, data, where)
+
 
 @dataclass(frozen=True)
 class DubOptions:
@@ -94,6 +99,11 @@ class DubOptions:
     seed: int = 0
     face: str | int = "largest"  # "largest", an index counted left to right (from 0), or "x,y" in pixels
     strength: float = 1.0
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "options") -> "DubOptions":
+        """From a wire or file map: unknown names and wrong basic types are refused, naming ``where``."""
+        return _dataclass_from(cls, data, where)
 
 
 @dataclass(frozen=True)
@@ -133,10 +143,10 @@ class ShotRequest:
         if not isinstance(raw_audio, list) or not raw_audio:
             raise InvalidArgumentError(f"{where}: dub_audio must name at least one audio segment")
         segments = tuple(_segment(seg, f"{where} dub_audio[{i}]") for i, seg in enumerate(raw_audio))
-        output = _dataclass_from(OutputSpec, data.get("output") or {}, f"{where} output")
+        output = OutputSpec.from_dict(data.get("output") or {}, f"{where} output")
         if output.codec not in CODECS:
             raise InvalidArgumentError(f"{where}: codec {output.codec!r} is not supported", hint=f"use one of {', '.join(CODECS)}")
-        options = _dataclass_from(DubOptions, data.get("options") or {}, f"{where} options")
+        options = DubOptions.from_dict(data.get("options") or {}, f"{where} options")
         record = data.get("record") or {}
         if not isinstance(record, dict):
             raise InvalidArgumentError(f"{where}: record must be a map (it is echoed back unchanged)")

@@ -43,7 +43,7 @@ from typing import Any
 import opentimelineio as otio
 
 from edidub_engine.errors import InvalidArgumentError
-from edidub_engine.shot import AudioSegment, DubOptions, OutputSpec, ShotRequest, SourceRange, _dataclass_from, parse_rate
+from edidub_engine.shot import AudioSegment, DubOptions, OutputSpec, ShotRequest, SourceRange, parse_rate
 
 from ._time import exact_rate, format_rate, round_frame, seconds
 
@@ -600,9 +600,9 @@ def _picture_item(ctx, item: _Item, pieces, has_dub, dub_name, output, options):
     if shot_id is None:
         shot_id = f"{item.track_name}_{'-'.join(f'{i:03d}' for i in item.item_path)}_{_slug(clip.name)}"
     if isinstance(meta.get("output"), dict):
-        output = _dataclass_from(OutputSpec, {**_asdict(output), **meta["output"]}, f"{where} metadata output")
+        output = OutputSpec.from_dict({**_asdict(output), **meta["output"]}, f"{where} metadata output")
     if isinstance(meta.get("options"), dict):
-        options = _dataclass_from(DubOptions, {**_asdict(options), **meta["options"]}, f"{where} metadata options")
+        options = DubOptions.from_dict({**_asdict(options), **meta["options"]}, f"{where} metadata options")
 
     record = {
         "timeline": ctx.timeline,

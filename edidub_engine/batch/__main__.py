@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from edidub_engine.batch.commands import add_batch_parser
-from edidub_engine.cli import run_command
+from edidub_engine.commandline import run_command
 
 
 def main(argv: list[str] | None = None) -> int:

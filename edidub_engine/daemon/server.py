@@ -72,7 +72,7 @@ from edidub_engine.daemon.protocol import (
 from edidub_engine.daemon.store import JobRecord, JobStore
 from edidub_engine.daemon.worker import LiveProgress, RunnerFactory, Worker, WorkerShared, load_runner_factory
 from edidub_engine.errors import CancelledError, EdidubError, InvalidArgumentError, MediaNotFoundError, OutputExistsError
-from edidub_engine.shot import CODECS, DubOptions, RenderedClip, _dataclass_from
+from edidub_engine.shot import CODECS, DubOptions, RenderedClip
 
 __all__ = ["Server", "ServerSettings", "is_local_endpoint"]
 
@@ -413,7 +413,7 @@ class Server:
         timeline = read_timeline_string(request.timeline, where="content.timeline")
         if request.codec not in CODECS:
             raise InvalidArgumentError(f"content.codec {request.codec[:32]!r} is not supported", hint=f"use one of {', '.join(CODECS)}")
-        options = _dataclass_from(DubOptions, request.options or {}, "content.options")
+        options = DubOptions.from_dict(request.options or {}, "content.options")
         try:
             plan = plan_batch(
                 timeline, dub_track=request.dub_track, picture_tracks=request.picture_tracks, language=request.language,

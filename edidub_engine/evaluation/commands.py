@@ -98,10 +98,10 @@ def add_eval_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ..cli import _quiet_native_logging
+    from ..commandline import quiet_native_logging
     from .bench import compare_runs, run_benchmark
 
-    _quiet_native_logging()
+    quiet_native_logging()
     bench = Path(args.bench_dir).expanduser()
     output = Path(args.output) if args.output else Path.cwd() / f"eval-{bench.resolve().name}"
     other = None
@@ -160,10 +160,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_curate(args: argparse.Namespace) -> int:
-    from ..cli import _quiet_native_logging
+    from ..commandline import quiet_native_logging
     from . import curate as C
 
-    _quiet_native_logging()
+    quiet_native_logging()
     paths: list[Path] = []
     for item in args.clips:
         p = Path(item).expanduser()

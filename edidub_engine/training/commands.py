@@ -200,7 +200,7 @@ def _dub_defaults(text: str | None) -> dict | None:
 def main(argv: list[str] | None = None) -> int:
     """``python -m edidub_engine.training.commands prepare|train ...``: the same commands without cli.py
     (torchrun can start it with ``-m``); errors print as ``edidub``'s do."""
-    from edidub_engine.cli import run_command
+    from edidub_engine.commandline import run_command
 
     parser = argparse.ArgumentParser(prog="edidub")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -178,7 +178,7 @@ class TrainConfig:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``{"format": ..., **to_dict()}`` atomically."""
-        from .export import write_json_atomically
+        from edidub_engine.files import write_json_atomically
 
         return write_json_atomically(Path(path), {"format": CONFIG_FORMAT, **self.to_dict()})
 

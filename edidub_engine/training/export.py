@@ -20,28 +20,24 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import shutil
 import tempfile
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from edidub_engine.errors import InvalidArgumentError, ModelMissingError, OutputExistsError
-from edidub_engine.files import write_text_atomically
+from edidub_engine.files import write_json_atomically
 
 __all__ = [
     "CARD_NAME",
     "export_bundle",
     "export_model",
-    "write_json_atomically",
-    "write_text_atomically",
 ]
 
 CARD_NAME = "model_card.json"
-
-
-def write_json_atomically(path: Path, payload: dict[str, Any]) -> Path:
-    return write_text_atomically(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
 
 
 def _publish_dir(tmp: Path, final: Path) -> Path:
@@ -97,7 +93,6 @@ def export_model(
 
     from edidub_engine.models import EdiDubUNet3DModel, count_parameters
 
-    from .trainer import command_line
 
     export = EdiDubUNet3DModel(**{k: v for k, v in model.config.items() if not k.startswith("_")})
     ema.copy_to(export)
@@ -269,3 +264,8 @@ def export_bundle(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return read_bundle(out).path
+
+
+def command_line(argv: Sequence[str]) -> str:
+    """The command that made a model, as the card records it (shell-quoted)."""
+    return " ".join(shlex.quote(a) for a in argv)

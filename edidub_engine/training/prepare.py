@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 
 from edidub_engine.errors import EdidubError, InvalidArgumentError, MediaDecodeError, NoFaceError
+from edidub_engine.files import write_json_atomically
 
 from .reference import (
     DEFAULT_EXCLUSION_FRAMES,
@@ -496,13 +497,6 @@ def read_manifest(dataset_dir: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
-def _write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{_TEMP_MARK}")
-    try:
-        tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def prepare_dataset(
@@ -635,7 +629,7 @@ def prepare_dataset(
             "frames_with_reference": sum(c["frames_with_reference"] for c in clips),
         },
     }
-    _write_json_atomically(report.manifest_path, manifest)
+    write_json_atomically(report.manifest_path, manifest)
     report.manifest = manifest
     say(
         f"prepared {len(report.prepared)} clip(s), skipped {len(report.skipped)} already done, "

@@ -32,7 +32,6 @@ import json
 import logging
 import math
 import os
-import shlex
 import shutil
 import sys
 import time
@@ -46,8 +45,10 @@ import torch
 
 from edidub_engine.errors import InvalidArgumentError, OutputExistsError
 
+from edidub_engine.files import write_json_atomically, write_text_atomically
+
 from .config import CONFIG_NAME, Task, TrainConfig, load_train_config
-from .export import export_model, write_json_atomically, write_text_atomically
+from .export import export_model
 
 __all__ = [
     "TrainResult",
@@ -582,6 +583,3 @@ def _first_loss(run_dir: Path) -> float | None:
             return float(json.loads(line)["loss"])
     return None
 
-
-def command_line(argv: Sequence[str]) -> str:
-    return " ".join(shlex.quote(a) for a in argv)

@@ -31,7 +31,7 @@ from typing import Any
 import opentimelineio as otio
 
 from edidub_engine.errors import InvalidArgumentError
-from edidub_engine.shot import DubOptions, OutputSpec, ShotRequest, _dataclass_from
+from edidub_engine.shot import DubOptions, OutputSpec, ShotRequest
 from otio_adapters import DEFAULT_HANDLE_FRAMES, shots_from_timeline
 from otio_adapters._time import round_frame
 
@@ -140,7 +140,7 @@ def plan_dub(
     if handles is not None and (isinstance(handles, bool) or not isinstance(handles, int) or not 0 <= handles <= 10_000):
         raise InvalidArgumentError(f"{where}: handles must be a whole number of frames or null")
     if isinstance(message.get("options"), dict):
-        options = _dataclass_from(DubOptions, {**(options or DubOptions()).__dict__, **message["options"]}, f"{where} options")
+        options = DubOptions.from_dict({**(options or DubOptions()).__dict__, **message["options"]}, f"{where} options")
 
     plan = DubPlan(request_id, seq_name, rate, timebase, zero_frames, dub_index)
     media_cache: dict[str, MediaInfo] = {}

@@ -1,0 +1,87 @@
+"""What every EdiDub entry point shares: running a command, quiet native logs, progress bars.
+
+``edidub`` (``cli.py``), its sub-command modules and the ``python -m
+edidub_engine.daemon|batch|training.commands`` entry points all sit above this
+module and never import one another for these helpers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from .errors import EdidubError
+
+__all__ = ["StageProgress", "quiet_native_logging", "run_command"]
+
+
+def quiet_native_logging() -> None:
+    """MediaPipe prints start-up chatter (C++ logs, a protobuf deprecation); keep it off the terminal."""
+    import warnings
+
+    from .face.native_stderr import install_stderr_filter
+
+    install_stderr_filter()
+    warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated")
+
+
+def run_command(args: argparse.Namespace, *, interrupted: str = "interrupted") -> int:
+    """Run a parsed sub-command the way every EdiDub entry point does: an EdidubError becomes its
+    message, a hint and its exit status; anything unexpected is logged with its traceback to a file
+    whose path is printed."""
+    try:
+        return int(args.func(args) or 0)
+    except EdidubError as err:
+        print(f"edidub {args.command}: error: {err.message}", file=sys.stderr)
+        if err.hint:
+            print(f"  what to do: {err.hint}", file=sys.stderr)
+        return err.exit_status
+    except KeyboardInterrupt:
+        print(f"edidub {args.command}: {interrupted}", file=sys.stderr)
+        return 130
+    except Exception:  # an engine bug: keep the traceback for us, not on the user's screen
+        log = Path(tempfile.gettempdir()) / "edidub-crash.log"
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"--- edidub {' '.join(sys.argv[1:])}\n{traceback.format_exc()}\n")
+        print(
+            f"edidub {args.command}: internal error: {sys.exc_info()[1]!s}\n"
+            f"  the details are in {log}; please attach it to a bug report",
+            file=sys.stderr,
+        )
+        return 70
+
+
+class StageProgress:
+    """A tqdm bar on stderr per stage (count, rate, ETA), handed out as ``update(stage, done, total)``.
+
+    ``units`` names a stage's unit (default "frame"); disabled, the context gives ``None``.
+    """
+
+    def __init__(self, *, enabled: bool = True, units: dict[str, str] | None = None):
+        self.enabled, self.units = enabled, dict(units or {})
+        self._bar = None
+        self._stage = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from tqdm import tqdm
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage != self._stage:
+                if self._bar is not None:
+                    self._bar.close()
+                self._bar = tqdm(total=max(total, 0), desc=stage, unit=self.units.get(stage, "frame"), file=sys.stderr, leave=False)
+                self._stage = stage
+            self._bar.total = max(total, 0)
+            self._bar.n = done
+            self._bar.refresh()
+
+        return update
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.close()
