@@ -130,7 +130,8 @@ def _cmd_dub(args: argparse.Namespace) -> int:
     renderer = ShotRenderer(models, settings=settings, cache=None if args.no_cache else InversionCache(),
                             acceleration=Acceleration.parse(args.precision, args.compile, device))
     with StageProgress(enabled=not args.quiet, units={"lip-sync": "step"}) as on_progress:
-        clip = renderer.dub_shot(request, progress=on_progress, output_path=args.output)
+        # Run again, an editor gets the next version beside the last (_v002…), never an overwrite or a refusal.
+        clip = renderer.dub_shot(request, progress=on_progress, output_path=args.output, version_up=not args.shot)
     passed = sum(r.end_frame - r.start_frame for r in clip.frames_passed_through)
     for r in clip.frames_passed_through:
         print(f"  passed through frames {r.start_frame}-{r.end_frame - 1} of the shot: {r.reason.replace('_', ' ')}")
@@ -164,6 +165,11 @@ def _request_from_args(args: argparse.Namespace):
     start = parse_position(args.start, rate=info.rate, start_timecode=info.start_timecode, what="--start") or 0
     end = parse_position(args.end, rate=info.rate, start_timecode=info.start_timecode, what="--end")
     end = info.frame_count if end is None else end
+    if end <= start:
+        raise InvalidArgumentError(
+            f"--start ({args.start}, frame {start}) is not before --end ({args.end if args.end is not None else 'the clip end'}, frame {end})",
+            hint="--start is the first frame to dub, --end the frame after the last one (exclusive); swap them or move one",
+        )
     if not 0 <= start < end <= info.frame_count:
         from .errors import RangeOutsideMediaError
 
@@ -196,11 +202,13 @@ def _read_json(path: str, *, what: str) -> dict:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import report
 
-    ok = True
-    for line, good in report(models=args.models, hubert_dir=args.hubert):
-        ok &= good
-        print(("  ok    " if good else "  MISSING ") + line)
-    return 0 if ok else 1
+    from .doctor import MISSING
+
+    missing = 0
+    for line, status in report(models=args.models, hubert_dir=args.hubert):
+        missing += status == MISSING
+        print(f"  {status:<9} {line}")
+    return 1 if missing else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

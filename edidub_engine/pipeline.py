@@ -236,7 +236,18 @@ class DubbingPipeline:
         ``output`` is ``[1, 3, T, s, s]`` float in [-1, 1] (unrounded, to carry
         into the next section; :func:`to_crops` makes crops of it), ``latent``
         the section's inversion (cache it). ``progress(steps done, steps)``.
+
+        A lone section shorter than the LSD's window (a shot of a few frames) is
+        reflected in time up to one window, so the network sees the length it was
+        trained on; only the section's own frames come back.
         """
+        window = (settings or self.settings).window_frames
+        frames = len(crops)
+        if section.carry == 0 and frames < window:
+            order = reflect_indices(frames, window)
+            crops, masks = crops[order], masks[order]
+            original_units, dub_units = original_units[order], dub_units[order]
+            section = Section(index=section.index, start=section.start, end=section.start + window, carry=0)
         process, (x0, mask, cond, null, original) = self._lsd_inputs(crops, masks, original_units, dub_units, settings)
         steps = process.iter_edit_section(
             self._lsd_denoiser(), x0, mask, cond, null, original_cond=original, section=section, carried=carried, latent=latent,
@@ -254,7 +265,7 @@ class DubbingPipeline:
         finally:
             steps.close()
         assert sample is not None and latent is not None
-        return sample, latent
+        return sample[:, :, :frames], latent
 
     # ------------------------------------------------------------------ SRD
     @torch.no_grad()
@@ -329,6 +340,15 @@ class DubbingPipeline:
         """``[1, 3, T, s, s]`` → ``[1, 3, T, S, S]`` bicubic, clipped to [-1, 1]."""
         up = F.interpolate(low[0].transpose(0, 1), size=(self.srd_size, self.srd_size), mode="bicubic", align_corners=False)
         return up.clamp(-1.0, 1.0).transpose(0, 1).unsqueeze(0)
+
+
+def reflect_indices(frames: int, length: int) -> np.ndarray:
+    """``length`` indices into ``frames`` frames that run forward, back and forward again (0 1 2 1 0 1 …)."""
+    if frames == 1:
+        return np.zeros(length, dtype=np.int64)
+    period = 2 * (frames - 1)
+    phase = np.arange(length) % period
+    return np.where(phase < frames, phase, period - phase).astype(np.int64)
 
 
 def frame_noise(seed: int, first_frame: int, frames: int, size: int) -> torch.Tensor:

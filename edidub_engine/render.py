@@ -295,7 +295,13 @@ class ShotRenderer:
         return "bicubic" if self.srd_verdict["runs_srd"] is False else "srd"
 
     def dub_shot(self, request: ShotRequest, *, progress: Progress | None = None, should_cancel: ShouldCancel | None = None,
-                 output_path: str | Path | None = None) -> RenderedClip:
+                 output_path: str | Path | None = None, version_up: bool = False) -> RenderedClip:
+        """Render one shot to a new file (never over an existing one).
+
+        ``version_up``: where the derived output name is taken, write the next free
+        ``_v002``, ``_v003``… beside it, as post houses version renders (an explicit
+        ``output_path`` or ``output.name`` that exists is still refused).
+        """
         from .background import Prefetch, Sink
         from .face import FaceSelector
         from .media import ClipWriter, Codec, probe_video
@@ -314,7 +320,7 @@ class ShotRenderer:
                 f"{shot}: the request says {request.source.rate} fps but {info.path.name} runs at {info.rate} fps",
                 hint="send frames counted at the media's own rate",
             )
-        out = self._output_path(request, info, output_path)
+        out = self._output_path(request, info, output_path, version_up=version_up)
         settings = self.pipeline.settings.with_overrides(
             steps=request.options.steps, inversion_steps=request.options.inversion_steps,
             guidance_scale=request.options.guidance_scale, seed=request.options.seed,
@@ -380,7 +386,7 @@ class ShotRenderer:
         )
 
     # -- pieces --------------------------------------------------------------------------
-    def _output_path(self, request: ShotRequest, info, explicit: str | Path | None) -> Path:
+    def _output_path(self, request: ShotRequest, info, explicit: str | Path | None, *, version_up: bool = False) -> Path:
         ext = OUTPUT_EXTENSIONS[request.output.codec]
         if explicit is not None:
             out = Path(explicit).expanduser()
@@ -391,6 +397,8 @@ class ShotRenderer:
             folder = Path(request.output.dir or ".").expanduser()
             name = request.output.name or f"{info.path.stem}_{request.shot_id}_dub"
             out = folder / (name if name.endswith(ext) else name + ext)
+            if version_up and request.output.name is None:
+                out = next_version(out)
         if out.exists():
             raise OutputExistsError(f"shot {request.shot_id!r}: {out} already exists; EdiDub never overwrites media",
                                     hint="choose another output name or move the existing file away")
@@ -548,7 +556,10 @@ class _Job:
             yield from self._finish(run)
 
     def _finish(self, run: _Run) -> Iterator[tuple | _Edited]:
-        if run.count < self.settings.min_run_frames:  # never sectioned: all its records are still here
+        # A short stretch inside a shot is passed through (a face that flickers in and out is not worth a
+        # seam); a face over the whole of a short shot is the editor's cut, and it is dubbed.
+        whole_shot = run.start == 0 and run.count == self.n
+        if run.count < self.settings.min_run_frames and not whole_shot:  # never sectioned: all its records are still here
             for record in run.records:
                 yield ("pass", record.index, "too_short")
             return
@@ -694,6 +705,18 @@ def _summary(passthrough: list[PassthroughRange]) -> str:
 
 # ----------------------------------------------------------------------------- the daemon's runner
 _renderer: ShotRenderer | None = None
+
+
+def next_version(path: Path, *, limit: int = 999) -> Path:
+    """``path`` if it is free, else the first free ``<stem>_v002<ext>`` … ``_v999``."""
+    if not path.exists():
+        return path
+    for n in range(2, limit + 1):
+        candidate = path.with_name(f"{path.stem}_v{n:03d}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+    raise OutputExistsError(f"{path} and its versions up to _v{limit:03d} already exist; EdiDub never overwrites media",
+                            hint="move older versions away or name the output with -o")
 
 
 def dub_shot(request: ShotRequest, *, progress: Progress | None = None, should_cancel: ShouldCancel | None = None) -> RenderedClip:

@@ -159,6 +159,7 @@ class BatchSummary:
     skipped: list[SkippedClip] = field(default_factory=list)
     passthrough: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # shot id → ranges
     quality: dict[str, dict[str, Any]] = field(default_factory=dict)  # shot id → the render's QC figures and verdict
+    media: dict[str, str] = field(default_factory=dict)  # shot id → the rendered clip's path
     output: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -172,12 +173,15 @@ class BatchSummary:
             "skipped": [s.to_dict() for s in self.skipped],
             "passthrough": dict(self.passthrough),
             "quality": dict(self.quality),
+            "media": dict(self.media),
             "notes": list(self.notes),
         }
 
     def format(self) -> str:
         lines = [f"dubbed {len(self.dubbed)} shot(s)" + (f" ({len(self.reused)} from an earlier run)" if self.reused else "")
                  + (f", {len(self.failed)} failed" if self.failed else "") + f", {len(self.skipped)} clip(s) skipped"]
+        for shot_id in self.dubbed:
+            lines.append(f"  dubbed {shot_id}" + (f" → {self.media[shot_id]}" if shot_id in self.media else ""))
         for shot_id, err in self.failed.items():
             lines.append(f"  FAILED {shot_id}: {err.get('code')}: {err.get('message')}")
         for s in self.skipped:

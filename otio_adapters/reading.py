@@ -158,7 +158,7 @@ def _read_edl(path, rate, warnings):
         warnings.append(f"ignored {dropped} header comment line(s) before the first event that the cmx_3600 adapter cannot parse")
     if rate is None:
         edl_rate, why = _infer_edl_rate(text)
-        warnings.append(f"rate not given: read at {format_rate(edl_rate)} ({why}); pass rate= if that is wrong")
+        warnings.append(f"rate not given: read at {format_rate(edl_rate)} ({why}); pass --rate to edidub batch (rate= in Python) if that is wrong")
     else:
         edl_rate = parse_rate(rate, where=f"{path}")
         edl_rate = exact_rate(edl_rate, where=str(path))

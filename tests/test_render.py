@@ -68,6 +68,21 @@ def test_audience_shots_pass_through_and_are_listed(models, footage_path, tmp_pa
             assert np.array_equal(a, b), f"frame {190 + k} was listed as passed through but changed"
 
 
+def test_a_shot_of_a_few_frames_is_dubbed_not_passed_through(models, footage_path, tmp_path):
+    """Editors cut shots shorter than the LSD's window: the shot is reflected up to one window, not refused."""
+    from edidub_engine.pipeline import reflect_indices
+
+    assert reflect_indices(4, 8).tolist() == [0, 1, 2, 3, 2, 1, 0, 1] and reflect_indices(1, 3).tolist() == [0, 0, 0]
+    source = footage_path("grid_bbaf2n.mpg")
+    clip = ShotRenderer(models).dub_shot(request(source, 20, 24, footage_path("dub_fr_french1.wav"), tmp_path))
+    assert clip.frames_edited == 4 and clip.frames_passed_through == ()
+    info = probe_video(source)
+    for (_, a), (_, b) in zip(iter_frames(info, 20, 24), iter_frames(clip.path), strict=True):
+        lower = slice(int(0.55 * info.height), int(0.85 * info.height))
+        change = np.abs(a[lower].astype(int) - b[lower].astype(int))
+        assert change.max() > 0 and change.mean() < 20  # the mouth was edited, the picture is still the face
+
+
 def test_second_language_reuses_the_inversion_and_matches_an_uncached_render(models, footage_path, tmp_path):
     source = footage_path("grid_bbaf2n.mpg")
     cache = InversionCache(tmp_path / "cache")
@@ -133,15 +148,23 @@ def test_cli_dub_and_its_errors(starter_bundle, footage_path, tmp_path):
         (["--audio", str(audio), "--end", "500"], empty, 2, "grid_bbaf2n.mpg"),
         (["--audio", str(audio), "--codec", "dnxhd"], empty, 2, "dnxhd"),
         (["--audio", str(audio), "--models", str(tmp_path / "no-models")], empty, 7, "no-models"),
-        (["--audio", str(audio), "--end", "20"], tmp_path, 5, "already exists"),
+        (["--audio", str(audio), "--end", "20", "-o", str(out)], tmp_path, 5, "already exists"),  # a name the user gave
+        (["--audio", str(audio), "--start", "40", "--end", "20"], empty, 2, "is not before --end"),
+        (["--audio", str(tmp_path / "line.txt")], empty, 3, "WAV or FLAC"),
     ]
+    (tmp_path / "line.txt").write_text("INT. STUDIO - the French line goes here\n", encoding="utf-8")
     for extra, cwd, status, needle in cases:
         models = [] if "--models" in extra else ["--models", str(starter_bundle)]
         proc = run_cli("dub", str(video), *models, "-q", *extra, cwd=cwd)
         assert proc.returncode == status, (extra, proc.stderr)
         assert needle in proc.stderr and "Traceback" not in proc.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", out.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", out.name, "line.txt"]
     assert list(empty.iterdir()) == []
+    # The same command again: the next version beside the first, never an overwrite or a refusal.
+    again = run_cli("dub", str(video), "--audio", str(audio), "--models", str(starter_bundle), "--end", "20", "-q", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    v2 = tmp_path / "grid_bbaf2n_shot_dub_v002.mov"
+    assert f"wrote {v2}" in again.stdout and probe_video(v2).frame_count == 20 and out.stat().st_size > 0
 
 
 def test_shot_file_for_render_farms(starter_bundle, footage_path, tmp_path):

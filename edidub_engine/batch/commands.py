@@ -97,4 +97,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print(f"edidub batch: {len(result.summary.failed)} shot(s) failed; the finished ones are kept in {result.state_path}",
               file=sys.stderr)
         return 1
+    if not result.summary.dubbed:
+        print("edidub batch: nothing was dubbed (no clip of the cut had a usable dub line; see the skipped clips above)",
+              file=sys.stderr)
+        return 1
     return 0

@@ -405,10 +405,11 @@ def run_batch(
 
     clips = [rendered[s.shot_id] for s in plan.shots if s.shot_id in rendered]
     summary.dubbed = [c.shot_id for c in clips]
+    summary.media = {c.shot_id: str(c.path) for c in clips}
     summary.passthrough = {c.shot_id: [asdict(r) for r in c.frames_passed_through] for c in clips if c.frames_passed_through}
     summary.quality = {c.shot_id: (c.qc or {}).get("quality") for c in clips if (c.qc or {}).get("quality")}
-    if mode == "local" and config.mode == "auto":
-        summary.notes.append("no daemon answered; the shots were rendered in this process")
+    if mode == "local" and config.mode == "auto" and pending:
+        summary.notes.append(f"no daemon answered; {len(pending)} shot(s) were rendered in this process")
     dubbed = None
     if clips and (not summary.failed or config.allow_partial):
         dubbed = dubbed_timeline(timeline, clips, language=plan.language, batch_id=state.batch_id, settings=plan.settings(),

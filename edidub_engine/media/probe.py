@@ -94,11 +94,11 @@ def open_input(path: Path, what: str = "media"):
     except PermissionError:
         raise MediaNotFoundError(f"{what} file {path} cannot be read (permission denied)", hint="check the file's permissions") from None
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise MediaDecodeError(
-            f"{path.name} is not a media file that can be decoded ({exc})",
-            hint="export the clip as a standard video file (e.g. .mov, .mp4, .mxf) and try again",
-            details={"path": str(path)},
-        ) from None
+        reason = getattr(exc, "strerror", None) or str(exc)  # FFmpeg's words, without its errno
+        hint = ("export the dub line as WAV or FLAC (or any file with an audio stream) and try again" if what == "audio"
+                else "export the clip as a standard video file (e.g. .mov, .mp4, .mxf) and try again")
+        raise MediaDecodeError(f"{path.name} is not {what} that can be decoded ({reason})", hint=hint,
+                               details={"path": str(path)}) from None
 
 
 def _find_timecode(container, video_stream) -> str | None:

@@ -98,6 +98,21 @@ def test_batch_puts_three_dubbed_clips_at_the_original_record_frames(local_run):
     assert "no_dub" in proc.stdout
     summary = json.loads(Path(str(local_run["output"]) + ".summary.json").read_text())
     assert summary["dubbed"] == SHOT_IDS and [s["reason"] for s in summary["skipped"]] == ["no_dub"]
+    for shot_id, clip in zip(SHOT_IDS, clips):  # every dubbed shot is listed with where its media went
+        assert summary["media"][shot_id] == clip.media_reference.target_url
+        assert f"dubbed {shot_id} → {clip.media_reference.target_url}" in proc.stdout
+
+
+def test_a_batch_that_dubs_nothing_says_so_and_fails(starter_bundle, tmp_path):
+    cut = build_cut()
+    next(t for t in cut.tracks if t.name == "FR dialogue").clear()  # the dub track holds no line
+    otio.adapters.write_to_file(cut, str(tmp_path / "cut.otio"))
+    proc = subprocess.run([sys.executable, "-m", "edidub_engine.batch", str(tmp_path / "cut.otio"), "--dub-track", "FR dialogue",
+                           "--picture-track", "V1", "--models", str(starter_bundle), "--no-daemon", "-q"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1 and "nothing was dubbed" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert "dubbed 0 shot(s)" in proc.stdout and "rendered in this process" not in proc.stdout
+    assert not (tmp_path / "cut.dubbed.otio").exists()
 
 
 def test_interrupted_batch_resumes_without_rendering_the_first_shot_again(local_run):
