@@ -6,14 +6,15 @@ low-resolution input as an LSD output would be (area-reduced to ``--low-res`` px
 half the SRD side, then bicubic back up); then
 
 * bicubic: that upsampled input itself;
-* SRD: the bundle's SRD sampling the masked region (DDIM, ``--steps``) from noise, conditioned
-  on the upsampled input, the frames outside the mask given;
+* SRD: the bundle's SRD sampling the masked region (DDIM, ``--steps``), conditioned on the
+  upsampled input, the frames outside the mask given; from pure noise, or part-way from the
+  noised upsample when its ``sampling.json`` (or ``--strength``) gives a strength below 1;
 
 and report the PSNR of each against the original crop, inside the mask only (values in
-[-1, 1], peak-to-peak 2), over all frames. A briefly trained SRD (the starter) is not
-expected to beat bicubic; a real one should.
+[-1, 1], peak-to-peak 2), over all frames. An SRD that loses here should not run
+(``edidub check`` decides that for the renderer).
 
-    .venv/bin/python benchmarks/srd_psnr.py [--bundle DIR] [--clip FILE] [--start N] [--frames N] [--steps N] [--seed N] [--json OUT]
+    .venv/bin/python benchmarks/srd_psnr.py [--bundle DIR] [--clip FILE] [--start N] [--frames N] [--steps N] [--strength S] [--seed N] [--json OUT]
 
 Default bundle: ``resolve_bundle()`` (``$EDIDUB_MODELS``, user folder, then the shipped starter);
 default clip: ``real3d_may_5s.mp4`` from the shared footage — not one of the starter's training clips.
@@ -67,7 +68,7 @@ def load_crops(clip: Path, *, start: int, frames: int, size: int):
 
 
 def run(*, bundle: str | None = None, clip: str | Path | None = None, start: int = 0, frames: int = 10, steps: int = 25,
-        low_res: int | None = None, seed: int = 0) -> dict:
+        low_res: int | None = None, seed: int = 0, strength: float | None = None) -> dict:
     """The benchmark's figures as a dict (see the module docstring)."""
     import torch
     import torch.nn.functional as F
@@ -81,6 +82,7 @@ def run(*, bundle: str | None = None, clip: str | Path | None = None, start: int
     model = load_model(info.srd_dir)
     size = int(model.config.sample_size)
     side = int(low_res or size // 2)
+    strength = float(strength or info.sampling("srd").strength or 1.0)
     clip = Path(clip) if clip else FOOTAGE / "real3d_may_5s.mp4"
     video, mask = load_crops(clip, start=start, frames=frames, size=size)
     t = video.shape[2]
@@ -92,11 +94,12 @@ def run(*, bundle: str | None = None, clip: str | Path | None = None, start: int
                                                      section_frames=max(t, window), carry_frames=0))
     t0 = time.perf_counter()
     with torch.no_grad():
-        out = process.sample(make_denoiser(model, "srd"), video, mask, {"low_res": up}, generator=torch.Generator().manual_seed(seed))
+        out = process.sample(make_denoiser(model, "srd"), video, mask, {"low_res": up}, generator=torch.Generator().manual_seed(seed),
+                             init=up, strength=strength)
     seconds = time.perf_counter() - t0
     return {
         "bundle": info.name, "bundle_path": str(info.path), "clip": clip.name, "start_frame": start, "frames": t,
-        "size": size, "low_res": side, "steps": steps, "seed": seed, "mask_fraction": float(mask.mean()),
+        "size": size, "low_res": side, "steps": steps, "strength": strength, "seed": seed, "mask_fraction": float(mask.mean()),
         "psnr_bicubic_db": psnr_inside(up, video, mask), "psnr_srd_db": psnr_inside(out, video, mask),
         "srd_seconds": seconds,
     }
@@ -110,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=10)
     parser.add_argument("--steps", type=int, default=25, help="DDIM steps (default 25)")
     parser.add_argument("--low-res", type=int, default=None, help="low-resolution side (default: half the SRD's)")
+    parser.add_argument("--strength", type=float, default=None,
+                        help="start part-way from the noised upsample (default: the bundle's sampling.json, else 1: from noise)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", default=None, help="also write the figures here")
@@ -118,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    r = run(bundle=args.bundle, clip=args.clip, start=args.start, frames=args.frames, steps=args.steps, low_res=args.low_res, seed=args.seed)
+    r = run(bundle=args.bundle, clip=args.clip, start=args.start, frames=args.frames, steps=args.steps, low_res=args.low_res, seed=args.seed,
+            strength=args.strength)
     print(f"{r['bundle']} SRD on {r['clip']} frames {r['start_frame']}-{r['start_frame'] + r['frames'] - 1}, {r['size']} px from "
-          f"{r['low_res']} px, {r['steps']} DDIM steps, mask {100 * r['mask_fraction']:.0f}% of the crop")
+          f"{r['low_res']} px, {r['steps']} DDIM steps at strength {r['strength']:g}, mask {100 * r['mask_fraction']:.0f}% of the crop")
     print(f"  PSNR inside the mask: bicubic {r['psnr_bicubic_db']:.2f} dB, SRD {r['psnr_srd_db']:.2f} dB "
           f"({r['psnr_srd_db'] - r['psnr_bicubic_db']:+.2f} dB; SRD {r['srd_seconds']:.1f} s)")
     if args.json:

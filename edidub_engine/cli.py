@@ -84,17 +84,22 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _print_analysis(result) -> None:
-    print(f"{result.file}: frames {result.start_frame}-{result.end_frame} "
-          f"({result.start_timecode}–{result.end_timecode}) at {result.rate} fps, {len(result.shots)} shot(s)")
+    """One header and two lines per shot; frame ranges are inclusive here (the JSON's are half-open)."""
+    print(f"{result.file}: frames {result.start_frame}-{result.end_frame - 1} from {result.start_timecode} "
+          f"at {result.rate} fps, {len(result.shots)} shot(s)")
     for i, shot in enumerate(result.shots, 1):
-        pose = "—" if shot.pose_score_deg is None else f"{shot.pose_score_deg:.1f}°"
-        print(
-            f"  shot {i}: frames {shot.start_frame}-{shot.end_frame} ({shot.start_timecode}): "
-            f"face in {shot.frames_with_face}/{shot.frames}, no face {_fmt_ranges(shot.no_face)}, "
-            f"low confidence {_fmt_ranges(shot.low_confidence)}, "
-            f"pose score {pose}, hand occlusion {shot.occlusion_total_landmarks} landmarks"
-            f"{' (OCCLUDED)' if shot.occluded else ''} in {len(shot.occluded_frames)} frame(s)"
-        )
+        facts = [f"face in {shot.frames_with_face} of {shot.frames} frames"]
+        if shot.no_face:
+            facts.append(f"no face in {_fmt_ranges(shot.no_face)}")
+        if shot.low_confidence:
+            facts.append(f"unsure face in {_fmt_ranges(shot.low_confidence)}")
+        if shot.pose_score_deg is not None:
+            facts.append(f"head turned up to {shot.pose_score_deg:.1f}°")
+        if shot.occlusion_sampled_frames:
+            facts.append(f"hands over the face in {len(shot.occluded_frames)} of {shot.occlusion_sampled_frames} sampled frames"
+                         + (f" (at most {shot.occlusion_max_per_frame} landmarks covered)" if shot.occluded_frames else ""))
+        print(f"  shot {i}: frames {shot.start_frame}-{shot.end_frame - 1} ({shot.start_timecode}): " + ", ".join(facts))
+        print(f"    for dubbing: {shot.dubbing()}")
 
 
 def _fmt_ranges(ranges: list[list[int]]) -> str:

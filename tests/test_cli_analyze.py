@@ -36,7 +36,17 @@ def hamilton_report(tmp_path_factory, footage_path) -> dict:
     proc = run_cli("analyze", str(clip), "-o", str(out), "--per-frame", "-q", cwd=out.parent)
     assert proc.returncode == 0, proc.stderr
     assert f"wrote {out}" in proc.stdout
-    return json.loads(out.read_text())
+    return {**json.loads(out.read_text()), "_stdout": proc.stdout}
+
+
+def test_the_summary_says_what_each_shot_means_for_dubbing(hamilton_report):
+    lines = hamilton_report["_stdout"].splitlines()
+    verdicts = [line.split("for dubbing: ", 1)[1] for line in lines if "for dubbing: " in line]
+    assert len(verdicts) == len(hamilton_report["shots"]) == 4
+    assert verdicts[1].startswith("passed through unchanged")  # the audience shot has no face to dub
+    assert "hand covers the mouth" in verdicts[2]  # the microphone shot
+    assert not any(" none" in line for line in lines)  # nothing reported as "none"
+    assert hamilton_report["face_selector"] == "largest"  # as written on the command line, not a Python repr
 
 
 def _seconds(report: dict, frame: int) -> float:

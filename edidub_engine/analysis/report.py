@@ -26,6 +26,9 @@ from ..errors import InvalidArgumentError
 from ..media import VideoInfo, iter_frames, probe_video
 from .cuts import CutDetector
 
+#: Beyond this head rotation (the pose score, any axis) the lower face is seen from the side.
+PROFILE_POSE_DEG = 30.0
+
 #: A frame counts as occluded when a hand covers at least this many face landmarks.
 #: One or two covered landmarks happen when a hand merely passes the jaw line.
 OCCLUDED_FRAME_MIN_LANDMARKS = 3
@@ -62,6 +65,18 @@ class ShotAnalysis:
     occlusion_max_per_frame: int
     occluded: bool
     occluded_frames: list[int]
+
+    def dubbing(self) -> str:
+        """What ``edidub dub`` will do with this shot, in one line for an editor."""
+        if self.frames_with_face == 0:
+            return "passed through unchanged: no face to dub"
+        parts = ["dubbed" if self.frames_with_face == self.frames else
+                 f"dubbed where the face is found ({self.frames_with_face} of {self.frames} frames; the rest passed through)"]
+        if self.occluded_frames:
+            parts.append(f"expect artefacts where a hand covers the mouth ({len(self.occluded_frames)} sampled frame(s))")
+        if self.pose_score_deg is not None and self.pose_score_deg > PROFILE_POSE_DEG:
+            parts.append(f"head turned up to {self.pose_score_deg:.0f}°: expect a weaker match than on a frontal face")
+        return "; ".join(parts)
 
 
 @dataclass

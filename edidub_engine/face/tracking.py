@@ -158,6 +158,14 @@ class FaceSelector:
             hint='use "largest", a face index counted left to right from 0 (e.g. "1"), or a point "x,y" in pixels',
         )
 
+    def __str__(self) -> str:
+        """The selector as ``parse`` reads it (``largest``, ``1``, ``640,360``): what reports and keys show."""
+        if self.mode is SelectorMode.INDEX:
+            return str(self.index)
+        if self.mode is SelectorMode.POINT:
+            return f"{self.point_px[0]:g},{self.point_px[1]:g}"
+        return "largest"
+
     def choose(self, boxes: list[Box]) -> int | None:
         """Index into ``boxes`` of the selected face, or None (e.g. index beyond the faces seen)."""
         if not boxes:
