@@ -17,6 +17,18 @@ from edidub_engine.evaluation.review import ReviewServer
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
+def _prores_original(folder: Path, source: Path) -> Path:
+    """A ProRes 422 HQ original (what a browser cannot play), written from 30 frames of a shared clip with its sound."""
+    from edidub_engine.media import ClipWriter, iter_frames, load_audio_for_frames, probe_video
+
+    info, out = probe_video(source), folder / "prores_original.mov"
+    sound = load_audio_for_frames(info, 0, 30, sample_rate_hz=48000)
+    with ClipWriter(out, width=info.width, height=info.height, rate=info.rate, audio=sound, audio_sample_rate_hz=48000) as w:
+        for _, frame in iter_frames(info, 0, 30):
+            w.write(frame)
+    return out
+
+
 @pytest.fixture
 def batch(tmp_path, footage_path):
     shots = [
@@ -24,6 +36,9 @@ def batch(tmp_path, footage_path):
          "start_frame": 0, "end_frame": 50, "rate": "25/1", "timecode": "00:00:00:00", "warnings": ["small face: a test warning"]},
         {"shot_id": "grid b/2", "original": str(footage_path("grid_lbbc2a.mpg")), "dubbed": str(footage_path("retalking_face4.mp4")),
          "start_frame": 10, "end_frame": 60, "rate": "25/1", "timecode": "01:00:00:10", "warnings": []},
+        {"shot_id": "prores", "original": str(_prores_original(tmp_path, footage_path("grid_brbk7n.mpg"))),
+         "dubbed": str(footage_path("retalking_face2.mp4")), "start_frame": 5, "end_frame": 30, "rate": "25/1",
+         "timecode": "00:00:00:05", "warnings": []},
     ]
     write_batch_manifest(tmp_path, shots, title="review test batch")
     return tmp_path
@@ -66,6 +81,7 @@ def test_rating_and_approval_persist_and_export(batch, browser, tmp_path):
         wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
         card = browser.find_element(By.ID, "shot-1")  # the shot whose id needs URL quoting
         assert "grid b/2" in card.text
+        browser.find_element(By.ID, "reviewer").send_keys("Ana Souza")
         Select(card.find_element(By.CSS_SELECTOR, ".rating-sync")).select_by_value("7")
         wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "#shot-1 .saved"), "saved"))
         Select(card.find_element(By.CSS_SELECTOR, ".rating-naturalness")).select_by_value("9")
@@ -83,8 +99,15 @@ def test_rating_and_approval_persist_and_export(batch, browser, tmp_path):
         assert card.find_element(By.CSS_SELECTOR, ".verdict").text == "approved"
         assert browser.find_element(By.CSS_SELECTOR, "#shot-0 .verdict").text == "rejected"
         assert "small face" in browser.find_element(By.ID, "shot-0").text
-        # the original plays from the shot's first frame: a media fragment on the source
-        assert browser.find_element(By.CSS_SELECTOR, "#shot-1 video.original").get_attribute("src").endswith("/media/1/original#t=0.4,2.4")
+        # MPEG-1 and ProRes originals play: each is served as an H.264 proxy of the shot's own range
+        for i, seconds in ((0, 2.0), (1, 2.0), (2, 1.0)):
+            original = browser.find_element(By.CSS_SELECTOR, f"#shot-{i} video.original")
+            assert original.get_attribute("src").endswith(f"/media/{i}/original")
+            wait.until(lambda d: d.execute_script("return arguments[0].readyState", original) >= 1)
+            duration = browser.execute_script("return arguments[0].duration", original)
+            assert abs(duration - seconds) < 0.1, (i, duration)
+            assert browser.execute_script("return arguments[0].muted", original)  # the dub is heard, not both
+        assert "(H.264 proxy)" in browser.find_element(By.ID, "shot-2").text
 
         shot_png = tmp_path / "review_page.png"
         browser.save_screenshot(str(shot_png))
@@ -95,6 +118,7 @@ def test_rating_and_approval_persist_and_export(batch, browser, tmp_path):
         by_id = {r["shot_id"]: r for r in rows}
         assert (by_id["grid b/2"]["sync"], by_id["grid b/2"]["naturalness"], by_id["grid b/2"]["verdict"]) == ("7", "9", "approved")
         assert by_id["grid-a"]["verdict"] == "rejected" and by_id["grid-a"]["sync"] == ""
+        assert by_id["grid b/2"]["reviewer"] == "Ana Souza"
 
         import opentimelineio as otio
 

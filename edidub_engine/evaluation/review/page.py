@@ -16,6 +16,7 @@ button.approve{background:#e6f4ea} button.reject{background:#fdecea}
 <p>Play the original and the dub side by side; rate lip synchronisation and naturalness from 1 (bad) to 10 (perfect),
 as in the paper's MOS study, then approve or reject the shot. Every change is saved at once.
 Export: <a id="export-csv" href="/export.csv">CSV</a> · <a id="export-otio" href="/export.otio">OTIO markers</a></p>
+<p><label>reviewer <input id="reviewer" placeholder="your name"></label> (saved with every rating)</p>
 <div id="shots">loading…</div>
 <script>
 "use strict";
@@ -25,6 +26,8 @@ async function save(id, fields) {
   const card = document.querySelector(`[data-shot="${CSS.escape(id)}"]`);
   const status = card.querySelector(".saved");
   status.textContent = "saving…"; status.className = "saved";
+  const reviewer = document.getElementById("reviewer").value.trim();
+  if (reviewer) fields = {...fields, reviewer};
   const r = await fetch("/api/shots/" + encodeURIComponent(id), {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(fields)});
   const body = await r.json();
   if (!r.ok) { status.textContent = body.error || "not saved"; status.className = "saved error"; return; }
@@ -42,12 +45,13 @@ function render(batch) {
     const t0 = s.start_s ?? 0, t1 = s.end_s ?? "";
     div.innerHTML = `<h2>${esc(s.shot_id)}</h2>
       <div class="pair">
-        <figure><video class="original" controls preload="metadata" src="/media/${i}/original#t=${t0},${t1}"></video><figcaption>original: ${esc(s.original)} frames ${s.start_frame}–${s.end_frame - 1}</figcaption></figure>
+        <figure><video class="original" controls preload="metadata" src="/media/${i}/original${s.proxy ? "" : `#t=${t0},${t1}`}"></video><figcaption>original: ${esc(s.original)} frames ${s.start_frame}–${s.end_frame - 1}${s.proxy ? " (H.264 proxy)" : ""}</figcaption></figure>
         <figure><video class="dubbed" controls preload="metadata" src="/media/${i}/dubbed"></video><figcaption>dub: ${esc(s.dubbed)}</figcaption></figure>
       </div>
       ${(s.warnings || []).map(w => `<div class="warn">⚠ ${esc(w)}</div>`).join("")}
       <div class="controls">
         <button class="play-both">▶ play both</button>
+        <label><input type="checkbox" class="original-sound"> original's sound</label>
         <label>sync <select class="rating-sync" name="sync">${options(s.review.sync)}</select></label>
         <label>naturalness <select class="rating-naturalness" name="naturalness">${options(s.review.naturalness)}</select></label>
         <button class="approve">approve</button><button class="reject">reject</button>
@@ -56,6 +60,9 @@ function render(batch) {
         <span class="saved"></span>
       </div>`;
     const [orig, dub] = div.querySelectorAll("video");
+    orig.muted = true;  // the two soundtracks at once are noise: the original is heard only when asked
+    const hear = div.querySelector(".original-sound");
+    hear.onchange = () => { orig.muted = !hear.checked; dub.muted = hear.checked; };
     div.querySelector(".play-both").onclick = () => { orig.currentTime = t0; dub.currentTime = 0; orig.play(); dub.play(); };
     div.querySelector(".rating-sync").onchange = e => save(s.shot_id, {sync: e.target.value || null});
     div.querySelector(".rating-naturalness").onchange = e => save(s.shot_id, {naturalness: e.target.value || null});
@@ -66,6 +73,9 @@ function render(batch) {
   });
   document.body.dataset.ready = "1";
 }
+const who = document.getElementById("reviewer");
+who.value = localStorage.getItem("edidub-reviewer") || "";
+who.onchange = () => localStorage.setItem("edidub-reviewer", who.value.trim());
 fetch("/api/shots").then(r => r.json()).then(render).catch(e => { document.getElementById("shots").textContent = "cannot load the batch: " + e; });
 </script>
 </body></html>

@@ -49,9 +49,11 @@ class ReviewServer:
         return f"http://{host}:{port}/"
 
     def media_path(self, index: int, which: str) -> Path | None:
+        """The dubbed file, or the original's proxy (its range as H.264) where the set has one, else the original."""
         if not 0 <= index < len(self.batch["shots"]) or which not in ("original", "dubbed"):
             return None
-        value = self.batch["shots"][index].get(which)
+        shot = self.batch["shots"][index]
+        value = (which == "original" and shot.get("original_proxy")) or shot.get(which)
         if not value:
             return None
         path = Path(value)
@@ -61,7 +63,10 @@ class ReviewServer:
         out = []
         for s in self.batch["shots"]:
             rate = Fraction(str(s.get("rate", "25")))
-            out.append({**s, "start_s": float(int(s.get("start_frame", 0)) / rate), "end_s": float(int(s.get("end_frame", 0)) / rate),
+            proxy = bool(s.get("original_proxy")) and (self.batch_dir / s["original_proxy"]).is_file()
+            start_s, end_s = float(int(s.get("start_frame", 0)) / rate), float(int(s.get("end_frame", 0)) / rate)
+            # a proxy holds the shot's range alone, so it plays from 0; the original from the range's start
+            out.append({**s, "start_s": 0.0 if proxy else start_s, "end_s": end_s - start_s if proxy else end_s, "proxy": proxy,
                         "review": self.store.get(s["shot_id"])})
         return {"title": self.batch.get("title", "EdiDub review"), "shots": out}
 
