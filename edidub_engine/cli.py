@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from fractions import Fraction
@@ -222,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="EdiDub Engine: visual dubbing by content-aware video editing.",
     )
     parser.add_argument("--version", action="version", version=f"edidub {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="let third-party log lines (MediaPipe, TFLite) through; also EDIDUB_VERBOSE=1")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     analyze = sub.add_parser(
@@ -331,7 +334,10 @@ def add_plugin_parsers(sub) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    if args.verbose:
+        os.environ["EDIDUB_VERBOSE"] = "1"
+    return run_command(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

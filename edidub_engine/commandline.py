@@ -8,6 +8,7 @@ module and never import one another for these helpers.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import traceback
@@ -19,8 +20,12 @@ __all__ = ["StageProgress", "quiet_native_logging", "run_command"]
 
 
 def quiet_native_logging() -> None:
-    """MediaPipe prints start-up chatter (C++ logs, a protobuf deprecation); keep it off the terminal."""
+    """MediaPipe prints start-up chatter (C++ logs, a protobuf deprecation); keep it off the terminal
+    unless ``EDIDUB_VERBOSE`` is set (``edidub --verbose``)."""
     import warnings
+
+    if os.environ.get("EDIDUB_VERBOSE", "") not in ("", "0"):
+        return
 
     from .face.native_stderr import install_stderr_filter
 
@@ -31,7 +36,9 @@ def quiet_native_logging() -> None:
 def run_command(args: argparse.Namespace, *, interrupted: str = "interrupted") -> int:
     """Run a parsed sub-command the way every EdiDub entry point does: an EdidubError becomes its
     message, a hint and its exit status; anything unexpected is logged with its traceback to a file
-    whose path is printed."""
+    whose path is printed. Third-party log chatter (MediaPipe, TFLite, protobuf) is kept off the
+    terminal unless ``EDIDUB_VERBOSE=1`` (``edidub --verbose``)."""
+    quiet_native_logging()
     try:
         return int(args.func(args) or 0)
     except EdidubError as err:

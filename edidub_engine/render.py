@@ -359,6 +359,7 @@ class ShotRenderer:
             stack.callback(tracked.close)
             job.run(tracked, sink)
             sink.finish()
+            job.finish_progress()
             if job.frames_edited == 0:  # the writers abort: nothing is published
                 raise NoFaceError(
                     f"{shot}: no usable face in {info.path.name} frames {start}-{end - 1} ({_summary(job.passthrough)})",
@@ -581,6 +582,8 @@ class _Job:
                 carried = run.tail[:, :, at : at + section.carry]
             name = f"{self.key}-lsd-{run.start}-{section.start}-{section.end}"
             cached = self.cache.get(name) if self.cache is not None else None
+            if cached is not None:  # a cached inversion: those steps are not run, so the bar must not wait for them
+                self.steps_total = max(self.steps_done, self.steps_total - settings.inversion_steps)
             t0 = time.perf_counter()
             done = self.steps_done
 
@@ -678,6 +681,11 @@ class _Job:
                     self.patch.write(_layer(composited, alpha))
                 self.written += 1
         self.timings["encode_s"] += time.perf_counter() - t0
+
+    def finish_progress(self) -> None:
+        """Every stage ends at its total (the step count was an estimate: passed-through frames need none)."""
+        self._report("lip-sync", self.steps_done, self.steps_done)
+        self._report("render", self.written)
 
     # -- callbacks, on the calling thread only
     def _report(self, stage: str, done: int, total: int | None = None) -> None:

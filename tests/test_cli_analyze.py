@@ -36,6 +36,7 @@ def hamilton_report(tmp_path_factory, footage_path) -> dict:
     proc = run_cli("analyze", str(clip), "-o", str(out), "--per-frame", "-q", cwd=out.parent)
     assert proc.returncode == 0, proc.stderr
     assert f"wrote {out}" in proc.stdout
+    assert not any(chatter in proc.stderr for chatter in ("W0000", "XNNPACK", "absl", "GetPrototype"))  # no third-party log lines
     return {**json.loads(out.read_text()), "_stdout": proc.stdout}
 
 

@@ -89,7 +89,11 @@ def test_second_language_reuses_the_inversion_and_matches_an_uncached_render(mod
     for name in "abc":
         (tmp_path / name).mkdir()
     first = ShotRenderer(models, cache=cache).dub_shot(request(source, 0, 40, footage_path("dub_fr_french1.wav"), tmp_path / "a"))
-    second = ShotRenderer(models, cache=cache).dub_shot(request(source, 0, 40, footage_path("dub_de_german1.wav"), tmp_path / "b"))
+    reports = []
+    second = ShotRenderer(models, cache=cache).dub_shot(request(source, 0, 40, footage_path("dub_de_german1.wav"), tmp_path / "b"),
+                                                        progress=lambda *r: reports.append(r))
+    last = {stage: (done, total) for stage, done, total in reports}  # every bar ends full, a cached inversion included
+    assert last["lip-sync"][0] == last["lip-sync"][1] > 0 and last["render"] == (40, 40)
     uncached = ShotRenderer(models).dub_shot(request(source, 0, 40, footage_path("dub_de_german1.wav"), tmp_path / "c"))
     assert not first.qc["cache_hit"] and second.qc["cache_hit"]
     assert second.qc["timings"]["track_s"] < first.qc["timings"]["track_s"]
