@@ -15,7 +15,7 @@ from pathlib import Path
 
 import opentimelineio as otio
 
-from edidub_engine.errors import InvalidArgumentError
+from edidub_engine.errors import InvalidArgumentError, MediaNotFoundError
 from edidub_engine.shot import parse_rate
 
 from ._time import exact_rate, format_rate
@@ -57,7 +57,7 @@ def read_timeline(path, *, rate=None, timeline_name: str | None = None) -> Timel
     """
     path = Path(path)
     if not path.is_file():
-        raise InvalidArgumentError(f"{path}: no such file", hint="give the path of an exported timeline")
+        raise MediaNotFoundError(f"timeline {path} does not exist", hint="give the path of an exported timeline (and check its drive is mounted)")
     suffix = path.suffix.lower()
     adapter = ADAPTERS.get(suffix)
     if adapter is None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import opentimelineio as otio
 import pytest
 
-from edidub_engine.errors import InvalidArgumentError
+from edidub_engine.errors import InvalidArgumentError, MediaNotFoundError
 from otio_adapters import read_timeline, shots_from_timeline
 
 TIMELINES = Path(__file__).resolve().parents[2].parent / "shared" / "timelines"
@@ -183,8 +183,9 @@ def test_shared_export_with_an_audio_track_as_dub():
 
 
 def test_unknown_and_missing_files_are_clear_errors(tmp_path):
-    with pytest.raises(InvalidArgumentError, match="no such file"):
+    with pytest.raises(MediaNotFoundError, match="does not exist") as missing:  # exit 3, as for a missing video
         read_timeline(tmp_path / "nope.otio")
+    assert missing.value.exit_status == 3
     bad = tmp_path / "cut.prproj"
     bad.write_text("x")
     with pytest.raises(InvalidArgumentError, match="unsupported timeline format"):
