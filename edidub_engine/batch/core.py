@@ -366,7 +366,8 @@ def run_batch(
         media_dir.mkdir(parents=True, exist_ok=True)
     if mode != "daemon":  # the daemon checks (and cleans) its own outputs
         pending = _clear_the_way(pending, state, summary)
-    state.save()
+    if plan.shots:  # nothing to dub leaves nothing behind, not even a state file
+        state.save()
 
     progress = BatchProgress(len(plan.shots), done=len(rendered), enabled=not config.quiet)
 
@@ -421,7 +422,8 @@ def run_batch(
     else:
         summary.notes.append("some shots failed: no timeline written (rerun to retry them, or pass --partial)")
     state.data["summary"] = summary.to_dict()
-    state.save()
+    if plan.shots:
+        state.save()
     if summary.output:
         write_text_atomically(output.with_name(output.name + SUMMARY_SUFFIX), json.dumps(summary.to_dict(), indent=1) + "\n")
     return BatchResult(summary=summary, timeline=dubbed, output=output, state_path=state.path, rendered=clips, mode=mode)

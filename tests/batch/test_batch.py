@@ -112,7 +112,7 @@ def test_a_batch_that_dubs_nothing_says_so_and_fails(starter_bundle, tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1 and "nothing was dubbed" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert "dubbed 0 shot(s)" in proc.stdout and "rendered in this process" not in proc.stdout
-    assert not (tmp_path / "cut.dubbed.otio").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.otio"]  # no timeline, no state file, no media folder
 
 
 def test_interrupted_batch_resumes_without_rendering_the_first_shot_again(local_run):
