@@ -64,7 +64,7 @@ def run_command(args: argparse.Namespace, *, interrupted: str = "interrupted") -
 class StageProgress:
     """A tqdm bar on stderr per stage (count, rate, ETA), handed out as ``update(stage, done, total)``.
 
-    ``units`` names a stage's unit (default "frame"); disabled, the context gives ``None``.
+    ``units`` names the unit of stages ending in a key (default "frame"); disabled, the context gives ``None``.
     """
 
     def __init__(self, *, enabled: bool = True, units: dict[str, str] | None = None):
@@ -81,7 +81,8 @@ class StageProgress:
             if stage != self._stage:
                 if self._bar is not None:
                     self._bar.close()
-                self._bar = tqdm(total=max(total, 0), desc=stage, unit=self.units.get(stage, "frame"), file=sys.stderr, leave=False)
+                unit = next((u for name, u in self.units.items() if stage.endswith(name)), "frame")
+                self._bar = tqdm(total=max(total, 0), desc=stage, unit=unit, file=sys.stderr, leave=False)
                 self._stage = stage
             self._bar.total = max(total, 0)
             self._bar.n = done

@@ -149,8 +149,12 @@ def run_benchmark(
     codec: str = "h264",
     steps: int | None = None,
     log: Callable[[str], None] = print,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict:
-    """Dub, measure and report a benchmark; returns the run (also written to ``output_dir/run.json``)."""
+    """Dub, measure and report a benchmark; returns the run (also written to ``output_dir/run.json``).
+
+    ``progress(stage, done, total)`` follows each clip's dub (``clip: stage``), as ``edidub dub`` shows it.
+    """
     from ..render import LoadedModels, ShotRenderer
     from ..shot import ShotRequest
     from .measure import measure_shot
@@ -181,7 +185,8 @@ def run_benchmark(
             "output": {"dir": str(out / "dubs"), "codec": codec, "name": f"{clip.name}_dub"},
             "options": {"seed": seed, **({"steps": steps, "inversion_steps": steps} if steps else {})},
         })
-        rendered = renderer.dub_shot(request)
+        follow = None if progress is None else (lambda stage, done, total, name=clip.name: progress(f"{name}: {stage}", done, total))
+        rendered = renderer.dub_shot(request, progress=follow)
         shot = measure_shot(clip.path, clip.start_frame, clip.end_frame, rendered.path, shot_id=clip.name,
                             passthrough=rendered.frames_passed_through, embedder=embedder, sync_expert=sync,
                             dub_cut_s=float(rendered.qc.get("dub_cut_s", 0.0)))

@@ -110,9 +110,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not compare_path.is_file():
             raise MediaNotFoundError(f"run {compare_path} does not exist", hint="give the run.json of an earlier `edidub eval`")
         other = json.loads(compare_path.read_text(encoding="utf-8"))
-    run = run_benchmark(bench, output, models=args.models, id_weights=args.id_weights, sync_weights=args.sync_weights,
-                        seed=args.seed, max_seconds=args.seconds, max_clips=args.max_clips, codec=args.codec, steps=args.steps,
-                        log=lambda line: print(line, file=sys.stderr))
+    from ..commandline import StageProgress
+
+    with StageProgress(enabled=sys.stderr.isatty(), units={"lip-sync": "step"}) as bars:
+        run = run_benchmark(bench, output, models=args.models, id_weights=args.id_weights, sync_weights=args.sync_weights,
+                            seed=args.seed, max_seconds=args.seconds, max_clips=args.max_clips, codec=args.codec, steps=args.steps,
+                            log=lambda line: print(line, file=sys.stderr), progress=bars)
     print(run["table"])
     for missing in run["not_measured"]:
         print(f"n/a: not measured without {missing}")
