@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import InvalidArgumentError, MediaNotFoundError, OutputExistsError
 from . import metrics as M
+from .review.manifest import write_batch_manifest
 
 #: (key, column title, lower is better) — the paper's four first, then what needs no foreign weights.
 COLUMNS: tuple[tuple[str, str, bool], ...] = (
@@ -214,33 +215,6 @@ def run_benchmark(
                                 "timecode": c["timecode"], "warnings": c["warnings"]} for c in results],
                          title=f"{bench_name}: {method}")
     return run
-
-
-def write_batch_manifest(batch_dir: str | Path, shots: list[dict], *, title: str = "EdiDub batch", proxies: bool = True) -> Path:
-    """``batch.json``: the shots ``edidub review`` shows (original range, dubbed file, warnings).
-
-    With ``proxies``, each original's range is also written as a browser-playable
-    H.264 proxy under ``proxies/`` (``original_proxy``); where one cannot be made,
-    the shot says so in its warnings and the page plays the original itself.
-    """
-    from ..errors import EdidubError
-    from ..files import write_json_atomically
-    from .review.proxy import PROXY_DIR, make_proxy, proxy_name
-
-    folder = Path(batch_dir)
-    shots = [dict(s) for s in shots]
-    for i, shot in enumerate(shots if proxies else []):
-        relative = f"{PROXY_DIR}/{proxy_name(i, str(shot['shot_id']))}"
-        try:
-            (folder / PROXY_DIR).mkdir(exist_ok=True)
-            if not (folder / relative).is_file():
-                make_proxy(shot["original"], int(shot.get("start_frame", 0)), int(shot["end_frame"]), folder / relative)
-            shot["original_proxy"] = relative
-        except (EdidubError, OSError, KeyError, ValueError) as exc:
-            reason = getattr(exc, "message", None) or str(exc)
-            shot["warnings"] = [*shot.get("warnings", []), f"no browser-playable proxy of the original ({reason}); "
-                                "the page plays the original file, which a browser may not decode"]
-    return write_json_atomically(folder / "batch.json", {"title": title, "shots": shots}, indent=1)
 
 
 __all__ = ["COLUMNS", "compare_runs", "derangement", "format_table", "plan_benchmark", "run_benchmark", "write_batch_manifest"]

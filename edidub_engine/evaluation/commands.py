@@ -85,12 +85,13 @@ def add_eval_parsers(subparsers: argparse._SubParsersAction) -> None:
         "review",
         help="open a local review page: original and dub side by side, ratings, approve/reject, CSV and OTIO export",
         description=(
-            "Serve BATCH_DIR (a folder with batch.json, as `edidub eval` writes) on 127.0.0.1: play original and dub side "
+            "Serve BATCH_DIR (a folder with batch.json, as `edidub eval` writes, or the dubbed timeline `edidub batch` wrote, "
+            "whose review set is then built beside it) on 127.0.0.1: play original and dub side "
             "by side, rate sync and naturalness 1–10, approve or reject. Verdicts are kept in BATCH_DIR/review.sqlite and "
             "exported as CSV and as OTIO markers (from the page, or with --export-csv/--export-otio without serving)."
         ),
     )
-    rv.add_argument("batch_dir", metavar="BATCH_DIR")
+    rv.add_argument("batch_dir", metavar="BATCH_DIR", help="an `edidub eval` folder, or a dubbed timeline from `edidub batch`")
     rv.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
     rv.add_argument("--export-csv", metavar="FILE", help="write the verdicts as CSV and exit")
     rv.add_argument("--export-otio", metavar="FILE", help="write the verdicts as OTIO markers and exit")
@@ -191,6 +192,11 @@ def cmd_review(args: argparse.Namespace) -> int:
     from .review import ReviewServer, ReviewStore, export_csv, export_otio, load_batch
 
     batch_dir = Path(args.batch_dir).expanduser()
+    if not batch_dir.is_dir():  # an `edidub batch` output: its review set is built beside it
+        from .review.manifest import review_set_for_batch
+
+        batch_dir = review_set_for_batch(batch_dir)
+        print(f"review set of {args.batch_dir}: {batch_dir}")
     if args.export_csv or args.export_otio:
         batch = load_batch(batch_dir)
         store = ReviewStore(batch_dir / "review.sqlite")

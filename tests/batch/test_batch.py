@@ -169,3 +169,19 @@ def test_submit_timeline_through_the_client_gives_the_same_timeline(local_run, s
     local = otio.adapters.read_from_file(str(local_run["output"]))
     assert signature(daemon_tl) == signature(local)
     assert {c.metadata["edidub"]["job_id"] for c in daemon_tl.tracks[1].find_clips()} == {batch.batch_id}
+
+
+def test_a_batch_output_opens_in_the_review_page(local_run):
+    """`edidub review CUT.dubbed.otio` builds the review set beside it: each shot's original range (as a proxy) and its dub."""
+    from edidub_engine.evaluation.review import ReviewServer
+    from edidub_engine.evaluation.review.manifest import review_set_for_batch
+
+    folder = review_set_for_batch(local_run["output"])
+    assert folder == local_run["tmp"] / "cut.dubbed_review"
+    with ReviewServer(folder, port=0) as server:
+        shots = server.shots()["shots"]
+        assert [s["shot_id"] for s in shots] == SHOT_IDS and all(s["proxy"] for s in shots)
+        for i, (name, src_start, frames) in enumerate(CLIPS):
+            assert shots[i]["start_frame"] == src_start and shots[i]["end_frame"] == src_start + frames
+            assert probe_video(server.media_path(i, "original")).frame_count == frames  # the original's range alone
+            assert server.media_path(i, "dubbed") == Path(shots[i]["dubbed"])

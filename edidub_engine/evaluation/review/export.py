@@ -17,17 +17,22 @@ CSV_FIELDS = ("shot_id", "original", "start_frame", "end_frame", "timecode", "du
 MARKER_COLOURS = {"approved": "GREEN", "rejected": "RED", "pending": "YELLOW"}
 
 
+def read_json(path: Path, *, missing: str, hint: str):
+    """A JSON file the review reads, or a clear error: ``missing`` (with ``hint``) when absent, invalid JSON named."""
+    if not path.is_file():
+        raise MediaNotFoundError(missing, hint=hint)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InvalidArgumentError(f"{path} is not valid JSON ({exc})") from None
+
+
 def load_batch(batch_dir: str | Path) -> dict:
     """``batch.json`` of a batch folder (written by ``edidub eval`` or the batch tool)."""
     folder = Path(batch_dir).expanduser()
     manifest = folder / "batch.json"
-    if not manifest.is_file():
-        raise MediaNotFoundError(f"{folder} has no batch.json, so there is nothing to review",
-                                 hint="point edidub review at a folder written by `edidub eval` (or one with a batch.json)")
-    try:
-        batch = json.loads(manifest.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise InvalidArgumentError(f"{manifest} is not valid JSON ({exc})") from None
+    batch = read_json(manifest, missing=f"{folder} has no batch.json, so there is nothing to review",
+                      hint="point edidub review at a folder written by `edidub eval`, or at a dubbed timeline from `edidub batch`")
     shots = batch.get("shots")
     if not isinstance(shots, list) or not all(isinstance(s, dict) and "shot_id" in s for s in shots):
         raise InvalidArgumentError(f"{manifest} must hold a 'shots' list of maps with a shot_id")

@@ -47,3 +47,4 @@ def make_proxy(original: str | Path, start_frame: int, end_frame: int, out: str 
                 frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
             writer.write(np.ascontiguousarray(frame))
     return Path(out)
+
