@@ -191,6 +191,9 @@ def run_benchmark(
         shot = measure_shot(clip.path, clip.start_frame, clip.end_frame, rendered.path, shot_id=clip.name,
                             passthrough=rendered.frames_passed_through, embedder=embedder, sync_expert=sync,
                             dub_cut_s=float(rendered.qc.get("dub_cut_s", 0.0)))
+        quality = rendered.qc.get("quality") or {}
+        # the render's own QC verdict comes first: a report must never say "no warnings" over a face the QC flagged
+        shot.warnings[:0] = [f"QC review: {reason}" for reason in quality.get("reasons", [])]
         measured.append(shot)
         results.append({"name": clip.name, "source": str(clip.path), "start_frame": clip.start_frame, "end_frame": clip.end_frame,
                         "rate": f"{clip.rate.numerator}/{clip.rate.denominator}", "timecode": clip.timecode,
