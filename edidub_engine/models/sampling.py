@@ -66,8 +66,9 @@ class SamplingSettings:
 
     @classmethod
     def from_training(cls, card: dict[str, Any], *, steps: int, inversion_steps: int | None = None,
-                      guidance_scale: float | None = None, strength: float | None = None) -> "SamplingSettings":
-        """From a network's training: the window it was trained on, half of it as stride.
+                      guidance_scale: float | None = None, strength: float | None = None,
+                      stride: int | None = None) -> "SamplingSettings":
+        """From a network's training: the window it was trained on, half of it as stride (unless ``stride``).
 
         A network trained only below ``max_timestep`` starts sampling there (``strength``
         ``max_timestep / train_timesteps``) unless ``strength`` is given: it has never seen
@@ -77,7 +78,7 @@ class SamplingSettings:
         window = int(config.get("window_frames") or 24)
         if strength is None and config.get("max_timestep"):
             strength = round(float(config["max_timestep"]) / float(config.get("train_timesteps") or 1000), 4)
-        return cls(window_frames=window, window_stride=max(1, window // 2), steps=int(steps),
+        return cls(window_frames=window, window_stride=int(stride) if stride else max(1, window // 2), steps=int(steps),
                    inversion_steps=None if inversion_steps is None else int(inversion_steps),
                    guidance_scale=None if guidance_scale is None else float(guidance_scale),
                    strength=None if strength is None else float(strength))

@@ -173,9 +173,10 @@ def _write_sampling(bundle: Path, lsd_card: dict[str, Any], srd_card: dict[str, 
 
     steps = int(defaults.get("steps", 50))
     SamplingSettings.from_training(lsd_card, steps=steps, inversion_steps=int(defaults.get("inversion_steps", steps)),
-                                   guidance_scale=float(defaults.get("guidance_scale", 5.0))).save(bundle / "lsd")
+                                   guidance_scale=float(defaults.get("guidance_scale", 5.0)),
+                                   stride=defaults.get("window_stride")).save(bundle / "lsd")
     SamplingSettings.from_training(srd_card, steps=int(defaults.get("srd_steps") or steps),
-                                   strength=defaults.get("srd_strength")).save(bundle / "srd")
+                                   strength=defaults.get("srd_strength"), stride=defaults.get("srd_window_stride")).save(bundle / "srd")
 
 
 def _model_dir(run_or_model: str | os.PathLike) -> Path:

@@ -19,6 +19,7 @@ def test_an_srd_trained_below_a_timestep_starts_there():
     plain = SamplingSettings.from_training(_card(), steps=10)
     assert plain.strength is None and "strength" not in plain.to_dict()  # the paper's: from pure noise
     assert (plain.window_frames, plain.window_stride) == (5, 2)
+    assert SamplingSettings.from_training(_card(), steps=10, stride=3).window_stride == 3  # the exporter's measured choice
 
 
 def test_sampling_settings_round_trip_and_refuse_nonsense(tmp_path):
