@@ -25,6 +25,13 @@ __all__ = ["AtomicOutput", "refuse_existing"]
 _LINK_UNSUPPORTED = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it: the only portable way)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def refuse_existing(path: Path) -> None:
     """Raise OutputExistsError if ``path`` names anything already."""
     if os.path.lexists(path):
@@ -64,6 +71,8 @@ class AtomicOutput:
             raise MediaEncodeError(f"{self.final_path.name} was already published or discarded")
         self._done = True
         try:
+            # mkstemp made it 0600; a render is for the NLE and other users too, as the umask allows
+            os.chmod(self.temp_path, 0o666 & ~_umask())
             with open(self.temp_path, "rb") as handle:
                 os.fsync(handle.fileno())
             try:

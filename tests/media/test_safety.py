@@ -69,3 +69,19 @@ def test_empty_clip_is_not_published(tmp_path):
     with pytest.raises(InvalidArgumentError, match="no frames"):
         writer.close()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_published_file_is_readable_as_the_umask_allows(tmp_path, umask):
+    """Not mkstemp's 0600: the NLE or a render user under another account reads the render when the umask lets it."""
+    import os
+    import stat
+
+    before = os.umask(umask)
+    try:
+        out = tmp_path / f"shot-{umask:o}.mkv"
+        with ClipWriter(out, width=48, height=32, rate=25, codec=Codec.FFV1) as writer:
+            writer.write(FRAME)
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
