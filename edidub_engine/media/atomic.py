@@ -26,7 +26,13 @@ _LINK_UNSUPPORTED = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, 
 
 
 def _umask() -> int:
-    """The process umask (read by setting and restoring it: the only portable way)."""
+    """The process umask: from /proc on Linux (no window in which other threads see another mask), else set-and-restore."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
