@@ -10,6 +10,8 @@ Rates are rationals written ``"30000/1001"``; frames are half-open ``[start, end
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from fractions import Fraction
 from typing import Any
@@ -103,7 +105,7 @@ class DubOptions:
     @classmethod
     def from_dict(cls, data: Any, where: str = "options") -> "DubOptions":
         """From a wire or file map: unknown names and wrong basic types are refused, naming ``where``."""
-        return _dataclass_from(cls, data, where)
+        return _check_options(_dataclass_from(cls, data, where), where)
 
 
 @dataclass(frozen=True)
@@ -132,9 +134,10 @@ class ShotRequest:
         source = _require_map(data, "source", where)
         path = _string(source, "path", where)
         start, end = _int(source, "start_frame", where), _int(source, "end_frame", where)
-        if start < 0 or end <= start:
+        if start < 0 or end <= start or end > MAX_FRAME:
             raise InvalidArgumentError(
-                f"{where}: source frames [{start}, {end}) are not a range", hint="end_frame must be greater than start_frame >= 0"
+                f"{where}: source frames [{start}, {end}) are not a range",
+                hint=f"end_frame must be greater than start_frame >= 0 (and at most {MAX_FRAME})",
             )
         rate = None if source.get("rate") is None else parse_rate(source["rate"], where=f"{where} source")
         raw_audio = data.get("dub_audio")
@@ -147,6 +150,9 @@ class ShotRequest:
         if output.codec not in CODECS:
             raise InvalidArgumentError(f"{where}: codec {output.codec!r} is not supported", hint=f"use one of {', '.join(CODECS)}")
         options = DubOptions.from_dict(data.get("options") or {}, f"{where} options")
+        if output.name is not None and (not output.name.strip() or any(c in output.name for c in "/\\\0") or output.name.startswith(".")):
+            raise InvalidArgumentError(f"{where}: output name {output.name!r} is not a file name",
+                                       hint="a plain name without folders (give the folder as output.dir), or leave it out for the default")
         record = data.get("record") or {}
         if not isinstance(record, dict):
             raise InvalidArgumentError(f"{where}: record must be a map (it is echoed back unchanged)")
@@ -220,11 +226,44 @@ def _segment(seg: Any, where: str) -> AudioSegment:
     made = _dataclass_from(AudioSegment, seg, where)
     _string({"path": made.path}, "path", where)
     for name in ("start_s", "offset_s"):
-        if getattr(made, name) < 0:
-            raise InvalidArgumentError(f"{where}: {name} must not be negative")
-    if made.duration_s is not None and made.duration_s <= 0:
-        raise InvalidArgumentError(f"{where}: duration_s must be positive")
+        _within(getattr(made, name), 0.0, MAX_SECONDS, f"{where}: {name}", "seconds from 0 up to a day")
+    if made.duration_s is not None:
+        _within(made.duration_s, 0.0, MAX_SECONDS, f"{where}: duration_s", "a positive length in seconds, up to a day", open_low=True)
     return made
+
+
+#: Longest time a request may name (a day): anything longer is a unit mistake, not a dub line.
+MAX_SECONDS = 86_400.0
+#: A frame number beyond any real media (a day at 10 000 fps): larger ones are overflow, not frames.
+MAX_FRAME = 864_000_000
+#: The diffusion's training timesteps: no sampler can take more steps than this.
+MAX_STEPS = 1000
+_FACE = re.compile(r"\s*(largest|\d+|-?\d+(\.\d+)?\s*,\s*-?\d+(\.\d+)?)\s*", re.IGNORECASE)
+
+
+def _within(value: float, low: float, high: float, what: str, expected: str, *, open_low: bool = False) -> None:
+    """A finite number in [low, high] ((low, high] with ``open_low``), else a clear error (NaN and inf included)."""
+    ok = math.isfinite(value) and (value > low if open_low else value >= low) and value <= high
+    if not ok:
+        raise InvalidArgumentError(f"{what} is {value!r}; expected {expected}")
+
+
+def _check_options(options: "DubOptions", where: str) -> "DubOptions":
+    """Every option in its range before a job exists (the worker must never be the first to find out)."""
+    for name in ("steps", "inversion_steps"):
+        value = getattr(options, name)
+        if value is not None and not 1 <= value <= MAX_STEPS:
+            raise InvalidArgumentError(f"{where}: {name} is {value}; expected 1 to {MAX_STEPS}", hint="the paper uses 50")
+    if options.guidance_scale is not None:
+        _within(options.guidance_scale, 1.0, 30.0, f"{where}: guidance_scale", "1 (no guidance) to 30; the paper uses 5")
+    if not 0 <= options.seed < 2**63:
+        raise InvalidArgumentError(f"{where}: seed is {options.seed}; expected 0 to 2^63-1")
+    _within(options.strength, 0.0, 1.0, f"{where}: strength", "more than 0 and at most 1", open_low=True)
+    if not (isinstance(options.face, int) and not isinstance(options.face, bool) and options.face >= 0) and not (
+            isinstance(options.face, str) and _FACE.fullmatch(options.face)):
+        raise InvalidArgumentError(f"{where}: face {options.face!r} is not a face selector",
+                                   hint='use "largest", a face index counted left to right from 0, or a point "x,y" in pixels')
+    return options
 
 
 def _dataclass_from(kind: type, data: Any, where: str):

@@ -72,3 +72,33 @@ def test_rendered_clip_round_trips():
         frames_edited=40, frames_passed_through=(PassthroughRange(40, 48, "no_face"),), record={"track": "V1"},
     )
     assert RenderedClip.from_dict(msgpack.unpackb(msgpack.packb(clip.to_dict()))) == clip
+
+
+_BASE = {"shot_id": "s", "source": {"path": "/x.mov", "start_frame": 0, "end_frame": 10}, "dub_audio": [{"path": "/a.wav"}]}
+
+
+@pytest.mark.parametrize("key, value, needle", [
+    ("options", {"steps": 0}, "steps is 0"),
+    ("options", {"steps": 10**9}, "steps is 1000000000"),
+    ("options", {"inversion_steps": -3}, "inversion_steps is -3"),
+    ("options", {"face": "zzz"}, "not a face selector"),
+    ("options", {"guidance_scale": float("nan")}, "guidance_scale is nan"),
+    ("options", {"guidance_scale": float("inf")}, "guidance_scale is inf"),
+    ("options", {"strength": 5}, "strength is 5"),
+    ("options", {"seed": 2**64 - 1}, "seed is"),
+    ("dub_audio", [{"path": "/a.wav", "offset_s": 1e300}], "offset_s is 1e"),
+    ("dub_audio", [{"path": "/a.wav", "duration_s": float("nan")}], "duration_s is nan"),
+    ("output", {"name": ""}, "is not a file name"),
+    ("output", {"name": "../elsewhere"}, "is not a file name"),
+    ("source", {"path": "/x.mov", "start_frame": 0, "end_frame": 2**63}, "are not a range"),
+])
+def test_every_field_is_range_checked_before_a_job_exists(key, value, needle):
+    """Issue 18: these were accepted at submit and failed (or worse, ran) in the worker."""
+    with pytest.raises(InvalidArgumentError, match=needle):
+        ShotRequest.from_dict({**_BASE, key: value})
+
+
+def test_sane_options_pass():
+    shot = ShotRequest.from_dict({**_BASE, "options": {"steps": 50, "guidance_scale": 5, "seed": 2**63 - 1, "face": "640, 360"}})
+    assert shot.options.steps == 50 and shot.options.face == "640, 360"
+    assert ShotRequest.from_dict({**_BASE, "options": {"face": 2}}).options.face == 2
