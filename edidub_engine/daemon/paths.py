@@ -104,6 +104,9 @@ class MediaRoots:
             out_dir = self.output_root
         else:
             out_dir = self.resolve(shot.output.dir, what=f"{where} output.dir")
+        if out_dir.exists() and not out_dir.is_dir():
+            raise InvalidArgumentError(f"{where}: output.dir {shot.output.dir} is a file, not a folder",
+                                       hint="name the folder the render goes into (output.name names the file)")
         if not out_dir.is_dir():
             raise InvalidArgumentError(f"{where}: output folder {shot.output.dir} does not exist", hint="create it first; the daemon does not create folders")
         name = shot.output.name or _UNSAFE_NAME_CHARS.sub("_", f"{source.stem}_{shot.shot_id}_dub")

@@ -464,10 +464,13 @@ class Server:
         outputs = [str(p.output_path) for p in prepared]
         clash = {o for o in outputs if outputs.count(o) > 1} | self.store.active_outputs(outputs)
         if clash:
+            first = sorted(clash)[0]
+            index = outputs.index(first)  # the first shot of this request that writes it: what the caller must change
+            shot_id = prepared[index].request.shot_id
             raise OutputExistsError(
-                f"another queued or running job writes {sorted(clash)[0]}",
+                f"shot {shot_id!r}: another queued or running job, or another shot of this request, writes {first}",
                 hint="give each shot its own output.name",
-                details={"paths": sorted(clash)[:20]},
+                details={"paths": sorted(clash)[:20], "index": index, "shot_id": shot_id},
             )
         active = self.store.count_active()
         if active + len(prepared) > self.settings.max_queued:

@@ -47,8 +47,10 @@ def test_bad_paths_and_names_are_refused_clearly(client, clip, audio, out_dir):
         client.submit(shot(Path("relative/clip.mpg"), audio, out_dir))
     with pytest.raises(MediaNotFoundError):
         client.submit(shot(out_dir / "missing.mpg", audio, out_dir))
-    with pytest.raises(InvalidArgumentError, match="plain file name"):
+    with pytest.raises(InvalidArgumentError, match="not a file name"):
         client.submit(shot(clip, audio, out_dir, name="../evil"))
+    with pytest.raises(InvalidArgumentError, match="is a file, not a folder"):
+        client.submit(shot(clip, audio, clip))
 
 
 def test_outputs_are_never_overwritten(client, clip, audio, out_dir):
@@ -57,8 +59,10 @@ def test_outputs_are_never_overwritten(client, clip, audio, out_dir):
         client.submit(shot(clip, audio, out_dir, name="taken"))
     assert (out_dir / "taken.mkv").read_bytes() == b"an editor's file"
     # two jobs aimed at one file: the second is refused at submit, in one request or two
-    with pytest.raises(OutputExistsError):
-        client.submit([shot(clip, audio, out_dir, name="same"), shot(clip, audio, out_dir, name="same")])
+    with pytest.raises(OutputExistsError) as clash:
+        client.submit([shot(clip, audio, out_dir, name="other", shot_id="s0"), shot(clip, audio, out_dir, name="same", shot_id="s1"),
+                       shot(clip, audio, out_dir, name="same", shot_id="s2")])
+    assert clash.value.details["index"] == 1 and clash.value.details["shot_id"] == "s1"  # which shot to rename
     assert client.list_jobs() == []  # all or nothing
 
 
