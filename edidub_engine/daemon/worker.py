@@ -206,8 +206,11 @@ class Worker(threading.Thread):
             shared.store.finish(job.job_id, JobState.FAILED, error=err.to_dict(), progress=self._last(job.job_id))
             self._event(job.job_id, EventKind.FAILED, JobState.FAILED, error=err.to_dict())
         else:
-            shared.store.finish(job.job_id, JobState.DONE, result=clip.to_dict(), progress=self._last(job.job_id))
-            self._event(job.job_id, EventKind.DONE, JobState.DONE, output_path=clip.path)
+            # a finished job reads as finished, whatever the runner's last report said: every frame rendered
+            frames = clip.end_frame - clip.start_frame
+            done = LiveProgress("render", frames, frames, 0.0)
+            shared.store.finish(job.job_id, JobState.DONE, result=clip.to_dict(), progress=(done.stage, frames, frames))
+            self._event(job.job_id, EventKind.DONE, JobState.DONE, live=done, output_path=clip.path)
         finally:
             shared.live.pop(job.job_id, None)
             shared.cancels.pop(job.job_id, None)

@@ -155,3 +155,13 @@ def test_four_clients_a_hundred_jobs_each_with_status_latency(tmp_path, clip, au
     # A status call never waits for a render (that would take seconds); the exact figure depends on
     # the machine and what else runs, so it is printed above, not held to a few milliseconds here.
     assert p99 < 0.25
+
+
+def test_a_finished_job_reads_as_finished(make_daemon, clip, audio, out_dir):
+    """Issue 18: a done job said frames_done 0; now status and the done event both say every frame was rendered."""
+    daemon = make_daemon(CopyRunner(frame_delay_s=0.01))
+    with Client(daemon.request_endpoint) as client:
+        (job_id,) = client.submit(shot(clip, audio, out_dir, end=6))
+        client.wait(job_id, timeout_s=60)
+        status = client.status(job_id)
+    assert status.state is JobState.DONE and status.frames_done == status.frames_total == 6 and status.stage == "render"
