@@ -355,6 +355,8 @@ class HelloReply:
     output_root: str | None = None
     max_message_bytes: int = MAX_MESSAGE_BYTES
     max_shots_per_submit: int = MAX_SHOTS_PER_SUBMIT
+    # per worker: device, alive, ready (models loaded), error (why not), restarts and last_error (errors it outlived)
+    workers: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

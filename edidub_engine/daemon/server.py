@@ -389,6 +389,7 @@ class Server:
             media_roots=[str(r) for r in self.roots.roots],
             output_root=str(self.roots.output_root) if self.roots.output_root else None,
             max_message_bytes=self.settings.max_message_bytes,
+            workers=[w.health() for w in self._workers],
         )
 
     def _on_submit(self, request, message: Message, peer: str) -> SubmitReply:

@@ -116,6 +116,8 @@ class Worker(threading.Thread):
         self.load_error: EdidubError | None = None
         self.models: list[dict[str, Any]] = []
         self.ready = threading.Event()
+        self.restarts = 0  # times the loop survived an unexpected error (see ``run``)
+        self.last_error: str | None = None
         self._push: zmq.Socket | None = None
 
     # -- thread -----------------------------------------------------------------------------------
@@ -126,16 +128,43 @@ class Worker(threading.Thread):
         try:
             self._load()
             while not self._shared.stopping.is_set():
-                with self._shared.queue_cv:
-                    job = None if self._shared.stopping.is_set() else self._shared.store.claim_next()
-                    if job is None:
-                        self._shared.queue_cv.wait(timeout=1.0)
-                        continue
-                self._run(job)
-        except Exception:  # never expected: a store failure; the job stays 'running' and is re-queued on restart
-            log.exception("worker %s stopped on an unexpected error", self.device)
+                job = None
+                try:
+                    with self._shared.queue_cv:
+                        job = None if self._shared.stopping.is_set() else self._shared.store.claim_next()
+                        if job is None:
+                            self._shared.queue_cv.wait(timeout=1.0)
+                            continue
+                    self._run(job)
+                except Exception as exc:  # never expected (a store failure…): fail the job clearly, keep the worker
+                    self._survive(job, exc)
         finally:
             self._push.close()
+
+    def _survive(self, job: JobRecord | None, exc: Exception) -> None:
+        """The worker outlives an error outside any runner: the job it held fails with the reason, the loop restarts."""
+        self.restarts += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        log.error("worker %s: unexpected error (restart %d):\n%s", self.device, self.restarts, traceback.format_exc())
+        if job is None:
+            time.sleep(1.0)  # a failing store: do not spin
+            return
+        err = InternalError(f"shot {job.shot_id!r}: the worker on {self.device} failed outside the render ({self.last_error})",
+                            hint="the daemon's log has the traceback; submit the shot again")
+        try:
+            self._shared.store.finish(job.job_id, JobState.FAILED, error=err.to_dict(), progress=self._last(job.job_id))
+            self._event(job.job_id, EventKind.FAILED, JobState.FAILED, error=err.to_dict())
+        except Exception:  # the store is down too: the job stays 'running' and is re-queued on the next start
+            log.exception("worker %s could not record job %s as failed", self.device, job.job_id)
+        finally:
+            self._shared.live.pop(job.job_id, None)
+            self._shared.cancels.pop(job.job_id, None)
+
+    def health(self) -> dict[str, Any]:
+        """What ``hello`` reports of this worker."""
+        return {"device": self.device, "alive": self.is_alive(), "ready": self.ready.is_set() and self.load_error is None,
+                "error": None if self.load_error is None else self.load_error.message, "restarts": self.restarts,
+                "last_error": self.last_error}
 
     def _load(self) -> None:
         try:

@@ -165,3 +165,30 @@ def test_a_finished_job_reads_as_finished(make_daemon, clip, audio, out_dir):
         client.wait(job_id, timeout_s=60)
         status = client.status(job_id)
     assert status.state is JobState.DONE and status.frames_done == status.frames_total == 6 and status.stage == "render"
+
+
+def test_a_worker_outlives_an_error_outside_the_render_and_says_so(make_daemon, clip, audio, out_dir):
+    """Issue 18: a worker thread that died was only logged, and jobs queued behind it never ran."""
+    daemon = make_daemon(CopyRunner())
+    store = daemon._workers[0]._shared.store
+    real_finish, calls = store.finish, []
+
+    def finish_failing_once(*args, **kwargs):  # the store refuses the first 'done' write (a locked disk, say)
+        calls.append(args)
+        if len(calls) == 1:
+            raise OSError("database disk image is malformed")
+        return real_finish(*args, **kwargs)
+
+    store.finish = finish_failing_once
+    with Client(daemon.request_endpoint) as client:
+        (first,) = client.submit(shot(clip, audio, out_dir, end=2))
+        from edidub_engine.daemon.protocol import InternalError
+
+        with pytest.raises(InternalError, match="failed outside the render"):
+            client.wait(first, timeout_s=60)
+        assert client.status(first).state is JobState.FAILED
+        (second,) = client.submit(shot(clip, audio, out_dir, end=2))  # the same worker takes the next job
+        client.wait(second, timeout_s=60)
+        assert client.status(second).state is JobState.DONE
+        (health,) = client.hello().workers
+    assert health["alive"] and health["ready"] and health["restarts"] == 1 and "malformed" in health["last_error"]
