@@ -101,6 +101,7 @@ class DubOptions:
     seed: int = 0
     face: str | int = "largest"  # "largest", an index counted left to right (from 0), or "x,y" in pixels
     strength: float = 1.0
+    model: str | None = None  # the model bundle to dub with, by name (a daemon lists them: `models`); None: its default
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "options") -> "DubOptions":
@@ -131,7 +132,9 @@ class ShotRequest:
         if not isinstance(shot_id, str) or not shot_id.strip() or len(shot_id) > 200:
             raise InvalidArgumentError("shot request: shot_id must be a non-empty string of at most 200 characters")
         where = f"shot {shot_id!r}"
+        _known_keys(data, ("shot_id", "source", "dub_audio", "output", "options", "record"), where)
         source = _require_map(data, "source", where)
+        _known_keys(source, ("path", "start_frame", "end_frame", "rate"), f"{where} source")
         path = _string(source, "path", where)
         start, end = _int(source, "start_frame", where), _int(source, "end_frame", where)
         if start < 0 or end <= start or end > MAX_FRAME:
@@ -241,6 +244,13 @@ MAX_STEPS = 1000
 _FACE = re.compile(r"\s*(largest|\d+|-?\d+(\.\d+)?\s*,\s*-?\d+(\.\d+)?)\s*", re.IGNORECASE)
 
 
+def _known_keys(data: dict, known: tuple[str, ...], where: str) -> None:
+    """One rule for every map of a request: a name we do not know is refused (a typo must not be ignored)."""
+    unknown = sorted(str(k) for k in data if k not in known)
+    if unknown:
+        raise InvalidArgumentError(f"{where}: unknown field(s) {', '.join(unknown)}", hint=f"known: {', '.join(known)}")
+
+
 def _within(value: float, low: float, high: float, what: str, expected: str, *, open_low: bool = False) -> None:
     """A finite number in [low, high] ((low, high] with ``open_low``), else a clear error (NaN and inf included)."""
     ok = math.isfinite(value) and (value > low if open_low else value >= low) and value <= high
@@ -259,6 +269,8 @@ def _check_options(options: "DubOptions", where: str) -> "DubOptions":
     if not 0 <= options.seed < 2**63:
         raise InvalidArgumentError(f"{where}: seed is {options.seed}; expected 0 to 2^63-1")
     _within(options.strength, 0.0, 1.0, f"{where}: strength", "more than 0 and at most 1", open_low=True)
+    if options.model is not None and (not options.model.strip() or len(options.model) > 200):
+        raise InvalidArgumentError(f"{where}: model must name a model bundle", hint="list them with the daemon's `models` request")
     if not (isinstance(options.face, int) and not isinstance(options.face, bool) and options.face >= 0) and not (
             isinstance(options.face, str) and _FACE.fullmatch(options.face)):
         raise InvalidArgumentError(f"{where}: face {options.face!r} is not a face selector",

@@ -102,3 +102,15 @@ def test_sane_options_pass():
     shot = ShotRequest.from_dict({**_BASE, "options": {"steps": 50, "guidance_scale": 5, "seed": 2**63 - 1, "face": "640, 360"}})
     assert shot.options.steps == 50 and shot.options.face == "640, 360"
     assert ShotRequest.from_dict({**_BASE, "options": {"face": 2}}).options.face == 2
+
+
+@pytest.mark.parametrize("where, patch", [
+    ("top level", {"shot_idd": "typo"}),
+    ("source", {"source": {**_BASE["source"], "start": 3}}),
+    ("options", {"options": {"stpes": 10}}),
+    ("output", {"output": {"codc": "h264"}}),
+    ("dub_audio", {"dub_audio": [{"path": "/a.wav", "offset": 1.0}]}),
+])
+def test_unknown_fields_are_refused_in_every_map(where, patch):
+    with pytest.raises(InvalidArgumentError, match="unknown field"):
+        ShotRequest.from_dict({**_BASE, **patch})

@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 
 from edidub_engine.daemon.protocol import DEFAULT_REQUEST_PORT, MAX_MESSAGE_BYTES
-from edidub_engine.errors import InvalidArgumentError, OutputExistsError
+from edidub_engine.errors import InvalidArgumentError, ModelMissingError, OutputExistsError
 
 __all__ = ["add_daemon_parsers", "cmd_keys_new", "cmd_serve", "default_store_path", "detect_devices"]
 
@@ -56,6 +56,11 @@ def add_daemon_parsers(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     serve.add_argument("--media-root", action="append", required=True, metavar="DIR", help="folder requests may read and write under (repeatable)")
+    serve.add_argument("--models", action="append", default=[], metavar="DIR",
+                       help="a model bundle, or a folder of bundles, to serve (repeatable); also served: $EDIDUB_MODELS, "
+                            "the user's model folder and the shipped starter. A ShotRequest picks one with options.model")
+    serve.add_argument("--default-model", metavar="NAME", help="the bundle for requests that name none (default: edidub-starter)")
+    serve.add_argument("--hubert", metavar="DIR", help="local HuBERT folder, for bundles whose speech units are HuBERT's")
     serve.add_argument("--output-root", metavar="DIR", help="output folder for shots that name none (must lie under a media root)")
     serve.add_argument("--store", metavar="PATH", help=f"job store (SQLite); default {default_store_path()}")
     serve.add_argument("--bind", default="127.0.0.1", metavar="HOST", help="address to listen on (default 127.0.0.1; any other needs --keys)")
@@ -109,7 +114,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     request, events = _endpoints(args)
     # read by the default runner factory in each worker thread (render.runner_for_device)
-    for name, value in (("EDIDUB_PRECISION", args.precision), ("EDIDUB_COMPILE", args.compile)):
+    for folder in args.models:
+        if not Path(folder).expanduser().is_dir():
+            raise ModelMissingError(f"--models {folder} is not a folder", hint="name a model bundle folder, or a folder of bundles")
+    for name, value in (("EDIDUB_PRECISION", args.precision), ("EDIDUB_COMPILE", args.compile), ("EDIDUB_DEFAULT_MODEL", args.default_model),
+                        ("EDIDUB_HUBERT", args.hubert),
+                        ("EDIDUB_MODEL_DIRS", os.pathsep.join(str(Path(f).expanduser().resolve()) for f in args.models))):
         if value:
             os.environ[name] = value
     devices = tuple(args.device) if args.device else detect_devices()

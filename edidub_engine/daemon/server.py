@@ -71,7 +71,7 @@ from edidub_engine.daemon.protocol import (
 )
 from edidub_engine.daemon.store import JobRecord, JobStore
 from edidub_engine.daemon.worker import LiveProgress, RunnerFactory, Worker, WorkerShared, load_runner_factory
-from edidub_engine.errors import CancelledError, EdidubError, InvalidArgumentError, MediaNotFoundError, OutputExistsError
+from edidub_engine.errors import CancelledError, EdidubError, InvalidArgumentError, MediaNotFoundError, ModelMissingError, OutputExistsError
 from edidub_engine.shot import CODECS, DubOptions, RenderedClip
 
 __all__ = ["Server", "ServerSettings", "is_local_endpoint"]
@@ -377,6 +377,14 @@ class Server:
                 break  # every worker runs the same runner
         return out
 
+    def _check_model(self, shot) -> None:
+        """A shot naming a bundle this daemon does not serve is refused at submit, not in the worker."""
+        name = shot.options.model
+        served = [m.name for m in self._models()]
+        if name is not None and served and name not in served:
+            raise ModelMissingError(f"shot {shot.shot_id!r}: model bundle {name!r} is not served by this daemon",
+                                    hint=f"choose one of {', '.join(served)} (the `models` request lists them), or leave options.model out")
+
     def _on_hello(self, request, message: Message, peer: str) -> HelloReply:
         log.info("hello from %r (session %s, peer %s)", request.client[:80], message.header.session[:16], peer or "local")
         return HelloReply(
@@ -397,6 +405,7 @@ class Server:
         for index, shot in enumerate(request.shots):
             try:
                 _json_safe(shot.record, f"shot {shot.shot_id!r} record")
+                self._check_model(shot)
                 prepared.append(self.roots.prepare(shot))
             except EdidubError as err:
                 err.details.setdefault("index", index)
@@ -433,6 +442,7 @@ class Server:
         for index, shot in enumerate(plan.shots):
             try:
                 _json_safe(shot.record, f"shot {shot.shot_id!r} record")
+                self._check_model(shot)
                 prepared.append(self.roots.prepare(shot))
             except MediaNotFoundError as err:  # offline media under a root: listed like any other skipped clip
                 rec = shot.record

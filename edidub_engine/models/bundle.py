@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidArgumentError, ModelMissingError
-from ..model_paths import resolve_model
+from ..errors import EdidubError, InvalidArgumentError, ModelMissingError
+from ..model_paths import MODELS_ENV, resolve_model, user_models_dir
 
 if TYPE_CHECKING:
     from .sampling import SamplingSettings
@@ -60,6 +60,28 @@ def resolve_bundle(explicit: str | os.PathLike | None = None, *, name: str = DEF
                 details={"name": name, "searched": searched},
             ) from None
         raise
+
+
+def find_bundles(folders: "list[str | os.PathLike] | tuple[str | os.PathLike, ...]" = ()) -> dict[str, Path]:
+    """Every bundle a daemon can serve, by name: in ``folders`` (each a bundle or a folder of bundles, in
+    the order given), then ``$EDIDUB_MODELS`` and the user's model folder, then the shipped starter.
+
+    The first bundle of a name wins, so a bundle the user names explicitly shadows an installed one.
+    """
+    places: list[Path] = [Path(f).expanduser() for f in folders]
+    for folder in (os.environ.get(MODELS_ENV, ""),):
+        if folder and os.path.isabs(folder):
+            places.append(Path(folder))
+    places += [user_models_dir(), SHIPPED_DIR]
+    found: dict[str, Path] = {}
+    for place in places:
+        for candidate in [place] if _is_bundle(place) else (sorted(p for p in place.iterdir() if _is_bundle(p)) if place.is_dir() else []):
+            try:
+                info = read_bundle(candidate)
+            except EdidubError:
+                continue  # a damaged bundle is reported when it is named, not while listing
+            found.setdefault(info.name, candidate)
+    return found
 
 
 @dataclass(frozen=True)

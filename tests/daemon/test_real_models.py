@@ -1,0 +1,84 @@
+"""The real `edidub serve` with real model bundles (no test runner): the shipped starter and a second, trained-looking bundle."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edidub_engine.client import Client
+from edidub_engine.daemon.protocol import JobState
+from edidub_engine.errors import EdidubError
+from edidub_engine.media import probe_video
+from edidub_engine.models.bundle import DEFAULT_BUNDLE, SHIPPED_DIR
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _second_bundle(folder: Path) -> Path:
+    """A bundle as `edidub train bundle` leaves it in a studio's model folder, under its own name and version."""
+    bundle = folder / "studio-fr"
+    shutil.copytree(SHIPPED_DIR / DEFAULT_BUNDLE, bundle)
+    meta = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))
+    meta.update(name="studio-fr", version="3")
+    (bundle / "bundle.json").write_text(json.dumps(meta), encoding="utf-8")
+    for network in ("lsd", "srd"):  # few steps: this is a test of the serving path, not of the picture
+        path = bundle / network / "sampling.json"
+        values = json.loads(path.read_text(encoding="utf-8"))
+        path.write_text(json.dumps({**values, "steps": 2, **({"inversion_steps": 2} if network == "lsd" else {})}), encoding="utf-8")
+    return bundle
+
+
+@pytest.fixture
+def real_daemon(tmp_path, footage_path):
+    models, media = tmp_path / "models", tmp_path / "media"
+    models.mkdir(), media.mkdir()
+    _second_bundle(models)
+    for name in ("grid_bbaf2n.mpg", "dub_fr_french1.wav"):
+        shutil.copy(footage_path(name), media / name)  # a symlink out of the root would be refused (FORBIDDEN)
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data"), "EDIDUB_MODELS": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "edidub_engine", "serve", "--port", "0", "--store", str(tmp_path / "jobs.sqlite3"),
+                             "--device", "cpu", "--media-root", str(media), "--models", str(models), "-q"],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(30)
+        raise RuntimeError(f"edidub serve did not start: {proc.stderr.read()}")
+    yield json.loads(line), media
+    proc.terminate()
+    proc.wait(60)
+
+
+def _shot(media: Path, shot_id: str, **options) -> dict:
+    return {"shot_id": shot_id, "source": {"path": str(media / "grid_bbaf2n.mpg"), "start_frame": 0, "end_frame": 8},
+            "dub_audio": [{"path": str(media / "dub_fr_french1.wav")}], "output": {"dir": str(media), "codec": "ffv1"},
+            "options": {"steps": 2, "inversion_steps": 2, **options}}
+
+
+def test_the_daemon_serves_every_bundle_and_dubs_with_the_one_named(real_daemon):
+    ready, media = real_daemon
+    with Client(ready["requests"], timeout_s=120) as client:
+        deadline = time.monotonic() + 300
+        while not (hello := client.hello()).workers[0]["ready"]:  # the worker loads the default bundle and checks its fast path
+            assert time.monotonic() < deadline and hello.workers[0]["alive"], hello.workers
+            time.sleep(0.5)
+        names = [m.name for m in hello.models]
+        assert names[0] == DEFAULT_BUNDLE and "studio-fr" in names  # the default first, then every bundle found
+        assert hello.workers and hello.workers[0]["ready"]
+        studio = next(m for m in hello.models if m.name == "studio-fr")
+        assert studio.version == "3" and studio.path.endswith("studio-fr") and not studio.details["default"]
+        with pytest.raises(EdidubError, match="not served"):  # refused at submit, naming what is served
+            client.submit(_shot(media, "nope", model="no-such-model"))
+        default_job, studio_job = client.submit([_shot(media, "a"), _shot(media, "b", model="studio-fr")])
+        results = {job: client.wait(job, timeout_s=600) for job in (default_job, studio_job)}
+        assert client.status(studio_job).state is JobState.DONE
+    assert results[default_job].model["name"] == DEFAULT_BUNDLE
+    assert results[studio_job].model["name"] == "studio-fr" and results[studio_job].model["version"] == "3"
+    for clip in results.values():
+        assert probe_video(clip.path).frame_count == 8 and clip.frames_edited == 8
