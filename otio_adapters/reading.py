@@ -75,9 +75,24 @@ def read_timeline(path, *, rate=None, timeline_name: str | None = None) -> Timel
     else:
         obj = _call_adapter(path, adapter, lambda: otio.adapters.read_from_file(str(path), adapter_name=adapter))
     timeline, names = _pick_timeline(path, obj, timeline_name)
+    if adapter == "fcp_xml":
+        _apply_fcp7_enabled(timeline)
     if adapter == "fcpx_xml":
         _check_fcpx(path, timeline, warnings)
     return TimelineFile(path, timeline, adapter, result_rate, lenient, names, warnings)
+
+
+def _apply_fcp7_enabled(timeline) -> int:
+    """Premiere and Resolve mark a disabled clip or track ``<enabled>FALSE</enabled>``; OTIO's fcp_xml adapter keeps
+    that only in ``metadata["fcp_xml"]`` and reads every item as enabled. Carry it to ``enabled`` (so a disabled clip
+    is never dubbed); returns how many items were disabled."""
+    disabled = 0
+    for item in [*timeline.tracks.find_children(), *timeline.tracks]:
+        flag = (item.metadata.get("fcp_xml") or {}).get("enabled") if hasattr(item, "metadata") else None
+        if isinstance(flag, str) and flag.strip().upper() == "FALSE" and getattr(item, "enabled", False):
+            item.enabled = False
+            disabled += 1
+    return disabled
 
 
 def _call_adapter(path, adapter, read):

@@ -194,3 +194,22 @@ def test_unknown_and_missing_files_are_clear_errors(tmp_path):
     broken.write_text("{not json")
     with pytest.raises(InvalidArgumentError, match="otio_json adapter cannot read"):
         read_timeline(broken)
+
+
+def test_disabled_clips_and_tracks_of_an_fcp7_export_are_not_dubbed(tmp_path):
+    """Premiere and Resolve write <enabled>FALSE</enabled> on a clipitem or a track; OTIO's adapter reads both as enabled."""
+    text = _file("resolve_fcp7_60p.xml").read_text(encoding="utf-8")
+    clip_flag = text.index("<enabled>", text.index("<clipitem"))  # the first clip's own flag
+    text = text[:clip_flag] + "<enabled>FALSE</enabled>" + text[clip_flag + len("<enabled>TRUE</enabled>"):]
+    (tmp_path / "cut.xml").write_text(text, encoding="utf-8")
+    sl = shots_from_timeline(read_timeline(tmp_path / "cut.xml").timeline, dub_track=None)
+    assert len(sl.shots) == 8 and dict(Counter(s.reason for s in sl.skipped)) == {"disabled": 1}  # 9 shots with it enabled
+
+    track = text.index("<track")
+    flag = text.index("<enabled>", text.rindex("</clipitem>", 0, text.index("</track>", track)))  # the track's own flag
+    text = text[:flag] + "<enabled>FALSE</enabled>" + text[flag + len("<enabled>TRUE</enabled>"):]
+    (tmp_path / "cut2.xml").write_text(text, encoding="utf-8")
+    timeline = read_timeline(tmp_path / "cut2.xml").timeline
+    assert not timeline.tracks[0].enabled
+    disabled_track = shots_from_timeline(timeline, dub_track=None)
+    assert len(disabled_track.shots) < 8 and all(s.reason == "disabled" for s in disabled_track.skipped)
