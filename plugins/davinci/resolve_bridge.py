@@ -160,8 +160,16 @@ def save_settings(project_name: str, settings: ProjectSettings) -> None:
 # rates and timecode
 
 
+def _is_on(value: Any) -> bool:
+    """A Resolve boolean setting: "1"/"0" as text (sometimes a number or a bool)."""
+    return str(value).strip().lower() in ("1", "true", "on")
+
+
 def parse_timeline_rate(text: Any) -> tuple[Fraction, bool]:
-    """``"24"`` → (24, False); ``"23.976"`` → (24000/1001, False); ``"29.97 DF"`` → (30000/1001, True)."""
+    """``"24"`` → (24, False); ``"23.976"`` → (24000/1001, False); ``"29.97 DF"`` → (30000/1001, True).
+
+    Resolve states drop frame in ``timelineDropFrameTimecode``, not in this text; the ``DF`` suffix is still read.
+    """
     raw = str(text or "").strip()
     m = re.match(r"^([0-9]+(?:\.[0-9]+)?)\s*(DF|NDF)?$", raw, re.IGNORECASE)
     if not m:
@@ -324,6 +332,8 @@ def _context(resolve: Any) -> _Context:
     if timeline is None:
         raise ResolveScriptError("no timeline is open", "open the timeline on the Edit page", "NO_TIMELINE")
     rate, df = parse_timeline_rate(timeline.GetSetting("timelineFrameRate") or project.GetSetting("timelineFrameRate"))
+    # drop frame is its own documented setting ("1"/"0"), independent of the rate text
+    df = df or _is_on(timeline.GetSetting("timelineDropFrameTimecode") or project.GetSetting("timelineDropFrameTimecode"))
     name = project.GetName() or "Untitled Project"
     return _Context(resolve, project, timeline, project.GetMediaPool(), name, rate, df, int(timeline.GetStartFrame()), load_settings(name))
 

@@ -97,7 +97,7 @@ UI_MANAGER = frozenset("""
 """.split())
 
 # Timeline settings and clip properties the scripts read.
-DOCUMENTED_SETTINGS = frozenset({"timelineFrameRate"})
+DOCUMENTED_SETTINGS = frozenset({"timelineFrameRate", "timelineDropFrameTimecode"})
 DOCUMENTED_CLIP_PROPERTIES = frozenset({"File Path", "FPS", "Frames", "Start TC", "Clip Name"})
 
 ALL_METHODS = frozenset().union(*DOCUMENTED.values())

@@ -355,7 +355,8 @@ class Timeline(_Recorded):
         return self._name
 
     def GetSetting(self, settingName=None):
-        return {"timelineFrameRate": self._rate_text}.get(settingName, "")
+        # as Resolve: the rate as a number ("29.97"), drop frame in its own setting ("1"/"0")
+        return {"timelineFrameRate": self._rate_text.split()[0], "timelineDropFrameTimecode": "1" if self._df else "0"}.get(settingName, "")
 
     def GetStartFrame(self):
         return self._start
@@ -481,5 +482,6 @@ def new_timeline(resolve: Resolve, project_name: str, name: str, rate: str, **kw
     tl = cls(project, name, rate, **kw)
     project._timelines.append(tl)
     project._current = tl
-    project._settings["timelineFrameRate"] = rate
+    project._settings["timelineFrameRate"] = rate.split()[0]
+    project._settings["timelineDropFrameTimecode"] = "1" if RATES[rate][1] else "0"
     return tl

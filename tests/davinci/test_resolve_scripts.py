@@ -203,3 +203,25 @@ def test_the_bridge_imports_nothing_heavy():
            "print(sorted(m for m in ('torch','numpy','av','cv2','mediapipe') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+
+
+def test_playhead_under_an_earlier_dub_on_a_drop_frame_timeline(media_root, dub_audio, run_script, monkeypatch):
+    """Issue 19: drop frame is Resolve's own setting (timelineDropFrameTimecode), not part of the rate text; read as
+    non-drop, a playhead timecode an hour in is 108 frames off and the clip under it is not found."""
+    monkeypatch.setenv("EDIDUB_DAEMON", "tcp://127.0.0.1:9")
+    from plugins.davinci import resolve_bridge as rb
+
+    rb.save_settings("Episode 101", rb.ProjectSettings(daemon_timeout_s=0.5))
+    resolve = rd.Resolve("19.1.0")
+    tl = rd.new_timeline(resolve, "Episode 101", "Reel 1", "29.97 DF", start_timecode=RATES["29.97 DF"][1], video_tracks=2)
+    assert tl.GetSetting("timelineFrameRate") == "29.97" and tl.GetSetting("timelineDropFrameTimecode") == "1"
+    pool = resolve.GetProjectManager().GetCurrentProject().GetMediaPool()
+    (mpi,) = pool.ImportMedia([str(media_root / RATES["29.97 DF"][2])])
+    rec = tl.GetStartFrame() + RECORD_OFFSET
+    tl._add_video(1, mpi, rec, DUR, left=LEFT)
+    tl._names["video"][1] = rb.TRACK_NAME  # an earlier dub on the EdiDub track covers the playhead
+    tl._add_video(2, mpi, rec, DUR, left=LEFT)
+    tl._add_audio(2, str(dub_audio), rec - 5, DUR + 10, left=0)
+    tl._playhead = rec + 2
+    report, out = run_script("Dub Shot", resolve)
+    assert "no EdiDub daemon" in out and "no clip is selected" not in out  # found the V1 clip under the playhead
