@@ -1,4 +1,7 @@
-"""OTIO adapter ``edidub_csv``: EdiDub shot lists as CSV, one row per dub segment (``.csv``).
+"""OTIO adapter ``edidub_csv``: EdiDub shot lists as CSV, one row per dub segment.
+
+It claims no file suffix (``.csv`` belongs to every OTIO user in the environment): read and write
+with ``adapter_name="edidub_csv"``.
 
 Same shape as :mod:`otio_adapters.edidub_json`; the columns are ``shotlist_io.CSV_COLUMNS``.
 Loaded by file path by OTIO's plugin system, so imports are absolute.
@@ -7,14 +10,19 @@ Loaded by file path by OTIO's plugin system, so imports are absolute.
 from otio_adapters import shotlist_io
 
 
-def read_from_string(input_str, **_ignored):
+def read_from_string(input_str):
     return shotlist_io.to_timeline(shotlist_io.from_csv(input_str))
 
 
-def read_from_file(filepath, **_ignored):
+def read_from_file(filepath):
     with open(filepath, encoding="utf-8-sig", newline="") as f:
         return read_from_string(f.read())
 
 
-def write_to_string(input_otio, **kwargs):
-    return shotlist_io.to_csv(shotlist_io.from_timeline(input_otio, **kwargs))
+def write_to_string(input_otio, *, dub_track=shotlist_io.NOT_GIVEN, picture_tracks=None, handles=shotlist_io.NOT_GIVEN, output=None,
+                    options=None):
+    """The shots of ``input_otio``: any timeline with its dub audio track named (``dub_track``; ``None``: picture
+    only), or one read from a shot list (which knows its own). Only these arguments are accepted."""
+    given = {"dub_track": dub_track, "handles": handles, "picture_tracks": picture_tracks, "output": output, "options": options}
+    return shotlist_io.to_csv(shotlist_io.from_timeline(input_otio, **{k: v for k, v in given.items() if v is not shotlist_io.NOT_GIVEN
+                                                                   and not (v is None and k in ("picture_tracks", "output", "options"))}))

@@ -1,6 +1,6 @@
-"""OTIO adapter ``edidub_json``: EdiDub shot lists as JSON (``.edidub``, ``.json``).
+"""OTIO adapter ``edidub_json``: EdiDub shot lists as JSON (suffix ``.edidub``; ``.json`` is left to others).
 
-``otio.adapters.read_from_file("shots.json", adapter_name="edidub_json")`` gives a Timeline
+``otio.adapters.read_from_file("shots.edidub")`` gives a Timeline
 (one clip per shot on a picture track, the dub audio on an audio track ``"Dub"``);
 ``write_to_string(timeline, adapter_name="edidub_json", dub_track="FR dialogue")`` runs the
 shot conversion on any timeline.  Loaded by file path by OTIO's plugin system, so imports are absolute.
@@ -9,14 +9,19 @@ shot conversion on any timeline.  Loaded by file path by OTIO's plugin system, s
 from otio_adapters import shotlist_io
 
 
-def read_from_string(input_str, **_ignored):
+def read_from_string(input_str):
     return shotlist_io.to_timeline(shotlist_io.from_json(input_str))
 
 
-def read_from_file(filepath, **_ignored):
+def read_from_file(filepath):
     with open(filepath, encoding="utf-8-sig") as f:
         return read_from_string(f.read())
 
 
-def write_to_string(input_otio, **kwargs):
-    return shotlist_io.to_json(shotlist_io.from_timeline(input_otio, **kwargs))
+def write_to_string(input_otio, *, dub_track=shotlist_io.NOT_GIVEN, picture_tracks=None, handles=shotlist_io.NOT_GIVEN, output=None,
+                    options=None):
+    """The shots of ``input_otio``: any timeline with its dub audio track named (``dub_track``; ``None``: picture
+    only), or one read from a shot list (which knows its own). Only these arguments are accepted."""
+    given = {"dub_track": dub_track, "handles": handles, "picture_tracks": picture_tracks, "output": output, "options": options}
+    return shotlist_io.to_json(shotlist_io.from_timeline(input_otio, **{k: v for k, v in given.items() if v is not shotlist_io.NOT_GIVEN
+                                                                   and not (v is None and k in ("picture_tracks", "output", "options"))}))

@@ -261,6 +261,10 @@ def to_timeline(shot_list: ShotList) -> otio.schema.Timeline:
     return tl
 
 
+#: An adapter argument the caller left out (``None`` is a real value for ``dub_track``: picture only).
+NOT_GIVEN = object()
+
+
 def from_timeline(timeline: otio.schema.Timeline, **kwargs) -> ShotList:
     """The shot list of ``timeline`` through :func:`shots_from_timeline`; a timeline made by
     :func:`to_timeline` defaults to its own dub track and whole clips."""

@@ -36,8 +36,14 @@ def _key(sl):
 
 def test_manifest_names_both_adapters(adapters):
     assert set(adapters) == {"edidub_json", "edidub_csv"}
-    assert set(adapters["edidub_json"].suffixes) == {"edidub", "json"}
-    assert list(adapters["edidub_csv"].suffixes) == ["csv"]
+    # suffixes of our own: .json and .csv belong to every OTIO user in the environment
+    assert list(adapters["edidub_json"].suffixes) == ["edidub"] and list(adapters["edidub_csv"].suffixes) == []
+
+
+def test_unknown_adapter_arguments_are_refused(adapters, build):
+    tl = otio.adapters.read_from_string(otio.adapters.write_to_string(_editorial(build), "otio_json"), "otio_json")
+    with pytest.raises(TypeError, match="dub_trak"):
+        adapters["edidub_json"].write_to_string(tl, dub_trak="FR dialogue")  # a typo is an error, not a silent default
 
 
 @pytest.mark.parametrize("name,dump", [("edidub_json", to_json), ("edidub_csv", to_csv)])
