@@ -20,8 +20,7 @@ def read_from_file(filepath):
 
 def write_to_string(input_otio, *, dub_track=shotlist_io.NOT_GIVEN, picture_tracks=None, handles=shotlist_io.NOT_GIVEN, output=None,
                     options=None):
-    """The shots of ``input_otio``: any timeline with its dub audio track named (``dub_track``; ``None``: picture
-    only), or one read from a shot list (which knows its own). Only these arguments are accepted."""
-    given = {"dub_track": dub_track, "handles": handles, "picture_tracks": picture_tracks, "output": output, "options": options}
-    return shotlist_io.to_json(shotlist_io.from_timeline(input_otio, **{k: v for k, v in given.items() if v is not shotlist_io.NOT_GIVEN
-                                                                   and not (v is None and k in ("picture_tracks", "output", "options"))}))
+    """The shots of ``input_otio`` (``dub_track``: its dub audio track; ``None`` picture only; a shot list's own
+    timeline knows it). Only these arguments are accepted: a misspelt one is an error, not a silent default."""
+    return shotlist_io.to_json(shotlist_io.adapter_shots(input_otio, dub_track=dub_track, picture_tracks=picture_tracks, handles=handles,
+                                                       output=output, options=options))

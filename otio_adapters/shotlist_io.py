@@ -265,6 +265,14 @@ def to_timeline(shot_list: ShotList) -> otio.schema.Timeline:
 NOT_GIVEN = object()
 
 
+def adapter_shots(timeline: otio.schema.Timeline, *, dub_track=NOT_GIVEN, picture_tracks=None, handles=NOT_GIVEN, output=None,
+                  options=None) -> ShotList:
+    """What the adapters' ``write_to_string`` converts: only the arguments given reach :func:`from_timeline`."""
+    given = {"dub_track": dub_track, "handles": handles, "picture_tracks": picture_tracks, "output": output, "options": options}
+    return from_timeline(timeline, **{k: v for k, v in given.items()
+                                      if v is not NOT_GIVEN and not (v is None and k in ("picture_tracks", "output", "options"))})
+
+
 def from_timeline(timeline: otio.schema.Timeline, **kwargs) -> ShotList:
     """The shot list of ``timeline`` through :func:`shots_from_timeline`; a timeline made by
     :func:`to_timeline` defaults to its own dub track and whole clips."""
