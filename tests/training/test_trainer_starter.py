@@ -32,13 +32,15 @@ def test_starter_bundle_resolves_and_loads(no_model_env):
     lsd, srd = load_model(info.lsd_dir), load_model(info.srd_dir)
     codebook = Codebook.load(info.codebook_path)
     assert codebook.frontend == "mel" and lsd.config.num_units == codebook.vocabulary_size
-    assert lsd.config.sample_size == 32 and srd.config.sample_size == 64 and srd.config.num_units is None
+    assert lsd.config.sample_size == 32 and srd.config.sample_size == 128 and srd.config.num_units is None
     # both run on a window: [x_t, condition, mask] in, epsilon out
     x = torch.zeros(1, 7, 5, 32, 32)
     units = torch.full((1, 5, 2), codebook.null_unit)
     with torch.no_grad():
         assert lsd(x, torch.tensor([10]), units=units).sample.shape == (1, 3, 5, 32, 32)
-        assert srd(torch.zeros(1, 7, 5, 64, 64), torch.tensor([10])).sample.shape == (1, 3, 5, 64, 64)
+        assert srd(torch.zeros(1, 7, 5, 128, 128), torch.tensor([10])).sample.shape == (1, 3, 5, 128, 128)
+    # the SRD was trained below timestep 500 and starts part-way: its sampling settings say so
+    assert info.sampling("srd").strength == 0.2 and info.card["srd"]["training"]["config"]["max_timestep"] == 500
     total = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
     assert total < 30 * 2**20, total
 
@@ -50,7 +52,8 @@ def test_starter_card_is_honest_and_recorded(no_model_env):
     for task in ("lsd", "srd"):
         part = card[task]
         assert part["task"] == task and part["model"]["weights"]["dtype"] == "fp16"
-        assert all(name.startswith("grid_") for name in part["data"]["clips"]) and len(part["data"]["clips"]) == 4
+        assert all(name.startswith("grid_") for name in part["data"]["clips"])  # GRID only: CC BY 4.0
+        assert len(part["data"]["clips"]) == {"lsd": 4, "srd": 108}[task]
         assert "CC BY 4.0" in part["data"]["licence"] and "GRID" in part["data"]["licence"]
         assert part["command"].startswith(f"edidub train {task} ") and f"--config {task}-starter" in part["command"]
         training = part["training"]
@@ -67,5 +70,5 @@ def test_srd_psnr_benchmark_runs(no_model_env, footage_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     r = bench.run(clip=footage_path("real3d_may_5s.mp4"), frames=5, steps=3)
-    assert r["bundle"] == "edidub-starter" and r["frames"] == 5 and r["size"] == 64 and r["low_res"] == 32
+    assert r["bundle"] == "edidub-starter" and r["frames"] == 5 and r["size"] == 128 and r["low_res"] == 64 and r["strength"] == 0.2
     assert 5.0 < r["psnr_bicubic_db"] < 60.0 and 0.0 < r["psnr_srd_db"] < 60.0
