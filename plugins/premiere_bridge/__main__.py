@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edidub_engine.errors import EdidubError
+from edidub_engine.commandline import run_command
 
 from .commands import add_premiere_arguments
 
@@ -14,13 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m plugins.premiere_bridge", description="The EdiDub bridge for the Premiere Pro panel.")
     add_premiere_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except EdidubError as err:
-        print(f"edidub bridge premiere: error: {err.message}", file=sys.stderr)
-        if err.hint:
-            print(f"  what to do: {err.hint}", file=sys.stderr)
-        return err.exit_status
+    args.command = "bridge premiere"  # how run_command names it in messages
+    return run_command(args)
 
 
 if __name__ == "__main__":
