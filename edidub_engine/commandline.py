@@ -13,10 +13,11 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
+from typing import Any
 
 from .errors import EdidubError
 
-__all__ = ["StageProgress", "quiet_native_logging", "run_command"]
+__all__ = ["StageProgress", "advance", "quiet_native_logging", "run_command"]
 
 
 def quiet_native_logging() -> None:
@@ -61,16 +62,26 @@ def run_command(args: argparse.Namespace, *, interrupted: str = "interrupted") -
         return 70
 
 
+def advance(bar, done: int) -> None:
+    """Move a tqdm bar to ``done`` through its own counter (setting ``n`` shows nonsense rates and no ETA)."""
+    if done != bar.n:
+        bar.update(done - bar.n)
+    if bar.total and bar.n >= bar.total:
+        bar.refresh()  # the end is always drawn, whatever tqdm's throttle skipped
+
+
 class StageProgress:
     """A tqdm bar on stderr per stage (count, rate, ETA), handed out as ``update(stage, done, total)``.
 
-    ``units`` names the unit of stages ending in a key (default "frame"); disabled, the context gives ``None``.
+    Each stage keeps its own bar for the whole run, one line each: a streamed dub interleaves
+    track, lip-sync and render, and a bar rebuilt at every switch would show false rates.
+    ``units`` names the unit of stages ending in a key (default "frame"); disabled, the
+    context gives ``None``.
     """
 
     def __init__(self, *, enabled: bool = True, units: dict[str, str] | None = None):
         self.enabled, self.units = enabled, dict(units or {})
-        self._bar = None
-        self._stage = None
+        self._bars: dict[str, Any] = {}
 
     def __enter__(self):
         if not self.enabled:
@@ -78,18 +89,17 @@ class StageProgress:
         from tqdm import tqdm
 
         def update(stage: str, done: int, total: int) -> None:
-            if stage != self._stage:
-                if self._bar is not None:
-                    self._bar.close()
+            bar = self._bars.get(stage)
+            if bar is None:
                 unit = next((u for name, u in self.units.items() if stage.endswith(name)), "frame")
-                self._bar = tqdm(total=max(total, 0), desc=stage, unit=unit, file=sys.stderr, leave=False)
-                self._stage = stage
-            self._bar.total = max(total, 0)
-            self._bar.n = done
-            self._bar.refresh()
+                bar = self._bars[stage] = tqdm(total=max(total, 0), desc=stage, unit=unit, file=sys.stderr, leave=False,
+                                               position=len(self._bars))
+            bar.total = max(total, 0)
+            advance(bar, done)
 
         return update
 
     def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        for bar in reversed(list(self._bars.values())):
+            bar.close()
+        self._bars.clear()

@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edidub_engine.commandline import advance
 from edidub_engine.errors import EdidubError, InvalidArgumentError, OutputExistsError
 from edidub_engine.files import write_text_atomically
 from edidub_engine.shot import DubOptions, RenderedClip, ShotRequest
@@ -208,8 +209,7 @@ class BatchProgress:
             bar = self._tqdm(total=max(total, 1), desc=f"{shot_id} {stage}", unit=unit, file=sys.stderr, position=abs(position), leave=False)
             self._bars[shot_id], self._stage[shot_id] = bar, stage
         bar.total = max(total, 1)
-        bar.n = min(done, bar.total)
-        bar.refresh()
+        advance(bar, min(done, bar.total))
 
     def _take(self) -> int:
         self._next += 1
