@@ -260,6 +260,9 @@ def _within(value: float, low: float, high: float, what: str, expected: str, *, 
 
 def _check_options(options: "DubOptions", where: str) -> "DubOptions":
     """Every option in its range before a job exists (the worker must never be the first to find out)."""
+    for name in ("seed", "face", "strength"):
+        if getattr(options, name) is None:
+            raise InvalidArgumentError(f"{where}: {name} must not be null", hint="leave it out for the default")
     for name in ("steps", "inversion_steps"):
         value = getattr(options, name)
         if value is not None and not 1 <= value <= MAX_STEPS:

@@ -86,6 +86,7 @@ _BASE = {"shot_id": "s", "source": {"path": "/x.mov", "start_frame": 0, "end_fra
     ("options", {"guidance_scale": float("inf")}, "guidance_scale is inf"),
     ("options", {"strength": 5}, "strength is 5"),
     ("options", {"seed": 2**64 - 1}, "seed is"),
+    ("options", {"strength": None}, "strength must not be null"),
     ("dub_audio", [{"path": "/a.wav", "offset_s": 1e300}], "offset_s is 1e"),
     ("dub_audio", [{"path": "/a.wav", "duration_s": float("nan")}], "duration_s is nan"),
     ("output", {"name": ""}, "is not a file name"),
