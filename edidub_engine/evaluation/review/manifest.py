@@ -26,11 +26,12 @@ def write_batch_manifest(batch_dir: str | Path, shots: list[dict], *, title: str
     folder = Path(batch_dir)
     shots = [dict(s) for s in shots]
     for i, shot in enumerate(shots if proxies else []):
-        relative = f"{PROXY_DIR}/{proxy_name(i, str(shot['shot_id']))}"
         try:
+            start, end = int(shot.get("start_frame", 0)), int(shot["end_frame"])
+            relative = f"{PROXY_DIR}/{proxy_name(i, str(shot['shot_id']), start, end)}"
             (folder / PROXY_DIR).mkdir(exist_ok=True)
-            if not (folder / relative).is_file():
-                make_proxy(shot["original"], int(shot.get("start_frame", 0)), int(shot["end_frame"]), folder / relative)
+            if not (folder / relative).is_file():  # made for this very range by an earlier build of the set
+                make_proxy(shot["original"], start, end, folder / relative)
             shot["original_proxy"] = relative
         except (EdidubError, OSError, KeyError, ValueError) as exc:
             reason = getattr(exc, "message", None) or str(exc)

@@ -22,9 +22,10 @@ PROXY_DIR = "proxies"
 MAX_LINES = 720
 
 
-def proxy_name(index: int, shot_id: str) -> str:
+def proxy_name(index: int, shot_id: str, start_frame: int, end_frame: int) -> str:
+    """A proxy's file name; the range is part of it, so a re-cut shot never reuses an old proxy."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", shot_id).strip("._") or "shot"
-    return f"{index:03d}_{slug[:60]}.mp4"
+    return f"{index:03d}_{slug[:60]}_{start_frame}-{end_frame}.mp4"
 
 
 def make_proxy(original: str | Path, start_frame: int, end_frame: int, out: str | Path) -> Path:
