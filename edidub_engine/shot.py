@@ -241,7 +241,28 @@ MAX_SECONDS = 86_400.0
 MAX_FRAME = 864_000_000
 #: The diffusion's training timesteps: no sampler can take more steps than this.
 MAX_STEPS = 1000
-_FACE = re.compile(r"\s*(largest|\d+|-?\d+(\.\d+)?\s*,\s*-?\d+(\.\d+)?)\s*", re.IGNORECASE)
+_FACE_POINT = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*")
+FACE_HINT = 'use "largest", a face index counted left to right from 0 (e.g. "1"), or a point "x,y" in pixels'
+
+
+def face_selector_parts(face: Any, where: str = "face selector") -> tuple:
+    """The grammar of ``options.face``: ``("largest",)``, ``("index", n)`` or ``("point", x, y)``.
+
+    The one reading of it: requests are checked with it at submit, and
+    :meth:`edidub_engine.face.FaceSelector.parse` builds its selector from it.
+    """
+    if isinstance(face, int) and not isinstance(face, bool) and face >= 0:
+        return ("index", face)
+    if isinstance(face, str):
+        text = face.strip().lower()
+        if text == "largest":
+            return ("largest",)
+        if text.isdigit():
+            return ("index", int(text))
+        m = _FACE_POINT.fullmatch(text)
+        if m:
+            return ("point", float(m.group(1)), float(m.group(2)))
+    raise InvalidArgumentError(f"{where}: {face!r} is not a face selector", hint=FACE_HINT)
 
 
 def _known_keys(data: dict, known: tuple[str, ...], where: str) -> None:
@@ -274,10 +295,7 @@ def _check_options(options: "DubOptions", where: str) -> "DubOptions":
     _within(options.strength, 0.0, 1.0, f"{where}: strength", "more than 0 and at most 1", open_low=True)
     if options.model is not None and (not options.model.strip() or len(options.model) > 200):
         raise InvalidArgumentError(f"{where}: model must name a model bundle", hint="list them with the daemon's `models` request")
-    if not (isinstance(options.face, int) and not isinstance(options.face, bool) and options.face >= 0) and not (
-            isinstance(options.face, str) and _FACE.fullmatch(options.face)):
-        raise InvalidArgumentError(f"{where}: face {options.face!r} is not a face selector",
-                                   hint='use "largest", a face index counted left to right from 0, or a point "x,y" in pixels')
+    face_selector_parts(options.face, f"{where}: face")
     return options
 
 

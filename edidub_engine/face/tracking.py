@@ -23,7 +23,6 @@ A frame without a face, or with a doubtful one, is *marked* (:class:`FaceStatus`
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -33,6 +32,7 @@ import cv2
 import numpy as np
 
 from edidub_engine.errors import InvalidArgumentError
+from edidub_engine.shot import face_selector_parts
 
 __all__ = [
     "FaceStatus",
@@ -141,22 +141,12 @@ class FaceSelector:
         """``"largest"``, ``"1"`` (index, left to right from 0) or ``"640,360"`` (a point in pixels)."""
         if isinstance(text, FaceSelector):
             return text
-        if isinstance(text, int) and not isinstance(text, bool):
-            return cls.nth(text)
-        if not isinstance(text, str):
-            raise InvalidArgumentError(f"face selector must be a string, got {type(text).__name__}")
-        s = text.strip().lower()
-        if s == "largest":
-            return cls.largest()
-        if re.fullmatch(r"\d+", s):
-            return cls.nth(int(s))
-        m = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*", s)
-        if m:
-            return cls.at_point(float(m.group(1)), float(m.group(2)))
-        raise InvalidArgumentError(
-            f"cannot read face selector {text!r}",
-            hint='use "largest", a face index counted left to right from 0 (e.g. "1"), or a point "x,y" in pixels',
-        )
+        kind, *values = face_selector_parts(text)
+        if kind == "index":
+            return cls.nth(values[0])
+        if kind == "point":
+            return cls.at_point(*values)
+        return cls.largest()
 
     def __str__(self) -> str:
         """The selector as ``parse`` reads it (``largest``, ``1``, ``640,360``): what reports and keys show."""
