@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from pathlib import Path
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -31,6 +32,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from dataclasses import dataclass, field
 
+from edidub_engine.daemon.connection import default_connection_path, is_local_endpoint, read_connection
 from edidub_engine.daemon.protocol import (
     DEFAULT_REQUEST_PORT,
     AuthFailedError,
@@ -120,9 +122,15 @@ def _key_text(key: str | bytes | os.PathLike) -> bytes:
 class Client:
     """A connection to one daemon.
 
-    ``endpoint``: the daemon's request socket (default ``$EDIDUB_DAEMON`` or
-    ``tcp://127.0.0.1:47610``).  ``server_key``: the daemon's public key (Z85
-    text or its ``server.key`` file) — required when the daemon uses CURVE.
+    ``endpoint``: the daemon's request socket (default ``$EDIDUB_DAEMON``, else
+    the one in the connection file, else ``tcp://127.0.0.1:47610``).
+    ``connection_file``: the file ``edidub serve`` writes for local
+    authentication (default ``$EDIDUB_CONNECTION_FILE`` or
+    ``~/.local/share/edidub/daemon/connection.json``); its keys are used for the
+    endpoint it names and for any other local endpoint, so a local client
+    needs no configuration.  ``server_key``: the daemon's public key (Z85
+    text or its ``server.key`` file) — for a daemon elsewhere that uses CURVE;
+    it wins over the connection file.
     ``client_key``: this client's ``.key_secret`` file, needed only when the
     daemon keeps an allow-list; without it a throw-away key pair is used.
     ``timeout_s`` bounds every request.
@@ -137,8 +145,18 @@ class Client:
         client_key: str | os.PathLike | None = None,
         events_endpoint: str | None = None,
         name: str = "edidub_engine.client",
+        connection_file: str | os.PathLike | None = None,
     ):
-        self.endpoint = endpoint or os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
+        self.connection_path = Path(connection_file).expanduser() if connection_file is not None else default_connection_path()
+        connection = read_connection(self.connection_path) if server_key is None else None
+        self.endpoint = endpoint or os.environ.get(ENDPOINT_ENV) or (connection.requests if connection and connection.requests else DEFAULT_ENDPOINT)
+        if connection is not None and not (connection_file is not None or self.endpoint == connection.requests or is_local_endpoint(self.endpoint)):
+            connection = None  # a daemon elsewhere: the local file's keys are not its keys
+        self.connection = connection  # the connection file's keys in use, if any
+        if connection is not None:
+            server_key = connection.server_public_key
+            if events_endpoint is None and self.endpoint == connection.requests and connection.events:
+                events_endpoint = connection.events
         self.timeout_s = float(timeout_s)
         self.session = uuid.uuid4().hex
         self.name = name
@@ -151,6 +169,8 @@ class Client:
             if not secret:
                 raise EdidubError(f"{client_key} holds no secret key", hint="pass the .key_secret file, not the .key")
             self._client_keys = (public, secret)
+        elif connection is not None:
+            self._client_keys = (connection.client_public_key.encode(), connection.client_secret_key.encode())
         elif self._server_key is not None:
             self._client_keys = zmq.curve_keypair()
         self._events_endpoint = events_endpoint
@@ -224,12 +244,16 @@ class Client:
         self._drop_socket()
         details = {"endpoint": self.endpoint, "waited_s": round(waited_s, 3), "request": action}
         if handshake_failed or dropped_before_handshake:
-            return AuthFailedError(
-                f"the EdiDub daemon at {self.endpoint} refused the secure handshake",
-                hint="check the server key (server.key from `edidub keys new`), and that this client's key is in the "
-                "daemon's authorized_clients folder if it has one; a daemon without CURVE refuses keyed clients too",
-                details=details,
-            )
+            if self.connection is not None:
+                hint = (f"this client used the keys of {self.connection_path}; a daemon started with --no-auth, or with "
+                        "another connection file (--connection-file), refuses them: connect with the matching file")
+            elif self._server_key is None:
+                hint = (f"the daemon admits only its own user: run this as the user who started it (the daemon writes its keys "
+                        f"to {self.connection_path}, readable by that user only), or start it with --no-auth on a single-user machine")
+            else:
+                hint = ("check the server key (server.key from `edidub keys new`), and that this client's key is in the "
+                        "daemon's authorized_clients folder if it has one; a daemon without CURVE refuses keyed clients too")
+            return AuthFailedError(f"the EdiDub daemon at {self.endpoint} refused the secure handshake", hint=hint, details=details)
         if connected and handshake_ok:
             return DaemonDownError(
                 f"the EdiDub daemon at {self.endpoint} did not answer {action} within {waited_s:.1f} s",

@@ -10,6 +10,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 FOOTAGE = REPO_ROOT.parent / "shared" / "footage"
 
 
+@pytest.fixture(autouse=True)
+def _own_connection_file(tmp_path, monkeypatch):
+    """Each test's daemons (`edidub serve` writes its keys there) and clients meet at a file of its own,
+    never at the user's ~/.local/share/edidub/daemon/connection.json."""
+    monkeypatch.setenv("EDIDUB_CONNECTION_FILE", str(tmp_path / "edidub-daemon" / "connection.json"))
+
+
 @pytest.fixture(scope="session")
 def footage_path():
     """``footage_path("grid_bbaf2n.mpg")`` → its path under ../shared/footage, or skip the test."""

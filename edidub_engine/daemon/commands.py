@@ -19,6 +19,7 @@ import sys
 import threading
 from pathlib import Path
 
+from edidub_engine.daemon.connection import CONNECTION_ENV, default_connection_path
 from edidub_engine.daemon.protocol import DEFAULT_REQUEST_PORT, MAX_MESSAGE_BYTES
 from edidub_engine.errors import InvalidArgumentError, ModelMissingError, OutputExistsError
 
@@ -51,7 +52,10 @@ def add_daemon_parsers(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run the EdiDub daemon that plugins, adapters and scripts talk to through edidub_engine.client "
             f"(wire protocol v1, docs/protocol.md). Listens on 127.0.0.1:{DEFAULT_REQUEST_PORT} for requests and "
-            f"the next port for events. Binding any other address needs CURVE keys (edidub keys new). Requests may "
+            f"the next port for events. Only this user's processes get in: the daemon writes its endpoints and keys to a "
+            f"connection file readable by this user only ({default_connection_path()}), which edidub_engine.client, the "
+            "Resolve scripts, the Premiere bridge and edidub batch read on their own (--no-auth turns this off on a "
+            "single-user machine). Binding any other address needs CURVE keys (edidub keys new). Requests may "
             "only read and write under the --media-root folders. Jobs live in a SQLite store and survive restarts."
         ),
     )
@@ -69,6 +73,11 @@ def add_daemon_parsers(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--endpoint", metavar="URL", help="full request endpoint instead of --bind/--port, e.g. ipc:///run/edidub.sock")
     serve.add_argument("--events-endpoint", metavar="URL", help="full event endpoint instead of --bind/--events-port")
     serve.add_argument("--keys", metavar="DIR", help="CURVE key folder with server.key_secret (and optionally authorized_clients/*.key)")
+    serve.add_argument("--connection-file", metavar="PATH",
+                       help=f"where to write the endpoints and keys local clients use (default ${CONNECTION_ENV} or {default_connection_path()})")
+    serve.add_argument("--no-auth", action="store_true",
+                       help="admit any local process without keys (single-user machines only; any other user on this machine could "
+                            "then submit jobs that run as you, read your job list and stop the daemon)")
     serve.add_argument("--runner", metavar="MODULE:FUNC", help="a shot runner instead of the engine's own (for tests and integrations)")
     serve.add_argument("--runner-factory", metavar="MODULE:FACTORY",
                        help="a factory(device) -> runner, called once per worker (default edidub_engine.render:runner_for_device: models loaded on the worker's device)")
@@ -113,6 +122,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     request, events = _endpoints(args)
+    if args.no_auth and args.connection_file:
+        raise InvalidArgumentError("--no-auth writes no connection file; --connection-file makes no sense with it", hint="drop one of them")
     # read by the default runner factory in each worker thread (render.runner_for_device)
     for folder in args.models:
         if not Path(folder).expanduser().is_dir():
@@ -130,6 +141,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         request_endpoint=request,
         events_endpoint=events,
         keys_dir=Path(args.keys).expanduser() if args.keys else None,
+        connection_file=None if args.no_auth else (Path(args.connection_file).expanduser() if args.connection_file else default_connection_path()),
         runner=args.runner or "edidub_engine.render:dub_shot",
         runner_factory=args.runner_factory or (None if args.runner else "edidub_engine.render:runner_for_device"),
         devices=devices,
@@ -138,7 +150,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     server = Server(settings)
     server.start(background=True)
-    print(json.dumps({"event": "ready", "requests": server.request_endpoint, "events": server.events_endpoint, "pid": os.getpid()}), flush=True)
+    ready = {"event": "ready", "requests": server.request_endpoint, "events": server.events_endpoint, "pid": os.getpid(),
+             "connection_file": str(settings.connection_file) if settings.connection_file else None}
+    print(json.dumps(ready), flush=True)
+    if settings.connection_file is None:
+        logging.getLogger("edidub.daemon").warning("--no-auth: any process on this machine, of any user, may use this daemon")
 
     def stop(signum, frame) -> None:  # the loop thread does the shutting down; this only asks
         server._stop.set()

@@ -5,8 +5,10 @@ The loop thread only decodes, checks and answers; it never runs a job, so
 push their events to the loop over an inproc PUSH/PULL pair, because a ZeroMQ
 socket (here the PUB) must only be used by one thread.
 
-Safety: a bind to anything but loopback/ipc needs CURVE keys (``edidub keys
-new``); with keys every socket is CURVE-encrypted and clients must know the
+Safety: with a connection file (``edidub serve``'s default, :mod:`.connection`)
+every socket is CURVE-encrypted and only a client holding the file's client
+key gets in — another local user cannot.  A bind to anything but
+loopback/ipc needs CURVE keys (``edidub keys new``); clients must know the
 server's public key (and, when ``<keys>/authorized_clients/`` exists, hold a
 key listed there).  Paths are checked against the media roots
 (:mod:`.paths`).  Every malformed message is answered with an error (or, for
@@ -18,17 +20,19 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 import threading
 import time
 import traceback
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import zmq
 
 from edidub_engine import __version__
+from edidub_engine.daemon.connection import ConnectionInfo, is_local_endpoint, private_to_owner, read_connection, write_connection
 from edidub_engine.daemon.paths import MediaRoots, partial_files
 from edidub_engine.daemon.protocol import (
     ACTIONS,
@@ -91,6 +95,7 @@ class ServerSettings:
     request_endpoint: str = f"tcp://127.0.0.1:{DEFAULT_REQUEST_PORT}"
     events_endpoint: str = f"tcp://127.0.0.1:{DEFAULT_EVENTS_PORT}"
     keys_dir: Path | None = None  # server.key_secret (from `edidub keys new`); authorized_clients/*.key = allow-list
+    connection_file: Path | None = None  # local authentication (connection.py); None: none (library use, or serve --no-auth)
     runner: str = "edidub_engine.render:dub_shot"
     runner_factory: str | None = None  # "module:factory", factory(device) -> runner; wins over ``runner``
     devices: tuple[str, ...] = ("cpu",)
@@ -99,20 +104,27 @@ class ServerSettings:
     shutdown_timeout_s: float = 30.0
 
 
-def is_local_endpoint(endpoint: str) -> bool:
-    """True for ipc://, inproc:// and tcp:// on a loopback address."""
-    scheme, _, rest = endpoint.partition("://")
-    if scheme in ("ipc", "inproc"):
-        return True
-    if scheme != "tcp":
-        return False
-    host = rest.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # "*", an interface name or a host name: may be reachable from afar
+class _ClientKeys:
+    """The ZAP check: the connection file's client key, and the keys in ``--keys DIR/authorized_clients``.
+
+    Without an allow-list folder an ``--keys`` daemon admits every client that knows its public key
+    (the remote set-up of ``edidub keys new``); with a connection file only the keys above get in.
+    The folder is read at each handshake, so a key added to it works without a restart.
+    """
+
+    def __init__(self, connection: ConnectionInfo | None, allow_list: Path | None, *, open_to_keyed: bool):
+        self.connection_key = connection.client_public_key.encode() if connection is not None else None
+        self.allow_list = allow_list
+        self.open_to_keyed = open_to_keyed
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        if self.connection_key is not None and key == self.connection_key:
+            return True
+        if self.allow_list is not None and self.allow_list.is_dir():
+            from zmq.auth.certs import load_certificates
+
+            return key in load_certificates(str(self.allow_list))
+        return self.open_to_keyed
 
 
 class Server:
@@ -134,6 +146,7 @@ class Server:
         self._thread: threading.Thread | None = None
         self._workers: list[Worker] = []
         self._auth = None
+        self.connection: ConnectionInfo | None = None  # what the connection file holds once started
         self._context: zmq.Context | None = None
         self.store: JobStore | None = None
         self.dropped = 0  # frames with impossible framing, dropped unanswered (for tests and logs)
@@ -153,7 +166,13 @@ class Server:
         self.store = JobStore(s.store_path)
         try:
             self._recover()
-            self._open_sockets(keys)
+            connection = self._connection_keys(keys)
+            if connection is not None and keys is None:
+                keys = (connection.server_public_key.encode(), connection.server_secret_key.encode())
+            self._open_sockets(keys, connection)
+            if connection is not None:
+                self.connection = replace(connection, requests=self.request_endpoint, events=self.events_endpoint, pid=os.getpid())
+                write_connection(s.connection_file, self.connection)
         except BaseException:
             self._close_everything()
             raise
@@ -207,17 +226,33 @@ class Server:
             raise InvalidArgumentError(f"{secret_file} holds no secret key")
         return public, secret
 
-    def _open_sockets(self, keys: tuple[bytes, bytes] | None) -> None:
+    def _connection_keys(self, keys: tuple[bytes, bytes] | None) -> ConnectionInfo | None:
+        """The connection file's key pairs: kept from the last start when the file is still private, else new."""
+        path = self.settings.connection_file
+        if path is None:
+            return None
+        info = read_connection(path) if private_to_owner(path) else None
+        if info is None and Path(path).exists():
+            log.warning("%s was unreadable or readable by others: new keys; clients pick them up on their next connection", path)
+        if info is None:
+            info = ConnectionInfo.new_keys()
+        if keys is not None:  # the daemon's own pair is the --keys folder's
+            return replace(info, server_public_key=keys[0].decode(), server_secret_key="")
+        if not info.server_secret_key:
+            fresh = ConnectionInfo.new_keys()
+            info = replace(info, server_public_key=fresh.server_public_key, server_secret_key=fresh.server_secret_key)
+        return info
+
+    def _open_sockets(self, keys: tuple[bytes, bytes] | None, connection: ConnectionInfo | None = None) -> None:
         s = self.settings
         self._context = zmq.Context()
-        if keys is not None:
-            allowed = Path(s.keys_dir) / "authorized_clients"
-            if allowed.is_dir():
-                from zmq.auth.thread import ThreadAuthenticator
+        allow_list = Path(s.keys_dir) / "authorized_clients" if s.keys_dir is not None else None
+        if connection is not None or (allow_list is not None and allow_list.is_dir()):
+            from zmq.auth.thread import ThreadAuthenticator
 
-                self._auth = ThreadAuthenticator(self._context)
-                self._auth.start()
-                self._auth.configure_curve(domain="*", location=str(allowed))
+            self._auth = ThreadAuthenticator(self._context)
+            self._auth.start()
+            self._auth.configure_curve_callback(domain="*", credentials_provider=_ClientKeys(connection, allow_list, open_to_keyed=s.keys_dir is not None))
         self._router = self._context.socket(zmq.ROUTER)
         self._pub = self._context.socket(zmq.PUB)
         self._pull = self._context.socket(zmq.PULL)

@@ -99,7 +99,7 @@ class ProjectSettings:
     picture (None: the track of the selected clip).  ``output_folder``: where renders go (""
     = an ``EdiDub`` folder beside the source media, created when missing; it must lie under one
     of the daemon's ``--media-root`` folders).  ``quality``: a key of :data:`QUALITY_PRESETS`.
-    ``daemon``: request endpoint ("" = ``$EDIDUB_DAEMON`` or tcp://127.0.0.1:47610).
+    ``daemon``: request endpoint ("" = ``$EDIDUB_DAEMON``, else the daemon's connection file, else tcp://127.0.0.1:47610).
     """
 
     dub_audio_track: int | None = None

@@ -28,7 +28,7 @@ def add_premiere_arguments(parser: argparse.ArgumentParser) -> None:
     from .token import default_token_path
 
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"WebSocket port on 127.0.0.1 (default {DEFAULT_PORT}; 0 picks a free one)")
-    parser.add_argument("--daemon", metavar="ENDPOINT", help="the daemon's request endpoint (default $EDIDUB_DAEMON or tcp://127.0.0.1:47610)")
+    parser.add_argument("--daemon", metavar="ENDPOINT", help="the daemon's request endpoint (default $EDIDUB_DAEMON, else the one in the daemon's connection file, else tcp://127.0.0.1:47610)")
     parser.add_argument("--server-key", metavar="KEY", help="the daemon's public key (server.key) when it uses CURVE")
     parser.add_argument("--output-dir", metavar="DIR", help="where dubbed clips go (default: the daemon's --output-root, else beside each source clip)")
     parser.add_argument("--codec", choices=CODECS, default="prores_hq", help="codec of the dubbed clips (default %(default)s)")

@@ -52,11 +52,11 @@ def settings(tmp_path: Path, out_dir: Path, **kw) -> ServerSettings:
     return ServerSettings(**base)
 
 
-def spawn_daemon(store: Path, roots: list[Path], *, frame_delay_s: float = 0.0) -> tuple[subprocess.Popen, dict]:
+def spawn_daemon(store: Path, roots: list[Path], *, frame_delay_s: float = 0.0, args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, dict]:
     """``python -m edidub_engine.daemon serve`` in a subprocess on ephemeral ports; returns it and its ready line."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(REPO)]), EDIDUB_TEST_FRAME_DELAY_S=str(frame_delay_s))
     cmd = [sys.executable, "-m", "edidub_engine.daemon", "serve", "--port", "0", "--store", str(store), "--device", "cpu",
-           "--runner-factory", "runners:make_runner", "-q"]
+           "--runner-factory", "runners:make_runner", "-q", *args]
     for root in roots:
         cmd += ["--media-root", str(root)]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

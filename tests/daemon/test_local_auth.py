@@ -1,0 +1,129 @@
+"""Local authentication: only a process that can read the daemon's connection file gets in, even on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import zmq
+
+from edidub_engine.client import AuthFailedError, Client
+from edidub_engine.daemon.connection import CONNECTION_ENV, read_connection
+from edidub_engine.daemon.protocol import Message
+
+from daemon_helpers import REPO, settings, spawn_daemon
+from runners import FOOTAGE
+
+
+@pytest.fixture
+def served(tmp_path):
+    """The real `edidub serve` with its default (local authentication on), and its ready line."""
+    proc, ready = spawn_daemon(tmp_path / "jobs.sqlite3", [FOOTAGE, tmp_path])
+    yield ready
+    proc.terminate()
+    proc.wait(30)
+
+
+def _plain_hello(endpoint: str, timeout_ms: int = 1500) -> bytes | None:
+    """A hello from a client with no keys at all; the reply, or None when nothing came back."""
+    with zmq.Context() as ctx, ctx.socket(zmq.DEALER) as sock:
+        sock.linger = 0
+        sock.connect(endpoint)
+        sock.send(Message.make("hello_request", {"client": "intruder"}, session="s").pack())
+        return sock.recv() if sock.poll(timeout_ms) else None
+
+
+def test_serve_writes_a_private_connection_file_that_clients_find(served):
+    path = served["connection_file"]
+    assert path == os.environ[CONNECTION_ENV]
+    mode = os.stat(path).st_mode
+    assert stat.S_IMODE(mode) == 0o600 and stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    info = read_connection(path)
+    assert info.requests == served["requests"] and info.events == served["events"] and info.pid == served["pid"]
+    with Client(timeout_s=10) as client:  # no endpoint, no keys: the file says both
+        assert client.endpoint == served["requests"]
+        assert client.hello().engine_version
+
+
+def test_clients_without_the_files_keys_are_refused(served, tmp_path):
+    assert _plain_hello(served["requests"]) is None  # no CURVE: the handshake fails, nothing is read
+    info = read_connection(served["connection_file"])
+    # The server's public key is no secret: knowing it is not enough without the client key of the file.
+    with Client(served["requests"], server_key=info.server_public_key, timeout_s=3) as stranger:
+        with pytest.raises(AuthFailedError) as err:
+            stranger.hello()
+    assert err.value.code == "AUTH_FAILED"
+    with Client(served["requests"], connection_file=tmp_path / "none.json", timeout_s=3) as no_file:
+        with pytest.raises(AuthFailedError, match="refused the secure handshake") as err:
+            no_file.list_jobs()
+    assert "run this as the user who started it" in err.value.hint and "--no-auth" in err.value.hint
+
+
+def test_no_auth_is_an_explicit_opt_out(tmp_path):
+    proc, ready = spawn_daemon(tmp_path / "jobs.sqlite3", [FOOTAGE, tmp_path], args=("--no-auth",))
+    try:
+        assert ready["connection_file"] is None and not os.path.exists(os.environ[CONNECTION_ENV])
+        reply = _plain_hello(ready["requests"], timeout_ms=10_000)
+        assert reply is not None and Message.unpack(reply).content["status"] == "ok"
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "--no-auth: any process on this machine" in err
+
+
+def test_keys_survive_a_restart_and_a_leaked_file_gets_new_ones(make_daemon, tmp_path):
+    path = tmp_path / "conn" / "connection.json"
+    first = make_daemon(connection_file=path)
+    keys = read_connection(path)
+    first.stop()
+    second = make_daemon(connection_file=path, store_path=tmp_path / "jobs2.sqlite3")
+    again = read_connection(path)
+    assert (again.server_public_key, again.client_secret_key) == (keys.server_public_key, keys.client_secret_key)
+    assert again.requests == second.request_endpoint != keys.requests
+    second.stop()
+    os.chmod(path, 0o644)  # someone could have read it: those keys are spent
+    make_daemon(connection_file=path, store_path=tmp_path / "jobs3.sqlite3")
+    fresh = read_connection(path)
+    assert fresh.client_secret_key != keys.client_secret_key and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with Client(connection_file=path, timeout_s=10) as client:
+        client.hello()
+
+
+_INTRUDER = textwrap.dedent("""
+    import json, sys
+    from edidub_engine.client import Client, AuthFailedError
+    endpoint, conn = sys.argv[1], sys.argv[2]
+    try:
+        open(conn).read()
+        readable = True
+    except OSError:
+        readable = False
+    try:
+        with Client(endpoint, timeout_s=3) as c:
+            c.request("shutdown")
+        outcome = "accepted"
+    except AuthFailedError as err:
+        outcome = err.code
+    print(json.dumps({"readable": readable, "outcome": outcome}))
+""")
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None or os.geteuid() != 0, reason="needs setpriv and root to run as another uid")
+def test_another_uid_is_refused(served, tmp_path):
+    probe = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", "import zmq, msgpack"],
+                           capture_output=True, text=True, env={"PATH": os.environ["PATH"], "HOME": "/tmp"})
+    if probe.returncode != 0:
+        pytest.skip(f"uid 65534 cannot run this Python: {probe.stderr.strip()[-200:]}")
+    env = {"PATH": os.environ["PATH"], "HOME": "/tmp", "PYTHONPATH": str(REPO), CONNECTION_ENV: served["connection_file"]}
+    run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", _INTRUDER,
+                          served["requests"], served["connection_file"]], capture_output=True, text=True, env=env, cwd="/", timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"readable": False, "outcome": "AUTH_FAILED"}
+    with Client(timeout_s=10) as owner:  # and the daemon is still there for its own user
+        assert owner.hello().engine_version
