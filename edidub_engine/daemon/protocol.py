@@ -616,8 +616,10 @@ def to_wire(value: Any) -> Any:
 def from_wire(cls: type, data: Any, where: str, *, ignore_unknown: bool = True) -> Any:
     """Build dataclass ``cls`` from a wire map, checking every field against its type hint and limits.
 
-    Unknown fields are ignored (a newer minor version may add them); missing
-    required fields, wrong types and values over their limits raise
+    Unknown fields are ignored by default — a client reading a newer daemon's
+    replies and events — and refused with ``ignore_unknown=False``, which the
+    daemon uses for every map of a request's content (nested maps too).
+    Missing required fields, wrong types and values over their limits raise
     :class:`InvalidArgumentError` naming ``where`` and the field.
     """
     if not isinstance(data, dict):
@@ -629,7 +631,7 @@ def from_wire(cls: type, data: Any, where: str, *, ignore_unknown: bool = True) 
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise InvalidArgumentError(f"{where}: {f.name} is required")
             continue
-        kwargs[f.name] = _decode(hints[f.name], data[f.name], f"{where}.{f.name}", f.metadata.get("wire", {}))
+        kwargs[f.name] = _decode(hints[f.name], data[f.name], f"{where}.{f.name}", f.metadata.get("wire", {}), ignore_unknown)
     if not ignore_unknown:
         unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
@@ -641,7 +643,7 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _decode(hint: Any, value: Any, where: str, limits: dict[str, Any]) -> Any:
+def _decode(hint: Any, value: Any, where: str, limits: dict[str, Any], ignore_unknown: bool = True) -> Any:
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
         options = typing.get_args(hint)
@@ -654,7 +656,7 @@ def _decode(hint: Any, value: Any, where: str, limits: dict[str, Any]) -> Any:
             if option is type(None):
                 continue
             try:
-                return _decode(option, value, where, limits)
+                return _decode(option, value, where, limits, ignore_unknown)
             except InvalidArgumentError as err:
                 last = err
         assert last is not None
@@ -705,7 +707,7 @@ def _decode(hint: Any, value: Any, where: str, limits: dict[str, Any]) -> Any:
         out = []
         for i, v in enumerate(value):
             try:
-                out.append(_decode(item, v, f"{where}[{i}]", {}))
+                out.append(_decode(item, v, f"{where}[{i}]", {}, ignore_unknown))
             except InvalidArgumentError as err:
                 if item is ShotRequest:  # name the shot's index: ShotRequest's message names the shot, not its place
                     err.details.setdefault("index", i)
@@ -716,7 +718,7 @@ def _decode(hint: Any, value: Any, where: str, limits: dict[str, Any]) -> Any:
             raise InvalidArgumentError(f"{where} must be a map, got {_kind(value)}")
         return value
     if dataclasses.is_dataclass(hint):
-        return from_wire(hint, value, where)
+        return from_wire(hint, value, where, ignore_unknown=ignore_unknown)
     raise TypeError(f"protocol: no wire decoding for {hint!r}")  # a bug in this module, not bad input
 
 

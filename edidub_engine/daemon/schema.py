@@ -55,7 +55,8 @@ _SHOT_OVERRIDES: dict[tuple[type, str], dict[str, Any]] = {
     },
 }
 _SHOT_REQUIRED = {shot_module.ShotRequest: ["shot_id", "source", "dub_audio"]}
-# shot.py rejects unknown fields in these maps; the protocol's own maps ignore unknown fields.
+# shot.py rejects unknown fields in these maps wherever they appear; in a request every map is closed
+# (the daemon refuses unknown fields), in replies and events the protocol's own maps stay open.
 _CLOSED = {shot_module.AudioSegment, shot_module.OutputSpec, shot_module.DubOptions}
 _RATE = {
     "description": 'a rational frame rate: "30000/1001", 25 or [24000, 1001]; never a decimal',
@@ -79,8 +80,9 @@ _ERROR_CONTENT = {
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, *, closed: bool = False) -> None:
         self.defs: dict[str, Any] = {}
+        self.closed = closed  # a request's schema: no map admits unknown fields
 
     def ref(self, cls: type, extra_ok: bool = False) -> dict[str, Any]:
         name = cls.__name__ + ("Ok" if extra_ok else "")
@@ -111,7 +113,7 @@ class _Builder:
         out["properties"] = props
         if required:
             out["required"] = required
-        if cls in _CLOSED:
+        if cls in _CLOSED or (self.closed and cls is not p.Header):  # header fields stay open (envelope extensions)
             out["additionalProperties"] = False
         return out
 
@@ -182,7 +184,7 @@ def generate() -> dict[str, dict[str, Any]]:
     """Every message type's schema, keyed by file name (``hello_request.json``…)."""
     out: dict[str, dict[str, Any]] = {}
     for action in p.ACTIONS.values():
-        build = _Builder()
+        build = _Builder(closed=True)
         doc = " ".join((action.request.__doc__ or "").split())
         doc = "" if doc.startswith(action.request.__name__ + "(") else doc
         req = f"{action.name}_request"

@@ -389,7 +389,7 @@ class Server:
                     f"unknown message type {msg_type[:64]!r}",
                     details={"known": [f"{name}_request" for name in ACTIONS]},
                 )
-            request = from_wire(action.request, message.content, "content")
+            request = from_wire(action.request, message.content, "content", ignore_unknown=False)
             reply = getattr(self, f"_on_{action.name}")(request, message, peer)
             content = ok_content(reply)
         except EdidubError as err:

@@ -101,8 +101,17 @@ def test_unknown_protocol_version_gets_unsupported_version(raw):
     assert ok["content"]["status"] == "ok"
 
 
-def test_unknown_content_fields_are_ignored_for_forward_compatibility(raw):
-    reply = raw.call("list_jobs_request", {"limit": 3, "added_in_1_1": True})
+def test_unknown_fields_are_refused_in_every_map_of_a_request_and_ignored_in_headers(raw):
+    # one rule (docs/protocol.md): a typo never passes silently; the soak benchmark found these three accepted
+    for msg_type, content, name in (("list_jobs_request", {"limit": 3, "added_in_1_1": True}, "added_in_1_1"),
+                                    ("hello_request", {"client": "x", "shots": []}, "shots"),
+                                    ("models_request", {"options": {}}, "options")):
+        reply = raw.call(msg_type, content)
+        check(reply)
+        assert reply["content"]["code"] == "INVALID_ARG" and name in reply["content"]["message"], msg_type
+    message = envelope("list_jobs_request", {"limit": 3})
+    message["header"]["trace_id"] = "added by a newer client"
+    reply = raw.send_bytes(msgpack.packb(message, use_bin_type=True))
     assert reply["content"]["status"] == "ok"
 
 
