@@ -79,8 +79,10 @@ def bad_message(rng: random.Random, media: Path) -> bytes:
     if kind == 1:
         return msgpack.packb([_junk(rng)], use_bin_type=True)
     if kind == 2:
+        # header strings are opaque (any session or date text is valid), so the junk here is never a short string
         field = rng.choice(["msg_id", "msg_type", "protocol", "session", "date"])
-        return msgpack.packb(_envelope(rng.choice(_TYPES), {}, {field: _junk(rng)}), use_bin_type=True)
+        value = rng.choice([None, 7, 1.5, [], {"a": 1}, b"bytes", "x" * 100_000, "\x00" * 5000])
+        return msgpack.packb(_envelope(rng.choice(_TYPES), {}, {field: value}), use_bin_type=True)
     if kind == 3:
         return msgpack.packb(_envelope(rng.choice(_TYPES[:-4]), {"job_id": _junk(rng), "shots": _junk(rng), "options": _junk(rng)}), use_bin_type=True)
     escape = rng.choice(["/etc/passwd", f"{media}/../../etc/shadow", "relative/clip.mov", f"{media}/a\x00b.mov"])

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edidub_engine.daemon.protocol import ForbiddenError
-from edidub_engine.errors import InvalidArgumentError, MediaNotFoundError, OutputExistsError
+from edidub_engine.errors import EdidubError, InvalidArgumentError, MediaNotFoundError, OutputExistsError
 from edidub_engine.shot import OUTPUT_EXTENSIONS, ShotRequest
 
 __all__ = ["CODEC_EXTENSIONS", "MediaRoots", "PreparedShot", "partial_files"]
@@ -81,7 +81,16 @@ class MediaRoots:
                 )
         return real
 
-    def _existing_file(self, path: str, what: str) -> Path:
+    def _existing_file(self, path: str, what: str, *, role: str) -> Path:
+        """``role`` ("source", "dub_audio") goes into the error's details: a timeline skips that one clip."""
+        try:
+            return self._readable(path, what)
+        except EdidubError as err:
+            err.details.setdefault("path", path)
+            err.details["role"] = role
+            raise
+
+    def _readable(self, path: str, what: str) -> Path:
         real = self.resolve(path, what=what)
         try:
             ok = real.is_file() and os.access(real, os.R_OK)
@@ -94,9 +103,10 @@ class MediaRoots:
     def prepare(self, shot: ShotRequest) -> PreparedShot:
         """Check every path of ``shot`` and return it with resolved paths and its final output path."""
         where = f"shot {shot.shot_id!r}"
-        source = self._existing_file(shot.source.path, f"{where} source")
+        source = self._existing_file(shot.source.path, f"{where} source", role="source")
         audio = tuple(
-            dataclasses.replace(seg, path=str(self._existing_file(seg.path, f"{where} dub_audio[{i}]"))) for i, seg in enumerate(shot.dub_audio)
+            dataclasses.replace(seg, path=str(self._existing_file(seg.path, f"{where} dub_audio[{i}]", role="dub_audio")))
+            for i, seg in enumerate(shot.dub_audio)
         )
         if shot.output.dir is None:
             if self.output_root is None:

@@ -32,6 +32,7 @@ from typing import Any
 import zmq
 
 from edidub_engine import __version__
+from edidub_engine.daemon.admission import check_against_media
 from edidub_engine.daemon.connection import ConnectionInfo, is_local_endpoint, private_to_owner, read_connection, write_connection
 from edidub_engine.daemon.paths import MediaRoots, partial_files
 from edidub_engine.daemon.protocol import (
@@ -75,7 +76,7 @@ from edidub_engine.daemon.protocol import (
 )
 from edidub_engine.daemon.store import JobRecord, JobStore
 from edidub_engine.daemon.worker import LiveProgress, RunnerFactory, Worker, WorkerShared, load_runner_factory
-from edidub_engine.errors import CancelledError, EdidubError, InvalidArgumentError, MediaNotFoundError, ModelMissingError, OutputExistsError
+from edidub_engine.errors import CancelledError, EdidubError, InvalidArgumentError, ModelMissingError, OutputExistsError
 from edidub_engine.shot import CODECS, DubOptions, RenderedClip
 
 __all__ = ["Server", "ServerSettings", "is_local_endpoint"]
@@ -441,7 +442,9 @@ class Server:
             try:
                 _json_safe(shot.record, f"shot {shot.shot_id!r} record")
                 self._check_model(shot)
-                prepared.append(self.roots.prepare(shot))
+                ready = self.roots.prepare(shot)
+                check_against_media(ready.request)
+                prepared.append(ready)
             except EdidubError as err:
                 err.details.setdefault("index", index)
                 err.details.setdefault("shot_id", shot.shot_id)
@@ -478,18 +481,28 @@ class Server:
             try:
                 _json_safe(shot.record, f"shot {shot.shot_id!r} record")
                 self._check_model(shot)
-                prepared.append(self.roots.prepare(shot))
-            except MediaNotFoundError as err:  # offline media under a root: listed like any other skipped clip
+                ready = self.roots.prepare(shot)
+                check_against_media(ready.request)
+                prepared.append(ready)
+            except EdidubError as err:
+                role = err.details.get("role")
+                if role not in ("source", "dub_audio") or err.code == "FORBIDDEN":
+                    # media outside the roots (the daemon's set-up is wrong), OUTPUT_EXISTS, a bad output folder: refused whole
+                    err.details.setdefault("index", index)
+                    err.details.setdefault("shot_id", shot.shot_id)
+                    raise
+                # This clip's own media is offline, unresolvable here (a Windows path), not decodable or too short:
+                # listed like any other skipped clip, and the rest of the timeline is dubbed.
                 rec = shot.record
-                missing = err.details.get("path")
-                reason = "missing_media" if missing == shot.source.path else "dub_unusable"
+                if role == "dub_audio":
+                    reason = "dub_unusable"
+                elif "media_frames" in err.details:
+                    reason = "outside_media"
+                else:
+                    reason = "unsupported_media" if err.code == "BAD_MEDIA" else "missing_media"
                 skipped.append(SkippedClip(clip=rec.get("clip", ""), track=rec.get("track", ""), track_index=rec.get("track_index", 0),
                                            record_start_frame=rec.get("start_frame"), record_end_frame=rec.get("end_frame"),
                                            reason=reason, message=err.message, clip_path=tuple(rec.get("clip_path") or ())))
-            except EdidubError as err:  # FORBIDDEN, OUTPUT_EXISTS, a bad output folder: the whole request is refused
-                err.details.setdefault("index", index)
-                err.details.setdefault("shot_id", shot.shot_id)
-                raise
         if not prepared:
             raise InvalidArgumentError(
                 f"timeline {timeline.name!r} has no clip to dub on track {request.dub_track!r} ({len(skipped)} clip(s) skipped)",

@@ -32,7 +32,7 @@ from edidub_engine.media.timebase import (
     timecode_to_frame,
 )
 
-__all__ = ["VideoInfo", "probe_video", "open_input"]
+__all__ = ["HeaderLengths", "VideoInfo", "header_lengths", "probe_video", "open_input"]
 
 _DEFAULT_TIMECODE_FRAME = 0
 _MAX_PLAUSIBLE_RATE = 480
@@ -243,3 +243,46 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         )
     stat = resolved.stat()
     return _probe_cached(str(resolved), stat.st_size, stat.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class HeaderLengths:
+    """What a file's headers say about its length, in seconds (None: they do not say).
+
+    Estimates, not the frame grid: MPEG program streams estimate from the bit rate.
+    Good enough to refuse a range far past a file's end at once (the daemon's submit
+    check); :func:`probe_video` stays the exact reference the renderer uses.
+    """
+
+    video_s: float | None
+    audio_s: float | None
+    video_rate: Fraction | None = None
+
+
+@functools.lru_cache(maxsize=512)
+def _header_cached(path_str: str, size: int, mtime_ns: int) -> HeaderLengths:
+    container = open_input(Path(path_str))
+    try:
+        whole = container.duration / av.time_base if container.duration else None
+
+        def length(streams) -> float | None:
+            if not streams:
+                return None
+            stream = streams[0]
+            if stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+            return whole
+
+        video = container.streams.video
+        rate = (video[0].average_rate or video[0].guessed_rate) if video else None
+        return HeaderLengths(video_s=length(video), audio_s=length(container.streams.audio),
+                             video_rate=Fraction(rate.numerator, rate.denominator) if rate else None)
+    finally:
+        container.close()
+
+
+def header_lengths(path: str | os.PathLike) -> HeaderLengths:
+    """A media file's video and audio length from its headers only, in milliseconds for any file size (cached)."""
+    resolved = Path(path)
+    stat = resolved.stat()
+    return _header_cached(str(resolved), stat.st_size, stat.st_mtime_ns)

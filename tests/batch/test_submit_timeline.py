@@ -166,3 +166,21 @@ def test_edidub_batch_through_a_running_daemon_records_job_ids_and_resumes(tmp_p
     written = otio.adapters.read_from_file(str(result.output))
     assert [t.name for t in written.tracks] == ["V1", "EdiDub DE", "FR dialogue"]
     assert [c.range_in_parent().start_time.value for c in written.tracks[1].find_clips()] == [0, 16, 32]
+
+
+def test_one_clip_with_an_unusable_path_or_range_is_skipped_not_the_timeline(daemon):
+    """A Windows path (a cut from another machine) and a clip past its media's end are listed as skipped, with
+    the reason; the other clips are queued. Before, the whole timeline was refused for the one path."""
+    client, media = daemon
+    tl = _cut_in(media)
+    clips = list(tl.tracks[0].find_clips())
+    clips[0].media_reference.target_url = "C:\\Projects\\cut\\grid_bbaf2n.mpg"
+    clips[1].media_reference.available_range = otio.opentime.TimeRange(otio.opentime.RationalTime(0, 25), otio.opentime.RationalTime(400, 25))
+    clips[1].source_range = otio.opentime.TimeRange(otio.opentime.RationalTime(300, 25), otio.opentime.RationalTime(16, 25))
+    batch = client.submit_timeline(tl, dub_track="FR dialogue", output_dir=media / "out", codec="ffv1", options=OPTIONS)
+    for job_id in batch.job_ids:
+        client.cancel(job_id)
+    assert batch.shot_ids == ["V1_002_grid_lbax4n"]
+    reasons = {s["clip"]: (s["reason"], s["message"]) for s in batch.skipped}
+    assert reasons["grid_bbaf2n.mpg"][0] == "missing_media" and "not an absolute path" in reasons["grid_bbaf2n.mpg"][1]
+    assert reasons["grid_brbk7n.mpg"][0] == "outside_media" and "go past the end of grid_brbk7n.mpg" in reasons["grid_brbk7n.mpg"][1]

@@ -13,7 +13,7 @@ import pytest
 from edidub_engine.client import AuthFailedError, Client, DaemonDownError
 from edidub_engine.daemon.protocol import ForbiddenError
 from edidub_engine.daemon.server import Server, is_local_endpoint
-from edidub_engine.errors import InvalidArgumentError, MediaNotFoundError, OutputExistsError
+from edidub_engine.errors import InvalidArgumentError, MediaDecodeError, MediaNotFoundError, OutputExistsError
 
 from daemon_helpers import REPO, settings, shot
 from runners import CopyRunner
@@ -130,3 +130,20 @@ def test_curve_allow_list_refuses_unlisted_clients(make_daemon, tmp_path, clip):
     mallory = Client(daemon.request_endpoint, server_key=keys / "server.key", client_key=tmp_path / "clients" / "mallory.key_secret", timeout_s=1)
     with mallory, pytest.raises(AuthFailedError):
         mallory.hello()
+
+
+def test_a_shot_is_checked_against_its_media_at_submit(client, clip, audio, out_dir, footage_path):
+    """Ranges past the clip's end, a dub line starting after its audio ends, and a dub file without sound
+    are refused at submit with the shot and the file named; before, submit said ok and the worker failed later."""
+    for end in (81, 100_000):  # grid_bbaf2n holds 75 frames (2**63 is refused by the range check already)
+        with pytest.raises(InvalidArgumentError, match=r"go past the end of grid_bbaf2n.mpg, which holds about 7[45] frames") as err:
+            client.submit(shot(clip, audio, out_dir, start=70, end=end, shot_id="late"))
+        assert err.value.details["shot_id"] == "late" and err.value.details["index"] == 0
+    assert client.submit(shot(clip, audio, out_dir, start=70, end=75))  # the last frames are fine
+    late_audio = shot(clip, audio, out_dir)
+    late_audio["dub_audio"][0]["start_s"] = 60.0  # dub_en_jfk.flac is 11 s long
+    with pytest.raises(InvalidArgumentError, match=r"dub_audio\[0\] starts at 60.000 s, after the end of dub_en_jfk.flac"):
+        client.submit(late_audio)
+    silent = footage_path("styletalk_hand_near_chin.mp4")  # a video with no sound as the dub line
+    with pytest.raises(MediaDecodeError, match="has no audio stream"):
+        client.submit(shot(clip, silent, out_dir))
