@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -71,35 +72,76 @@ def advance(bar, done: int) -> None:
 
 
 class StageProgress:
-    """A tqdm bar on stderr per stage (count, rate, ETA), handed out as ``update(stage, done, total)``.
+    """Progress per stage on stderr: a tqdm bar each (count, rate, ETA) on a terminal, else log lines.
 
-    Each stage keeps its own bar for the whole run, one line each: a streamed dub interleaves
-    track, lip-sync and render, and a bar rebuilt at every switch would show false rates.
-    ``units`` names the unit of stages ending in a key (default "frame"); disabled, the
-    context gives ``None``.
+    Each stage keeps its own bar for as long as it runs, one line each: a streamed dub
+    interleaves track, lip-sync and render, and a bar rebuilt at every switch would show
+    false rates.  When stderr is not a terminal (a log file, a render-farm job) each stage
+    prints one line when it starts and one when it ends (with its count and time), instead
+    of bar redraws.  ``units`` names the unit of stages ending in a key (default "frame");
+    ``first_position`` leaves lines above for another bar (``edidub batch``'s overall bar).
+    Used as a context manager it hands out ``update(stage, done, total)``, or ``None`` when
+    disabled (``-q``).
     """
 
-    def __init__(self, *, enabled: bool = True, units: dict[str, str] | None = None):
+    def __init__(self, *, enabled: bool = True, units: dict[str, str] | None = None, log: bool | None = None, first_position: int = 0):
         self.enabled, self.units = enabled, dict(units or {})
+        self.log = (not sys.stderr.isatty()) if log is None else log
         self._bars: dict[str, Any] = {}
+        self._started: dict[str, float] = {}
+        self._free: list[int] = []
+        self._next = first_position
 
     def __enter__(self):
-        if not self.enabled:
-            return None
-        from tqdm import tqdm
-
-        def update(stage: str, done: int, total: int) -> None:
-            bar = self._bars.get(stage)
-            if bar is None:
-                unit = next((u for name, u in self.units.items() if stage.endswith(name)), "frame")
-                bar = self._bars[stage] = tqdm(total=max(total, 0), desc=stage, unit=unit, file=sys.stderr, leave=False,
-                                               position=len(self._bars))
-            bar.total = max(total, 0)
-            advance(bar, done)
-
-        return update
+        return self.update if self.enabled else None
 
     def __exit__(self, *exc) -> None:
-        for bar in reversed(list(self._bars.values())):
+        self.close()
+
+    def unit(self, stage: str) -> str:
+        return next((u for name, u in self.units.items() if stage.endswith(name)), "frame")
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        done, total = int(done), max(int(total), 0)
+        if self.log:
+            self._line(stage, done, total)
+            return
+        bar = self._bars.get(stage)
+        if bar is None:
+            from tqdm import tqdm
+
+            position = self._free.pop(0) if self._free else self._take()
+            bar = self._bars[stage] = tqdm(total=total, desc=stage, unit=self.unit(stage), file=sys.stderr, leave=False, position=position)
+        bar.total = total
+        advance(bar, done)
+
+    def _take(self) -> int:
+        self._next += 1
+        return self._next - 1
+
+    def _line(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        unit = self.unit(stage)
+        if stage not in self._started:
+            self._started[stage] = now
+            _log_line(f"{stage}: started, {total} {unit}s")
+        if total and done >= total and self._started.get(stage) is not None:
+            _log_line(f"{stage}: done, {done} {unit}s in {now - self._started[stage]:.1f} s")
+            self._started[stage] = None  # ended: no second line (a later update of the same stage stays quiet)
+
+    def close(self, prefix: str = "") -> None:
+        """Close the bars of stages that start with ``prefix`` (all by default), freeing their lines."""
+        for stage in [k for k in self._bars if k.startswith(prefix)]:
+            bar = self._bars.pop(stage)
+            self._free.append(abs(bar.pos))
             bar.close()
-        self._bars.clear()
+        self._free.sort()
+        for stage in [k for k in self._started if k.startswith(prefix)]:
+            if self._started.pop(stage) is not None:
+                _log_line(f"{stage}: stopped before its end")
+
+
+def _log_line(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)

@@ -174,9 +174,14 @@ def test_cli_dub_and_its_errors(starter_bundle, footage_path, tmp_path):
 def test_shot_file_for_render_farms(starter_bundle, footage_path, tmp_path):
     shot = request(footage_path("grid_bbaf2n.mpg"), 5, 25, footage_path("dub_en_jfk.flac"), tmp_path, codec="h264")
     (tmp_path / "shot.json").write_text(json.dumps(shot.to_dict()))
-    proc = run_cli("dub", "--shot", str(tmp_path / "shot.json"), "--models", str(starter_bundle), "-q", cwd=tmp_path)
+    proc = run_cli("dub", "--shot", str(tmp_path / "shot.json"), "--models", str(starter_bundle), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert probe_video(tmp_path / "grid_bbaf2n_t_dub.mp4").frame_count == 20
+    # A farm's log is not a terminal: one line when each stage starts and one when it ends, no bar redraws.
+    assert "\r" not in proc.stderr
+    for stage, unit in (("track", "frame"), ("lip-sync", "step"), ("render", "frame")):
+        assert f" {stage}: started, " in proc.stderr and f" {stage}: done, " in proc.stderr, proc.stderr
+    assert " render: done, 20 frames in " in proc.stderr and " track: done, 20 frames in " in proc.stderr
 
 
 def test_patch_deliverable_is_the_edit_alone_with_the_matte_as_alpha(models, footage_path, tmp_path):

@@ -37,13 +37,14 @@ import datetime as _dt
 import json
 import os
 import sys
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edidub_engine.commandline import advance
+from edidub_engine.commandline import StageProgress
 from edidub_engine.errors import EdidubError, InvalidArgumentError, OutputExistsError
 from edidub_engine.files import write_text_atomically
 from edidub_engine.shot import DubOptions, RenderedClip, ShotRequest
@@ -182,52 +183,38 @@ def _now() -> str:
 
 
 class BatchProgress:
-    """An overall bar (shots) and a bar per running shot (its stage: frames or steps), on stderr."""
+    """An overall bar (shots) and, per running shot, a bar per stage (frames or steps), on stderr.
+
+    The per-stage bars are :class:`~edidub_engine.commandline.StageProgress`'s: one per stage for
+    the shot's whole render (a bar rebuilt at each stage switch showed burst rates), and log lines
+    instead of bars when stderr is not a terminal.
+    """
 
     def __init__(self, total: int, *, done: int = 0, enabled: bool = True):
         self.enabled = enabled and total > 0
-        self._bars: dict[str, Any] = {}
-        self._stage: dict[str, str] = {}
-        self._free: list[int] = []
-        self._next = 1
+        self.total, self.done = total, done
+        self.stages = StageProgress(enabled=self.enabled, units={"track": "frame", "render": "frame", "": "step"}, first_position=1)
         self._overall = None
-        if self.enabled:
+        if self.enabled and not self.stages.log:
             from tqdm import tqdm
 
-            self._tqdm = tqdm
             self._overall = tqdm(total=total, initial=done, desc="batch", unit="shot", file=sys.stderr, position=0, leave=True)
 
     def update(self, shot_id: str, stage: str, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        bar = self._bars.get(shot_id)
-        if bar is None or self._stage.get(shot_id) != stage:
-            position = bar.pos if bar is not None else (self._free.pop(0) if self._free else self._take())
-            if bar is not None:
-                bar.close()
-            unit = "frame" if stage in ("track", "render") else "step"
-            bar = self._tqdm(total=max(total, 1), desc=f"{shot_id} {stage}", unit=unit, file=sys.stderr, position=abs(position), leave=False)
-            self._bars[shot_id], self._stage[shot_id] = bar, stage
-        bar.total = max(total, 1)
-        advance(bar, min(done, bar.total))
-
-    def _take(self) -> int:
-        self._next += 1
-        return self._next - 1
+        self.stages.update(f"{shot_id} {stage}", done, total)
 
     def shot_finished(self, shot_id: str) -> None:
         if not self.enabled:
             return
-        bar = self._bars.pop(shot_id, None)
-        if bar is not None:
-            self._free.append(abs(bar.pos))
-            bar.close()
-        self._overall.update(1)
+        self.stages.close(f"{shot_id} ")
+        self.done += 1
+        if self._overall is not None:
+            self._overall.update(1)
+        else:
+            print(f"{time.strftime('%H:%M:%S')} batch: {shot_id} finished ({self.done} of {self.total} shots)", file=sys.stderr, flush=True)
 
     def close(self) -> None:
-        for bar in self._bars.values():
-            bar.close()
-        self._bars.clear()
+        self.stages.close()
         if self._overall is not None:
             self._overall.close()
 

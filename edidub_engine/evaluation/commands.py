@@ -113,7 +113,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         other = json.loads(compare_path.read_text(encoding="utf-8"))
     from ..commandline import StageProgress
 
-    with StageProgress(enabled=sys.stderr.isatty(), units={"lip-sync": "step"}) as bars:
+    with StageProgress(units={"lip-sync": "step"}) as bars:  # bars on a terminal, a line per stage in a log
         run = run_benchmark(bench, output, models=args.models, id_weights=args.id_weights, sync_weights=args.sync_weights,
                             seed=args.seed, max_seconds=args.seconds, max_clips=args.max_clips, codec=args.codec, steps=args.steps,
                             log=lambda line: print(line, file=sys.stderr), progress=bars)
