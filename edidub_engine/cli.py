@@ -118,15 +118,20 @@ def _cuda_available() -> bool:
 
 def _cmd_dub(args: argparse.Namespace) -> int:
     quiet_native_logging()
-    from .cache import InversionCache
-    from .render import LoadedModels, ShotRenderer
     from .shot import ShotRequest
 
     if args.shot:
         request = ShotRequest.from_dict(_read_json(args.shot, what="shot file"))
     else:
         request = _request_from_args(args)
+    if not args.quiet:  # torch, MediaPipe and the models take seconds to load: say what is coming first
+        source = request.source
+        shot = f"shot {request.shot_id}: " if args.shot else ""
+        print(f"edidub dub: {shot}{Path(source.path).name} frames {source.start_frame}-{source.end_frame - 1} with "
+              f"{', '.join(Path(a.path).name for a in request.dub_audio)}; loading the models…", file=sys.stderr, flush=True)
     from .acceleration import Acceleration
+    from .cache import InversionCache
+    from .render import LoadedModels, ShotRenderer
 
     device = args.device or ("cuda" if _cuda_available() else "cpu")
     models = LoadedModels.load(args.models, hubert_dir=args.hubert).to(device)

@@ -21,6 +21,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
@@ -162,6 +163,17 @@ class BatchSummary:
     media: dict[str, str] = field(default_factory=dict)  # shot id → the rendered clip's path
     output: str | None = None
     notes: list[str] = field(default_factory=list)
+    rate: Fraction | None = None  # the timeline's: record positions are shown as its timecodes
+
+    def record_span(self, start: int | None, end: int | None) -> str:
+        """``record in 01:00:01:23, out 01:00:02:06 (8 frames)``: the out point exclusive, as in an EDL."""
+        if start is None or end is None:
+            return "record position unknown"
+        if self.rate is None:
+            return f"record frames {start}-{end - 1}"
+        from edidub_engine.media.timebase import frame_to_timecode
+
+        return f"record in {frame_to_timecode(start, self.rate)}, out {frame_to_timecode(end, self.rate)} ({end - start} frames)"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -185,7 +197,8 @@ class BatchSummary:
         for shot_id, err in self.failed.items():
             lines.append(f"  FAILED {shot_id}: {err.get('code')}: {err.get('message')}")
         for s in self.skipped:
-            lines.append(f"  skipped {s.track}/{s.clip or '(unnamed)'} [{s.record_start_frame}-{s.record_end_frame}): {s.reason}: {s.message}")
+            lines.append(f"  skipped {s.track}/{s.clip or '(unnamed)'}, {self.record_span(s.record_start_frame, s.record_end_frame)}: "
+                         f"{s.reason}: {s.message}")
         for shot_id, ranges in self.passthrough.items():
             text = ", ".join(f"{r['start_frame']}-{r['end_frame'] - 1} {r['reason']}" for r in ranges)
             lines.append(f"  {shot_id}: frames passed through unchanged: {text}")

@@ -182,6 +182,8 @@ def test_shot_file_for_render_farms(starter_bundle, footage_path, tmp_path):
     for stage, unit in (("track", "frame"), ("lip-sync", "step"), ("render", "frame")):
         assert f" {stage}: started, " in proc.stderr and f" {stage}: done, " in proc.stderr, proc.stderr
     assert " render: done, 20 frames in " in proc.stderr and " track: done, 20 frames in " in proc.stderr
+    # the first line comes before torch and the models load (seconds): what is being dubbed
+    assert proc.stderr.index("edidub dub: shot t: grid_bbaf2n.mpg frames 5-24 with dub_en_jfk.flac; loading the models") == 0
 
 
 def test_patch_deliverable_is_the_edit_alone_with_the_matte_as_alpha(models, footage_path, tmp_path):

@@ -334,7 +334,7 @@ def run_batch(
     )
     state = BatchState.open(state_path_for(output), timeline=str(Path(config.timeline).absolute()), dub_track=config.dub_track,
                             language=plan.language)
-    summary = BatchSummary(batch_id=state.batch_id, skipped=list(plan.skipped))
+    summary = BatchSummary(batch_id=state.batch_id, skipped=list(plan.skipped), rate=plan.shot_list.rate)
     summary.notes.extend(read.warnings + plan.shot_list.warnings)
 
     fingerprints = {s.shot_id: shot_fingerprint(s) for s in plan.shots}
@@ -348,7 +348,14 @@ def run_batch(
         else:
             pending.append(shot)
 
+    say = (lambda text: None) if config.quiet else (lambda text: print(f"edidub batch: {text}", file=sys.stderr, flush=True))
+    say(f"{Path(config.timeline).name}: {len(plan.shots)} shot(s) to dub" + (f" ({len(rendered)} already rendered)" if rendered else "")
+        + f", {len(plan.skipped)} clip(s) skipped")
     mode, client, endpoint = _choose_mode(config, pending)
+    if pending:
+        say({"daemon": f"rendering {len(pending)} shot(s) through the daemon at {endpoint}",
+             "ray": f"rendering {len(pending)} shot(s) on Ray ({config.ray or 'a local cluster'}); starting the workers…"}.get(
+            mode, f"rendering {len(pending)} shot(s) in this process; loading the models…"))
     if pending:
         media_dir.mkdir(parents=True, exist_ok=True)
     if mode != "daemon":  # the daemon checks (and cleans) its own outputs

@@ -95,7 +95,8 @@ def test_batch_puts_three_dubbed_clips_at_the_original_record_frames(local_run):
         record += frames
     # the summary: three dubbed, the fourth clip (no dub line under it) skipped with its reason
     assert "dubbed 3 shot(s) (1 from an earlier run)" in proc.stdout
-    assert "no_dub" in proc.stdout
+    # positions as the timeline's timecodes (01:00:00:00 at 25 fps; the fourth clip sits at record frames 48-55)
+    assert "skipped V1/grid_lbbc2a.mpg, record in 01:00:01:23, out 01:00:02:06 (8 frames): no_dub" in proc.stdout
     summary = json.loads(Path(str(local_run["output"]) + ".summary.json").read_text())
     assert summary["dubbed"] == SHOT_IDS and [s["reason"] for s in summary["skipped"]] == ["no_dub"]
     for shot_id, clip in zip(SHOT_IDS, clips):  # every dubbed shot is listed with where its media went
