@@ -211,10 +211,9 @@ def _read_json(path: str, *, what: str) -> dict:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import report
+    from .doctor import MISSING, report
 
-    from .doctor import MISSING
-
+    print("edidub doctor: checking this machine (loading torch, the GPU driver and the models takes a few seconds)…", flush=True)
     missing = 0
     for line, status in report(models=args.models, hubert_dir=args.hubert):
         missing += status == MISSING
