@@ -182,14 +182,15 @@ def _read_edl(path, rate, warnings):
         warnings.append(f"{rewritten} event line(s) had their timecodes rewritten as HH:MM:SS;FF (drop frame, from FCM lines) or HH:MM:SS:FF")
 
     def strict():
-        return otio.adapters.read_from_string(text, adapter_name="cmx_3600", rate=float(edl_rate))
+        return _record_start_as_global_start(otio.adapters.read_from_string(text, adapter_name="cmx_3600", rate=float(edl_rate)))
 
     try:
         return strict(), edl_rate, False
     except Exception as exc:
         first = f"{type(exc).__name__}: {_short(exc)}"
     try:
-        obj = otio.adapters.read_from_string(text, adapter_name="cmx_3600", rate=float(edl_rate), ignore_timecode_mismatch=True)
+        obj = _record_start_as_global_start(
+            otio.adapters.read_from_string(text, adapter_name="cmx_3600", rate=float(edl_rate), ignore_timecode_mismatch=True))
     except Exception as exc:
         raise InvalidArgumentError(
             f"{path}: the cmx_3600 adapter cannot read this EDL at {format_rate(edl_rate)} fps: strict read: {first}; "
@@ -202,6 +203,29 @@ def _read_edl(path, rate, warnings):
         "which can shift record frames where source and record durations disagree"
     )
     return obj, edl_rate, True
+
+
+def _record_start_as_global_start(timeline):
+    """The cmx_3600 reader puts the first record timecode in each track's ``source_range`` as a negative
+    start (-90523 for 01:00:20:23 at 25), not in ``global_start_time``.  Every other format, and the
+    write-back, keeps it in the timeline's global start; move it there so that record frames are
+    ``global start + track time`` everywhere and a written-back EDL does not apply the start twice."""
+    if not isinstance(timeline, otio.schema.Timeline) or timeline.global_start_time is not None:
+        return timeline
+    ranges = [t.source_range for t in timeline.tracks]
+    if not ranges or any(r is None for r in ranges):
+        return timeline
+    starts = {(r.start_time.value, r.start_time.rate) for r in ranges}
+    if len(starts) != 1 or ranges[0].start_time.value > 0:
+        return timeline
+    for track, r in zip(timeline.tracks, ranges):
+        if r.duration != track.available_range().duration:
+            return timeline  # a track trimmed for another reason: leave the file's own shape
+    start = ranges[0].start_time
+    timeline.global_start_time = otio.opentime.RationalTime(-start.value, start.rate)
+    for track in timeline.tracks:
+        track.source_range = None
+    return timeline
 
 
 def _drop_header_comments(text):

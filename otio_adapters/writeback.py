@@ -87,7 +87,7 @@ def _build_track(timeline, picture, k, clips, rate, gst_frames, language, job_id
     if picture.source_range is not None:
         origin = seconds(picture.source_range.start_time) * rate
         track.source_range = copy.deepcopy(picture.source_range)
-    cursor = origin  # track time, in frames of `rate`, where the next item goes
+    cursor = Fraction(0)  # track time, in frames of `rate`, where the next item goes (a track's items start at 0)
     prev_clip = None  # (RenderedClip, record end) of the clip just placed, when it ends at the cursor
     for rc in clips:
         rec = rc.record
@@ -267,6 +267,18 @@ def dubbed_to_string(timeline: otio.schema.Timeline, adapter_name: str, *, langu
                 if p.is_absolute():
                     ref.target_url = p.as_uri()  # Premiere wants file:// URLs
         notes.append("FCP7 XML: bare media paths written as file:// URLs")
+        spans: dict[str, tuple] = {}  # a file element needs the media's range; an EDL's clips carry none
+        bare = [c for c in tl.find_clips() if isinstance(c.media_reference, otio.schema.ExternalReference)
+                and c.media_reference.available_range is None and c.source_range is not None]
+        for clip in bare:
+            r, url = clip.source_range, clip.media_reference.target_url
+            lo, hi = spans.get(url, (r.start_time, r.end_time_exclusive()))
+            spans[url] = (min(lo, r.start_time), max(hi, r.end_time_exclusive()))
+        for clip in bare:
+            lo, hi = spans[clip.media_reference.target_url]
+            clip.media_reference.available_range = otio.opentime.range_from_start_end_time(lo, hi)
+        if bare:
+            notes.append(f"FCP7 XML: {len(spans)} media file(s) of unknown length given the span the cut uses")
     elif adapter_name == "cmx_3600":
         dub = [t for t in timeline.video_tracks() if METADATA_KEY in t.metadata and t.name.startswith("EdiDub")]
         if language is not None:
@@ -284,6 +296,11 @@ def dubbed_to_string(timeline: otio.schema.Timeline, adapter_name: str, *, langu
             track.source_range.start_time.rescaled_to(rate).value if track.source_range is not None else 0
         )
         track.source_range = None
+        # One reel per dubbed clip: the writer's default (the file name cut to 8 characters) gives every render
+        # of one camera roll the same reel, and a conform by reel and timecode would then link the wrong file.
+        code = re.sub(r"[^A-Z0-9]", "", dub[0].name.removeprefix("EdiDub").upper())[:3] or "X"
+        for i, clip in enumerate(track.find_clips(), 1):
+            clip.metadata.setdefault("cmx_3600", {})["reel"] = f"D{code}{i:0{7 - len(code)}d}"
         if shift < 0:
             raise InvalidArgumentError(f"timeline {timeline.name!r}: the dub track starts before record frame 0; an EDL cannot hold it")
         if shift > 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import unittest
 from fractions import Fraction
+from pathlib import Path
 
 import opentimelineio as otio
 import pytest
@@ -182,3 +183,64 @@ def test_a_render_that_does_not_cover_the_shot_is_refused(build):
     short = RenderedClip(**{**short.__dict__, "end_frame": short.start_frame + 5})
     with pytest.raises(InvalidArgumentError, match="render the shot's whole source range"):
         add_dub_track(tl, [short], language="fr")
+
+
+_FOOTAGE = Path(__file__).resolve().parents[2].parent / "shared" / "footage"
+_RESOLVE_EDL = """TITLE: resolve_like
+FCM: NON-DROP FRAME
+
+001  GRID1 V     C        00:00:00:10 00:00:01:10 01:00:20:23 01:00:21:23
+* FROM CLIP NAME: grid_bbaf2n.mpg
+* FROM CLIP: {footage}/grid_bbaf2n.mpg
+
+002  GRID2 V     C        00:00:00:05 00:00:02:00 01:00:21:23 01:00:23:18
+* FROM CLIP NAME: grid_brbk7n.mpg
+* FROM CLIP: {footage}/grid_brbk7n.mpg
+
+003  GRID2 V     C        00:00:00:05 00:00:01:00 01:00:24:00 01:00:24:20
+* FROM CLIP NAME: grid_brbk7n.mpg
+* FROM CLIP: {footage}/grid_brbk7n.mpg
+"""
+
+
+def _record_frames(timeline, track_name):
+    """(clip name, record in, record out) of a track, record frames = global start + position."""
+    gst = round(timeline.global_start_time.value) if timeline.global_start_time else 0
+    track = next(t for t in timeline.tracks if t.name == track_name)
+    return [(round(gst + c.range_in_parent().start_time.value), round(gst + c.range_in_parent().end_time_exclusive().value))
+            for c in track.find_clips()]
+
+
+def test_an_edl_cut_writes_back_at_its_own_record_timecodes(tmp_path):
+    """A Resolve EDL whose record side starts at 01:00:20:23: before, the written EDL started at 02:00:41:22 (the
+    start applied twice), the .otio dub track sat 90 523 frames late and every event got the same truncated reel."""
+    from otio_adapters import read_timeline
+
+    from edidub_engine.media.timebase import frame_to_timecode
+
+    for name in ("grid_bbaf2n.mpg", "grid_brbk7n.mpg"):
+        if not (_FOOTAGE / name).is_file():
+            pytest.skip(f"shared footage {_FOOTAGE / name} is absent")
+    edl = tmp_path / "cut.edl"
+    edl.write_text(_RESOLVE_EDL.format(footage=_FOOTAGE))
+    tl = read_timeline(edl, rate=25).timeline
+    sl = shots_from_timeline(tl, dub_track=None)
+    assert [(s.record["start_frame"], s.record["end_frame"]) for s in sl.shots] == [(90523, 90548), (90548, 90593), (90600, 90620)]
+    rendered = [RenderedClip(shot_id=s.shot_id, path=str(tmp_path / f"{s.shot_id}_dub.mov"), start_frame=s.source.start_frame,
+                             end_frame=s.source.end_frame, rate=Fraction(25), timecode=frame_to_timecode(s.source.start_frame, 25),
+                             frames_edited=s.source.frame_count, record=s.record) for s in sl.shots]
+    out = add_dub_track(tl, rendered, language="fr")
+    originals = _record_frames(out, "V")
+    assert _record_frames(out, "EdiDub FR") == originals == [(90523, 90548), (90548, 90593), (90600, 90620)]
+
+    for suffix in (".otio", ".xml", ".edl"):
+        write_dubbed(out, tmp_path / f"cut.dubbed{suffix}")
+    back = otio.adapters.read_from_file(str(tmp_path / "cut.dubbed.otio"))
+    assert _record_frames(back, "EdiDub FR") == originals
+    xml = read_timeline(tmp_path / "cut.dubbed.xml").timeline
+    assert [_record_frames(xml, t.name) for t in xml.tracks if t.kind == "Video"] == [originals, originals]
+    events = [line.split() for line in (tmp_path / "cut.dubbed.edl").read_text().splitlines() if line[:3].isdigit()]
+    source_events = [line.split() for line in edl.read_text().splitlines() if line[:3].isdigit()]
+    assert [e[-2:] for e in events] == [e[-2:] for e in source_events]  # record in/out timecodes, exactly
+    assert [e[-4:-2] for e in events] == [e[-4:-2] for e in source_events]  # the renders keep the source timecodes
+    assert len({e[1] for e in events}) == 3  # a reel per dubbed clip
