@@ -568,11 +568,18 @@ def _picture_item(ctx, item: _Item, pieces, has_dub, dub_name, output, options):
         new_hi = Fraction((a + (media_len - src_a) / per).__floor__())
         ctx.warnings.append(f"{where}: the media has no frames for the last {float(hi - new_hi):g} frame(s) of the outgoing transition")
         hi = new_hi
-    src_start, src_end = max(0, round_frame(src(lo))), round_frame(src(hi))
+    if per == 1:
+        src_start, src_end = max(0, round_frame(src(lo))), round_frame(src(hi))
+        if abs(src(lo) - round_frame(src(lo))) > Fraction(1, 100):
+            ctx.warnings.append(f"{where}: source starts between frames ({float(src(lo)):.3f}); rounded to {src_start}")
+    else:
+        # Media at another rate than the timeline: at each record frame the NLE shows the media frame under it,
+        # so the shot takes every media frame the stretch touches (a rounded range dropped the first or last one).
+        eps = Fraction(1, 1000)
+        src_start, src_end = max(0, int((src(lo) + eps).__floor__())), int((src(hi) - eps).__ceil__())
     if media_len is not None:
         src_end = min(src_end, round_frame(media_len))
-    if abs(src(lo) - round_frame(src(lo))) > Fraction(1, 100):
-        ctx.warnings.append(f"{where}: source starts between frames ({float(src(lo)):.3f}); rounded to {src_start}")
+    lead = max(Fraction(0), src(lo) - src_start)  # media frames between the shot's first frame and record frame lo
     if src_end <= src_start:
         return _skip(item, "outside_media", "the clip shows no whole source frame", ctx)
 
@@ -589,7 +596,7 @@ def _picture_item(ctx, item: _Item, pieces, has_dub, dub_name, output, options):
                 path=p.path,
                 start_s=_secs(p.file_start_s + (s0 - p.start) / ctx.rate),
                 duration_s=_secs((s1 - s0) / ctx.rate),
-                offset_s=_secs((s0 - lo) / ctx.rate),
+                offset_s=_secs((s0 - lo) / ctx.rate + lead / media_rate),
             )
         )
 
@@ -616,6 +623,7 @@ def _picture_item(ctx, item: _Item, pieces, has_dub, dub_name, output, options):
         "cut_start_frame": a_i,
         "cut_end_frame": b_i,
         "source_start_frame": src_start,
+        "source_start_exact": format_rate(src_start + lead),  # "n/d": the media frame at record lo, to the sub-frame
         "media_start_frame": round_frame(media_start),
         "dub_track": dub_name,
         "transition_in": _transition_dict(item.transition_in),

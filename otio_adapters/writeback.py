@@ -156,7 +156,12 @@ def _dub_clip(timeline, rc: RenderedClip, lo, hi, rec_rate, job_id, settings, la
         except Exception:
             raise InvalidArgumentError(f"{where}: timecode {rc.timecode!r} is not a timecode at {media_rate} fps") from None
     per = media_rate / rec_rate
-    src = Fraction(rec["source_start_frame"]) + (lo - rec["start_frame"]) * per  # original source frame at lo
+    exact = rec.get("source_start_exact")  # the sub-frame start when media and timeline rates differ
+    try:
+        start = Fraction(exact) if isinstance(exact, str) else Fraction(rec["source_start_frame"])
+    except (ValueError, ZeroDivisionError):
+        raise InvalidArgumentError(f"{where}: its record's source_start_exact {exact[:40]!r} is not a fraction such as '133/20'") from None
+    src = start + (lo - rec["start_frame"]) * per  # original source frame at lo
     pos = src - _source_start_of(rc)  # frame of the rendered file at lo
     length = (hi - lo) * per
     if pos < 0 or pos + length > n + Fraction(1, 2):
@@ -173,7 +178,9 @@ def _dub_clip(timeline, rc: RenderedClip, lo, hi, rec_rate, job_id, settings, la
     clip = otio.schema.Clip(
         name=f"{rec.get('clip') or rc.shot_id} [{dub_track_name(language)}]",
         media_reference=ref,
-        source_range=otio.opentime.TimeRange(rt(tc_frames + pos, media_rate), rt(length, media_rate)),
+        # at the timeline's rate, as Resolve and Premiere keep a clip's range: FCP7 XML writes a clip item's
+        # in/out and start/end in its range's rate, and the sequence is read at the timeline's
+        source_range=otio.opentime.TimeRange(rt((tc_frames + pos) / per, rec_rate), rt(hi - lo, rec_rate)),
     )
     meta: dict[str, Any] = {
         "shot_id": rc.shot_id,

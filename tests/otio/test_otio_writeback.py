@@ -205,10 +205,11 @@ FCM: NON-DROP FRAME
 
 def _record_frames(timeline, track_name):
     """(clip name, record in, record out) of a track, record frames = global start + position."""
+    rate = timeline.global_start_time.rate if timeline.global_start_time else 25
     gst = round(timeline.global_start_time.value) if timeline.global_start_time else 0
     track = next(t for t in timeline.tracks if t.name == track_name)
-    return [(round(gst + c.range_in_parent().start_time.value), round(gst + c.range_in_parent().end_time_exclusive().value))
-            for c in track.find_clips()]
+    return [(round(gst + c.range_in_parent().start_time.rescaled_to(rate).value),
+             round(gst + c.range_in_parent().end_time_exclusive().rescaled_to(rate).value)) for c in track.find_clips()]
 
 
 def test_an_edl_cut_writes_back_at_its_own_record_timecodes(tmp_path):
@@ -244,3 +245,37 @@ def test_an_edl_cut_writes_back_at_its_own_record_timecodes(tmp_path):
     assert [e[-2:] for e in events] == [e[-2:] for e in source_events]  # record in/out timecodes, exactly
     assert [e[-4:-2] for e in events] == [e[-4:-2] for e in source_events]  # the renders keep the source timecodes
     assert len({e[1] for e in events}) == 3  # a reel per dubbed clip
+
+
+def test_mixed_rates_write_back_at_the_timeline_rate(build, tmp_path):
+    """23.976 media cut into a 25 fps timeline (Resolve's shape: clip ranges at the timeline's rate, media ranges
+    at the file's). Before, add_dub_track refused shots the converter itself made (a source start rounded to a
+    whole frame fell "before" the render) and the FCP7 XML placed the dub clips at 23.976 under the 25 fps sequence."""
+    ntsc = Fraction(24000, 1001)
+
+    def at_25(media_frame):  # a media frame's time, as a 25 fps value
+        return float(Fraction(media_frame) / ntsc * 25)
+
+    clips = []
+    for name, k, frames in (("A", 6, 107), ("B", 240, 75), ("C", 531, 60)):
+        c = build.clip(name, f"/media/{name.lower()}.mov", 0, frames, 25, avail=(86400, 2000), media_rate=ntsc)
+        c.source_range = otio.opentime.TimeRange(otio.opentime.RationalTime(at_25(86400 + k) + 0.63, 25), otio.opentime.RationalTime(frames, 25))
+        clips.append(c)
+    tl = build.timeline("mixed", 25, 90000, [clips[0], clips[1], build.gap(20, 25), clips[2]])
+    sl = shots_from_timeline(tl, dub_track=None)
+    assert len(sl.shots) == 3 and not sl.skipped
+    rendered = []
+    for s in sl.shots:
+        assert s.source.rate == ntsc
+        tc = otio.opentime.to_timecode(otio.opentime.RationalTime(86400 + s.source.start_frame, ntsc), ntsc)
+        rendered.append(RenderedClip(shot_id=s.shot_id, path=f"/renders/{s.shot_id}.mov", start_frame=s.source.start_frame,
+                                     end_frame=s.source.end_frame, rate=ntsc, timecode=tc, frames_edited=1, record=s.record))
+    out = add_dub_track(tl, rendered, language="de")
+    originals = _record_frames(out, "Video 1")
+    assert originals == [(90000, 90107), (90107, 90182), (90202, 90262)]
+    assert _record_frames(out, "EdiDub DE") == originals
+    write_dubbed(out, tmp_path / "cut.xml")
+    xml = otio.adapters.read_from_file(str(tmp_path / "cut.xml"))
+    placed = [[(round(c.range_in_parent().start_time.rescaled_to(25).value), round(c.range_in_parent().end_time_exclusive().rescaled_to(25).value))
+               for c in t.find_clips()] for t in xml.video_tracks()]
+    assert placed[0] == placed[1] == [(a - 90000, b - 90000) for a, b in originals]
