@@ -181,16 +181,22 @@ def _read_edl(path, rate, warnings):
     if rewritten:
         warnings.append(f"{rewritten} event line(s) had their timecodes rewritten as HH:MM:SS;FF (drop frame, from FCM lines) or HH:MM:SS:FF")
 
+    text, untrusted = _untrusted_sources(text, edl_rate)
+    if untrusted:
+        warnings.append(f"{untrusted} event(s) whose source side disagrees with the record side (a retime the adapter cannot "
+                        "read, or source timecodes of another rate) are placed by their record timecodes and not dubbed")
+
     def strict():
-        return _record_start_as_global_start(otio.adapters.read_from_string(text, adapter_name="cmx_3600", rate=float(edl_rate)))
+        return _flag_untrusted(_record_start_as_global_start(
+            otio.adapters.read_from_string(text, adapter_name="cmx_3600", rate=float(edl_rate))))
 
     try:
         return strict(), edl_rate, False
     except Exception as exc:
         first = f"{type(exc).__name__}: {_short(exc)}"
     try:
-        obj = _record_start_as_global_start(
-            otio.adapters.read_from_string(text, adapter_name="cmx_3600", rate=float(edl_rate), ignore_timecode_mismatch=True))
+        obj = _flag_untrusted(_record_start_as_global_start(
+            otio.adapters.read_from_string(text, adapter_name="cmx_3600", rate=float(edl_rate), ignore_timecode_mismatch=True)))
     except Exception as exc:
         raise InvalidArgumentError(
             f"{path}: the cmx_3600 adapter cannot read this EDL at {format_rate(edl_rate)} fps: strict read: {first}; "
@@ -203,6 +209,84 @@ def _read_edl(path, rate, warnings):
         "which can shift record frames where source and record durations disagree"
     )
     return obj, edl_rate, True
+
+
+_UNTRUSTED = "EDIDUB SOURCE UNTRUSTED:"
+_M2_SPEED = re.compile(r"^M2\s+(?P<name>.*?)\s*(?P<speed>-?[0-9.]*)\s*(?P<tc>[0-9:]{11})$")  # what the adapter can read
+
+
+def _untrusted_sources(text, rate):
+    """Make every cut event's source side agree with its record side, marking those that did not.
+
+    Record positions must come from the record timecodes.  The cmx_3600 adapter places an event by its
+    source duration when that differs from the record duration and no M2 line it can read explains
+    it (``ignore_timecode_mismatch``), shifting every later event — an Avid M2 retime of a 48 fps
+    source moved 316 of 376 events, the last by 1548 frames.  Such an event (or one whose source
+    timecodes are not timecodes at the EDL's rate) gets a source side as long as its record side
+    and a comment, and :func:`_flag_untrusted` gives its clip a time effect: it is placed exactly
+    and skipped as retimed, never shifted and never dubbed from the wrong frames.
+    """
+    from edidub_engine.media.timebase import frame_to_timecode, timecode_to_frame
+
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if _EVENT.match(line)]
+    out, count = [], 0
+    bounds = dict(zip(starts, starts[1:] + [len(lines)]))
+    skip: set[int] = set()
+    for i, line in enumerate(lines):
+        if i in skip:
+            continue
+        out.append(line)
+        if i not in bounds:
+            continue
+        parts = line.split()
+        if len(parts) != 8 or parts[3].upper() != "C":
+            continue  # dissolves, wipes and keys: the adapter's own handling
+        notes = range(i + 1, bounds[i])
+        m2 = [j for j in notes if lines[j].strip().upper().startswith("M2")]
+        if any("FREEZE" in lines[j].upper() for j in notes):
+            continue
+        m = _EVENT.match(line)
+        si, so, ri, ro = m.groups()
+        try:
+            record = timecode_to_frame(ro, rate) - timecode_to_frame(ri, rate)
+        except Exception:
+            continue  # a broken record side: the adapter's error says so
+        why = None
+        try:
+            source_in, source = timecode_to_frame(si, rate), timecode_to_frame(so, rate) - timecode_to_frame(si, rate)
+        except Exception:
+            source_in, source, why = 0, None, f"source timecodes {si}-{so} are not {format_rate(rate)} fps timecodes"
+        if why is None and m2:
+            readable = all((mm := _M2_SPEED.match(lines[j].strip())) and mm.group("speed") not in ("", ".", "-") for j in m2)
+            if not readable:
+                why = f"an M2 line the reader cannot use: {lines[m2[0]].strip()[:60]!r}"
+        elif why is None and source != record:
+            why = f"the source side runs {source} frames for {record} record frames, with no M2 line"
+        if why is None:
+            continue
+        new_out = frame_to_timecode(source_in + record, rate)
+        new_in = frame_to_timecode(source_in, rate)
+        (s1, e1), (s2, e2) = m.span(1), m.span(2)
+        out[-1] = line[:s1] + new_in + line[e1:s2] + new_out + line[e2:]
+        out.append(f"* {_UNTRUSTED} {why}")
+        skip.update(m2)
+        count += 1
+    return "\n".join(out) + "\n", count
+
+
+def _flag_untrusted(timeline):
+    """A clip of an event :func:`_untrusted_sources` marked gets a time effect: converters skip it as retimed."""
+    if not isinstance(timeline, otio.schema.Timeline):
+        return timeline
+    for clip in timeline.find_clips():
+        comments = clip.metadata.get("cmx_3600", {}).get("comments", []) if hasattr(clip.metadata, "get") else []
+        for comment in comments:
+            if _UNTRUSTED in comment:
+                why = comment.split(_UNTRUSTED, 1)[1].strip()
+                clip.effects.append(otio.schema.TimeEffect(name="EDL retime", effect_name=f"EDL retime ({why})"))
+                break
+    return timeline
 
 
 def _record_start_as_global_start(timeline):

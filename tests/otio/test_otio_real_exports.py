@@ -30,10 +30,11 @@ EXPECTED = {
     "avid_cdl_example01.edl": (0, {"missing_media": 39}),
     "avid_eg101_heists_roughcut.edl": "incorrect edit type 008",
     "avid_ins4_r1_video.edl": (0, {"missing_media": 277, "time_effect": 10}),
-    "avid_ins4_r3_dx_audio.edl": "frames beyond 23",
+    "avid_ins4_r3_dx_audio.edl": "has no video track",  # its 48 fps source timecodes no longer stop the read
     "avid_speed_effects.edl": (0, {"missing_media": 532, "time_effect": 16}),
     "avid_tl01_music_df.edl": "has no video track",
-    "edlx_fcpx_5994_df.edl": (0, {"missing_media": 251}),
+    # 18 events whose drop-frame record side is 4 frames shorter than the source side: placed by record, not dubbed
+    "edlx_fcpx_5994_df.edl": (0, {"missing_media": 233, "time_effect": 18}),
     "fcpx_dfk_23.98.fcpxml": "reads NTSC rates as whole numbers",
     "fcpx_dfk_29.97d.fcpxml": "reads NTSC rates as whole numbers",
     "fcpx_dfk_BasicMarkers_1HourProjectStart.fcpxml": "reads NTSC rates as whole numbers",
@@ -213,3 +214,36 @@ def test_disabled_clips_and_tracks_of_an_fcp7_export_are_not_dubbed(tmp_path):
     assert not timeline.tracks[0].enabled
     disabled_track = shots_from_timeline(timeline, dub_track=None)
     assert len(disabled_track.shots) < 8 and all(s.reason == "disabled" for s in disabled_track.skipped)
+
+
+_RETIMED_EDL = """TITLE: retimed
+FCM: NON-DROP FRAME
+
+001  A V     C        00:00:00:00 00:00:01:00 01:00:00:00 01:00:01:00
+* FROM CLIP NAME: a
+002  B V     C        00:00:00:00 00:00:02:00 01:00:01:00 01:00:02:00
+M2   B       048.0                00:00:00:00
+* FROM CLIP NAME: b (an M2 the adapter reads)
+003  C V     C        00:00:00:00 00:00:01:12 01:00:02:00 01:00:03:00
+* FROM CLIP NAME: c (source runs 36 frames for 24, no M2)
+004  D V     C        00:00:00:40 00:00:02:30 01:00:03:00 01:00:04:00
+M2   D       048.0                00:00:00:40
+* FROM CLIP NAME: d (a 48 fps source's timecodes)
+005  E V     C        00:00:01:00 00:00:02:00 01:00:04:00 01:00:05:00
+* FROM CLIP NAME: e
+"""
+
+
+def test_retimed_edl_events_never_shift_the_events_after_them(tmp_path):
+    """Before, the lenient read placed event 003 by its source duration and shifted every later event; a 48 fps
+    source's timecodes stopped the read. Every event sits at its record timecodes now; the untrusted ones are skipped."""
+    path = tmp_path / "retimed.edl"
+    path.write_text(_RETIMED_EDL)
+    f = read_timeline(path, rate=24)
+    assert not f.lenient and any("2 event(s) whose source side disagrees" in w for w in f.warnings)
+    sl = shots_from_timeline(f.timeline, dub_track=None)
+    placed = sorted([(s.record_start_frame, s.record_end_frame, s.clip.split()[0], s.reason) for s in sl.skipped])
+    assert placed == [(86400 + 24 * k, 86424 + 24 * k, name, reason) for k, (name, reason) in
+                      enumerate([("a", "missing_media"), ("b", "time_effect"), ("c", "time_effect"), ("d", "time_effect"), ("e", "missing_media")])]
+    why = {s.clip.split()[0]: s.message for s in sl.skipped}
+    assert "runs 36 frames for 24 record frames" in why["c"] and "not 24/1 fps timecodes" in why["d"] and "speed 200%" in why["b"]
