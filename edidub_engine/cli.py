@@ -304,9 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_daemon_parsers(sub)
 
-    from .batch.commands import add_batch_parser
+    from .batch.commands import add_batch_parser, add_shots_parser
 
     add_batch_parser(sub)
+    add_shots_parser(sub)
 
     from .evaluation.commands import add_eval_parsers
 

@@ -33,7 +33,7 @@ from edidub_engine.shot import DubOptions, OutputSpec, RenderedClip, ShotRequest
 from .shots import DEFAULT_HANDLE_FRAMES, ShotList, SkippedClip, shots_from_timeline
 from .writeback import add_dub_track
 
-__all__ = ["BatchPlan", "BatchSummary", "dubbed_timeline", "output_name", "plan_batch", "read_timeline_string", "shot_fingerprint"]
+__all__ = ["BatchPlan", "BatchSummary", "dubbed_timeline", "format_shot_list", "output_name", "plan_batch", "read_timeline_string", "shot_fingerprint"]
 
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")  # the daemon's rule (edidub_engine.daemon.paths)
 
@@ -103,6 +103,46 @@ def plan_batch(
     )
     shot_list.shots = [replace(s, output=replace(s.output, name=output_name(s))) for s in shot_list.shots]
     return BatchPlan(shot_list=shot_list, language=language.strip(), options=options, codec=codec, output_dir=output_dir)
+
+
+def format_shot_list(shot_list: ShotList) -> str:
+    """What a supervisor checks before a night of GPU time: every shot with its record in/out (the timeline's
+    timecodes, out exclusive as in an EDL), its source frames and file, its dub line; then every clip left out
+    and why.  ``edidub shots`` prints it, and ``edidub batch`` before it renders."""
+    from edidub_engine.media.timebase import frame_to_timecode
+
+    def tc(frame):
+        return frame_to_timecode(frame, shot_list.rate) if frame is not None and frame >= 0 else "?"
+
+    def short(message: str) -> str:  # the clip is named in its own columns
+        return message.split(": ", 1)[1] if message.startswith("timeline ") and ": " in message else message
+
+    def table(header, rows):
+        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+        return ["  " + "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+
+    fps = f"{float(shot_list.rate):.3f}".rstrip("0").rstrip(".")
+    lines = [f"{shot_list.timeline}: {len(shot_list.shots)} shot(s) to dub, {len(shot_list.skipped)} clip(s) left out "
+             f"({fps} fps" + (f", dub lines from {shot_list.dub_track!r}" if shot_list.dub_track else ", no dub track: every picture clip")
+             + ")"]
+    if shot_list.shots:
+        rows = []
+        for shot in shot_list.shots:
+            rec, src = shot.record, shot.source
+            dub = ", ".join(f"{Path(a.path).name} {a.start_s:.2f}-{a.start_s + a.duration_s:.2f}s" if a.duration_s is not None
+                            else Path(a.path).name for a in shot.dub_audio) or "-"
+            rate = f"{float(src.rate):.3f}".rstrip("0").rstrip(".") if src.rate else "?"
+            rows.append([shot.shot_id, tc(rec.get("start_frame")), tc(rec.get("end_frame")), src.frame_count,
+                         PureWindowsPath(src.path).name if "\\" in src.path else Path(src.path).name,
+                         f"{src.start_frame}-{src.end_frame - 1}", rate, dub])
+        lines += table(["shot", "record in", "record out", "frames", "source", "source frames", "fps", "dub line"], rows)
+    if shot_list.skipped:
+        lines.append("left out:")
+        rows = [[f"{s.track}/{s.clip or '(unnamed)'}", tc(s.record_start_frame), tc(s.record_end_frame), s.reason, short(s.message)]
+                for s in shot_list.skipped]
+        lines += table(["clip", "record in", "record out", "reason", "why"], rows)
+    lines += [f"note: {w}" for w in shot_list.warnings]
+    return "\n".join(lines)
 
 
 def dubbed_timeline(

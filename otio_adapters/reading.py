@@ -139,7 +139,7 @@ def _pick_timeline(path, obj, name):
         if name is None:
             raise InvalidArgumentError(
                 f"{path}: holds {len(timelines)} timelines: {', '.join(map(repr, names))}",
-                hint="choose one with timeline_name=",
+                hint="choose one with --timeline-name NAME (timeline_name= in Python)",
                 details={"timelines": names},
             )
         chosen = [t for t in timelines if t.name == name]

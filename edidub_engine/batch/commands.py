@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edidub_engine.errors import InvalidArgumentError
 
-__all__ = ["add_batch_parser", "cmd_batch", "config_from_args"]
+__all__ = ["add_batch_parser", "add_shots_parser", "cmd_batch", "cmd_shots", "config_from_args"]
 
 
 def add_batch_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,15 +30,12 @@ def add_batch_parser(subparsers: argparse._SubParsersAction) -> None:
             "are recorded in OUTPUT.edidub-batch.json and not rendered again."
         ),
     )
-    batch.add_argument("timeline", help="the cut: .otio, .xml (FCP7), .fcpxml, .edl, .aaf")
-    batch.add_argument("--dub-track", required=True, metavar="NAME", help="the audio track holding the dub lines: its name, or A1, A2…")
-    batch.add_argument("--picture-track", action="append", metavar="NAME", help="video track(s) to dub: name or V1, V2… (repeatable; default: every video track)")
+    _add_cut_arguments(batch, dub_required=True)
     batch.add_argument("-o", "--output", help="dubbed timeline (.otio, .xml FCP7, .edl); default CUT.dubbed.otio beside the cut; never overwritten")
     batch.add_argument("--language", default="FR", help="dub language code, names the new track 'EdiDub <LANG>' (default FR)")
     batch.add_argument("--media-dir", help="folder for the rendered clips; default <output name>_media/ beside the output")
     batch.add_argument("--models", help="model bundle folder for in-process / Ray rendering (implies not using a running daemon unless --daemon)")
     batch.add_argument("--codec", default="prores_hq", choices=["prores_hq", "h264", "ffv1"], help="rendered clips: ProRes 422 HQ .mov (default), H.264 .mp4, FFV1 .mkv")
-    batch.add_argument("--handles", type=int, default=12, metavar="N", help="frames of picture kept before and after a dub line (default 12; -1: the whole clip)")
     batch.add_argument("--steps", type=int, help="DDIM sampling steps (default: the bundle's)")
     batch.add_argument("--inversion-steps", type=int, help="DDIM inversion steps (default: the bundle's)")
     batch.add_argument("--guidance", type=float, help="classifier-free guidance scale")
@@ -51,9 +48,69 @@ def add_batch_parser(subparsers: argparse._SubParsersAction) -> None:
     batch.add_argument("--cache-dir", help="inversion cache folder (default: the user cache)")
     batch.add_argument("--no-cache", action="store_true", help="do not read or write the inversion cache")
     batch.add_argument("--partial", action="store_true", help="write the timeline even when some shots failed (they are left out and listed)")
-    batch.add_argument("--rate", help="EDLs only: the timecode rate, e.g. 24000/1001 (default: inferred)")
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     batch.set_defaults(func=cmd_batch)
+
+
+def _add_cut_arguments(parser: argparse.ArgumentParser, *, dub_required: bool) -> None:
+    """How ``batch`` and ``shots`` read a cut: the same arguments, so the dry run lists what the batch dubs."""
+    parser.add_argument("timeline", help="the cut: .otio, .xml (FCP7), .fcpxml, .edl, .aaf")
+    parser.add_argument("--dub-track", required=dub_required, metavar="NAME",
+                        help="the audio track holding the dub lines: its name, or A1, A2…" + ("" if dub_required else " (without it every picture clip is listed)"))
+    parser.add_argument("--picture-track", action="append", metavar="NAME", help="video track(s) to dub: name or V1, V2… (repeatable; default: every video track)")
+    parser.add_argument("--handles", type=int, default=12, metavar="N", help="frames of picture kept before and after a dub line (default 12; -1: the whole clip)")
+    parser.add_argument("--rate", help="EDLs only: the timecode rate, e.g. 24000/1001 (default: inferred)")
+    parser.add_argument("--timeline-name", metavar="NAME", help="the timeline to take, in a file that holds several (AAF, FCP X)")
+
+
+def add_shots_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``shots`` (the dry run of ``batch``) on ``subparsers``."""
+    shots = subparsers.add_parser(
+        "shots",
+        help="dry run: list the shots a batch would dub, and the clips it would leave out with the reason",
+        description=(
+            "Read a cut the way edidub batch does and list every shot it would dub (record in/out as the timeline's "
+            "timecodes, source file, frames and rate, dub line) and every clip it would not, with the reason. Nothing is "
+            "rendered or written unless -o is given. --format json or csv writes an EdiDub shot list that edidub batch, "
+            "the daemon and OTIO (the edidub adapters) read back."
+        ),
+    )
+    _add_cut_arguments(shots, dub_required=False)
+    shots.add_argument("--format", choices=("table", "json", "csv"), default="table", help="table for people (default); json or csv shot lists")
+    shots.add_argument("-o", "--output", metavar="FILE", help="write to FILE (never overwritten) instead of printing")
+    shots.set_defaults(func=cmd_shots)
+
+
+def cmd_shots(args: argparse.Namespace) -> int:
+    """Handler of ``edidub shots``: exit 0 when there is a shot to dub, 1 when none."""
+    import os
+
+    from otio_adapters import read_timeline, shots_from_timeline
+    from otio_adapters.batch import format_shot_list
+    from otio_adapters.shotlist_io import to_csv, to_json
+
+    from edidub_engine.errors import OutputExistsError
+    from edidub_engine.files import write_text_atomically
+
+    if args.handles < -1:
+        raise InvalidArgumentError("--handles must be -1 (the whole clip) or a number of frames >= 0")
+    read = read_timeline(Path(args.timeline).expanduser(), rate=args.rate, timeline_name=args.timeline_name)
+    shot_list = shots_from_timeline(read.timeline, dub_track=args.dub_track, picture_tracks=args.picture_track or None,
+                                    handles=None if args.handles == -1 else args.handles, check_media_exists=True)
+    shot_list.warnings[:0] = read.warnings
+    text = {"table": format_shot_list, "json": to_json, "csv": to_csv}[args.format](shot_list)
+    if args.output:
+        out = Path(args.output).expanduser()
+        if os.path.lexists(out):
+            raise OutputExistsError(f"{out} already exists; EdiDub never overwrites a file", hint="choose another -o")
+        write_text_atomically(out, text if text.endswith("\n") else text + "\n")
+        print(f"wrote {out}: {len(shot_list.shots)} shot(s), {len(shot_list.skipped)} clip(s) left out", file=sys.stderr)
+    else:
+        print(text.rstrip("\n"))
+    if args.format != "table" and shot_list.skipped:
+        for s in shot_list.skipped:
+            print(f"left out {s.track}/{s.clip or '(unnamed)'}: {s.reason}: {s.message}", file=sys.stderr)
+    return 0 if shot_list.shots else 1
 
 
 def config_from_args(args: argparse.Namespace):
@@ -85,6 +142,7 @@ def config_from_args(args: argparse.Namespace):
         allow_partial=args.partial,
         quiet=args.quiet,
         timeline_rate=args.rate,
+        timeline_name=args.timeline_name,
     )
 
 

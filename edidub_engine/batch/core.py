@@ -90,6 +90,7 @@ class BatchConfig:
     allow_partial: bool = False
     quiet: bool = False
     timeline_rate: str | None = None  # EDLs only
+    timeline_name: str | None = None  # files holding several timelines (AAF, FCP X)
 
     def resolved_output(self) -> Path:
         return Path(self.output).expanduser().absolute() if self.output else default_output(Path(self.timeline).expanduser().absolute())
@@ -315,7 +316,7 @@ def run_batch(
     ``on_shot_done(shot_id, clip)`` is called after the state file records the shot.
     """
     from otio_adapters import read_timeline, write_dubbed
-    from otio_adapters.batch import BatchSummary, dubbed_timeline, plan_batch, shot_fingerprint
+    from otio_adapters.batch import BatchSummary, dubbed_timeline, format_shot_list, plan_batch, shot_fingerprint
 
     if config.mode not in MODES:
         raise InvalidArgumentError(f"batch mode {config.mode!r} is not one of {', '.join(MODES)}")
@@ -326,7 +327,7 @@ def run_batch(
     if not output.parent.is_dir():
         raise InvalidArgumentError(f"the folder of {output} does not exist", hint="create it or choose another -o")
     media_dir = config.resolved_media_dir()
-    read = read_timeline(config.timeline, rate=config.timeline_rate)
+    read = read_timeline(config.timeline, rate=config.timeline_rate, timeline_name=config.timeline_name)
     timeline = read.timeline
     plan = plan_batch(
         timeline, dub_track=config.dub_track, picture_tracks=config.picture_tracks or None, language=config.language,
@@ -349,6 +350,8 @@ def run_batch(
             pending.append(shot)
 
     say = (lambda text: None) if config.quiet else (lambda text: print(f"edidub batch: {text}", file=sys.stderr, flush=True))
+    if not config.quiet:  # the dry run's table first: what will be dubbed, what is left out and why
+        print(format_shot_list(plan.shot_list), file=sys.stderr, flush=True)
     say(f"{Path(config.timeline).name}: {len(plan.shots)} shot(s) to dub" + (f" ({len(rendered)} already rendered)" if rendered else "")
         + f", {len(plan.skipped)} clip(s) skipped")
     mode, client, endpoint = _choose_mode(config, pending)
