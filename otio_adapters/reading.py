@@ -390,13 +390,33 @@ def _check_fcpx(path, timeline, warnings):
     """fcpx_xml 1.0.0 misreads NTSC rates (29.97 → 29) and drops transitions: refuse rather than
     return wrong frames."""
     text = path.read_text(encoding="utf-8", errors="replace")
-    ntsc = re.search(r'frameDuration="1001/(\d+)s"', text)
-    if ntsc:
-        raise InvalidArgumentError(
-            f"{path}: FCP X project at {ntsc.group(1)}/1001 fps: the fcpx_xml adapter reads NTSC rates as whole "
-            "numbers (29.97 as 29), so every frame would be wrong",
-            hint="export FCP7 XML or OTIO from Final Cut Pro (or through a converter) instead",
-        )
+    rates = {}  # format id → frame rate, from frameDuration ("1001/30000s", "15015/360000s", "100/2500s")
+    for m in re.finditer(r'<format\b[^>]*>', text):
+        fid, dur = re.search(r'\bid="([^"]+)"', m.group(0)), re.search(r'\bframeDuration="(\d+)(?:/(\d+))?s"', m.group(0))
+        if fid and dur and int(dur.group(1)):
+            rates[fid.group(1)] = Fraction(int(dur.group(2) or 1), int(dur.group(1)))
+
+    def ntsc(rate):
+        return rate is not None and rate.denominator != 1 and (rate * 1001).denominator == 1
+
+    for m in re.finditer(r'<sequence\b[^>]*\bformat="([^"]+)"', text):  # the projects' own rate decides
+        rate = rates.get(m.group(1))
+        if ntsc(rate):
+            raise InvalidArgumentError(
+                f"{path}: FCP X project at {format_rate(rate)} fps: the fcpx_xml adapter reads NTSC rates as whole "
+                "numbers (29.97 as 29), so every frame would be wrong",
+                hint="export FCP7 XML or OTIO from Final Cut Pro (or through a converter) instead",
+            )
+    # An NTSC asset cut into a 25/50 fps (or 24, 30) project: its clips' source times are misread the same way.
+    ntsc_assets = {a.group(1) for a in re.finditer(r'<asset\b[^>]*\bname="([^"]*)"[^>]*\bformat="([^"]+)"', text) if ntsc(rates.get(a.group(2)))}
+    flagged = 0
+    for clip in timeline.find_clips():
+        if clip.name in ntsc_assets:
+            clip.metadata["edidub_untrusted_source"] = "the fcpx_xml adapter misreads the source times of an NTSC asset (29.97 as 29)"
+            flagged += 1
+    if flagged:
+        warnings.append(f"{flagged} clip(s) of NTSC assets ({', '.join(sorted(ntsc_assets))}) are not dubbed: the fcpx_xml adapter "
+                        "misreads their source frames")
     transitions = len(re.findall(r"<transition\b", text))
     if transitions and not any(
         isinstance(c, otio.schema.Transition) for c in timeline.find_children(descended_from_type=otio.schema.Transition)

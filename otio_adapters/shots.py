@@ -60,6 +60,7 @@ REASONS: dict[str, str] = {
     "nested": "a nested sequence / compound clip that cannot be flattened exactly",
     "no_dub": "no dub speech under the clip on the dub track",
     "dub_unusable": "a dub audio clip under the shot is offline or retimed",
+    "untrusted_source": "the reader of this file cannot give the clip's source frames exactly",
 }
 _TIME_WORDS = ("retime", "time remap", "timeremap", "speed", "timewarp", "time warp", "freeze", "reverse")
 
@@ -510,6 +511,9 @@ def _picture_item(ctx, item: _Item, pieces, has_dub, dub_name, output, options):
     clip = item.clip
     if item.cut[1] - item.cut[0] < 1:
         return _skip(item, "outside_media", "the clip is shorter than one frame", ctx)
+    untrusted = clip.metadata.get("edidub_untrusted_source") if hasattr(clip.metadata, "get") else None
+    if untrusted:
+        return _skip(item, "untrusted_source", str(untrusted), ctx)
     time_fx = _time_effect_name(clip.effects)
     if time_fx:
         return _skip(item, "time_effect", f"{time_fx} is not supported; dub the clip before retiming it", ctx)

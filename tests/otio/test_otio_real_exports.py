@@ -247,3 +247,48 @@ def test_retimed_edl_events_never_shift_the_events_after_them(tmp_path):
                       enumerate([("a", "missing_media"), ("b", "time_effect"), ("c", "time_effect"), ("d", "time_effect"), ("e", "missing_media")])]
     why = {s.clip.split()[0]: s.message for s in sl.skipped}
     assert "runs 36 frames for 24 record frames" in why["c"] and "not 24/1 fps timecodes" in why["d"] and "speed 200%" in why["b"]
+
+
+_FCPX_25I = """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE fcpxml>
+<fcpxml version="1.8">
+    <resources>
+        <format id="r1" name="FFVideoFormat1080i50" frameDuration="200/5000s" fieldOrder="upper first" width="1920" height="1080"/>
+        <format id="r2" name="FFVideoFormat1080p25" frameDuration="100/2500s" width="1920" height="1080"/>
+        <format id="r3" name="FFVideoFormat1080p2997" frameDuration="1001/30000s" width="1920" height="1080"/>
+        <asset id="r4" name="Interview" src="file:///media/interview.mov" start="0s" duration="100s" hasVideo="1" format="r2" hasAudio="1"/>
+        <asset id="r5" name="Broll" src="file:///media/broll.mov" start="0s" duration="100s" hasVideo="1" format="r3" hasAudio="1"/>
+    </resources>
+    <library>
+        <event name="Day 1">
+            <project name="Scene 5 25i">
+                <sequence format="r1" duration="10s" tcStart="3600s" tcFormat="NDF">
+                    <spine>
+                        <asset-clip ref="r4" offset="3600s" name="Interview" start="10s" duration="4s" format="r2" tcFormat="NDF"/>
+                        <asset-clip ref="r5" offset="3604s" name="Broll" start="1001/1000s" duration="4s" format="r3" tcFormat="NDF"/>
+                        <asset-clip ref="r4" offset="3608s" name="Interview2" start="20s" duration="2s" format="r2" tcFormat="NDF"/>
+                    </spine>
+                </sequence>
+            </project>
+        </event>
+    </library>
+</fcpxml>
+"""
+
+
+def test_fcpx_25i_project_with_an_ntsc_asset_is_read_and_only_that_clip_is_left_out(tmp_path):
+    """Before, any 1001-based frameDuration in the file refused the project, naming 30000/1001 for a 25i cut; and an
+    NTSC sequence written as 15015/360000s was not caught at all. Now the project's own rate decides, and the clips
+    of an NTSC asset (whose source times the adapter misreads) are listed, not dubbed from wrong frames."""
+    path = tmp_path / "scene5.fcpxml"
+    path.write_text(_FCPX_25I)
+    f = read_timeline(path)
+    sl = shots_from_timeline(f.timeline, dub_track=None)
+    assert [(s.record["clip"], s.record["start_frame"], s.record["end_frame"]) for s in sl.shots] == [
+        ("Interview", 90000, 90100), ("Interview2", 90200, 90250)]  # 25 fps record frames from 01:00:00:00
+    assert [(s.clip, s.reason) for s in sl.skipped] == [("Broll", "untrusted_source")]
+    assert any("NTSC assets (Broll)" in w for w in f.warnings)
+    ntsc_project = tmp_path / "ntsc.fcpxml"
+    ntsc_project.write_text(_FCPX_25I.replace('frameDuration="200/5000s"', 'frameDuration="15015/360000s"'))
+    with pytest.raises(InvalidArgumentError, match="FCP X project at 24000/1001 fps"):
+        read_timeline(ntsc_project)
