@@ -347,7 +347,8 @@ class ShotRenderer:
                                     hint="choose another output name or move the existing file away")
         with contextlib.ExitStack() as stack:
             writer = stack.enter_context(ClipWriter(out, width=info.width, height=info.height, rate=info.rate, codec=codec,
-                                                    timecode=info.timecode_at(start), audio=dub48, audio_sample_rate_hz=48000))
+                                                    timecode=info.timecode_at(start), audio=dub48 if request.output.audio else None,
+                                                    audio_sample_rate_hz=48000))
             if patch_path is not None:
                 job.patch = stack.enter_context(ClipWriter(patch_path, width=info.width, height=info.height, rate=info.rate,
                                                            codec=Codec.PRORES_4444, timecode=info.timecode_at(start)))

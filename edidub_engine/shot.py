@@ -84,6 +84,7 @@ class OutputSpec:
     codec: str = "prores_hq"
     name: str | None = None  # default: "<source stem>_<shot_id>_dub"
     patch: bool = False  # also write the edited region alone as ProRes 4444 with alpha
+    audio: bool = True  # the dub line as the clip's sound; False: picture only (an NLE placing it keeps its own dub track)
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "output") -> "OutputSpec":

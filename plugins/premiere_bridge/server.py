@@ -316,7 +316,9 @@ class Bridge:
 
     async def _on_dub(self, session: _Session, message: dict[str, Any]) -> None:
         request_id = message.get("request_id")
-        output = OutputSpec(dir=self.settings.output_dir, codec=self.settings.codec)
+        # Picture only: placed with an overwrite (or an insert on a new track), a clip with sound would cover the
+        # editor's dub line on the audio track; a video-only item touches nothing but its video track.
+        output = OutputSpec(dir=self.settings.output_dir, codec=self.settings.codec, audio=False)
         plan = await asyncio.to_thread(plan_dub, message, output=output, media_info=self._media_info)
         if self._daemon_info is None:
             await self._daemon_status()  # learn the output root (and whether it is up at all)

@@ -116,11 +116,14 @@ def test_dub_selected_shots_in_the_panel(browser, panel_url, bridge, media, tmp_
     assert len(imports) == 1 and len(edits) == 1, calls
     path = imports[0]["paths"][0]
     assert imports[0]["suppressUI"] is True and Path(path).is_file()
+    assert imports[0]["targetBin"] is not None  # a ProjectItem (the root bin), as the API documents, never null
     assert probe_video(path).frame_count == 12  # the 12 selected frames, the whole clip (the dub covers it)
+    # Picture only: the overwrite below lands on V2 alone and never covers the editor's dub line on A2.
+    assert not probe_video(path).has_audio
     (action,) = edits[0]["actions"]
     assert action["fn"] == "createOverwriteItemAction" and action["inLock"] and edits[0]["inLock"]
     assert action["path"] == path and action["ticks"] == str(48 * tb)  # the clip's record time, zero point excluded
-    assert action["videoTrackIndex"] == 1 and action["audioTrackIndex"] == 1  # V2, above the source on V1; the dub track A2
+    assert action["videoTrackIndex"] == 1  # V2, above the source on V1
     log = browser.execute_script("return [...document.querySelectorAll('#log li')].map(li => li.textContent).join('\\n')")
     assert "source frames 6–18, record 86448–86460" in log and "on V2 at 01:00:02:00 (record frame 86448)" in log, log
     assert float(progress_seen) > 0

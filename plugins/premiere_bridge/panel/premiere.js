@@ -110,10 +110,12 @@
 
   /* Import the dubbed clip and overwrite it onto the track above the source, at the shot's
      record time, as one undoable step. A track index past the last track: an insert action,
-     which Premiere answers by adding the track (createInsertProjectItemAction's documented rule). */
+     which Premiere answers by adding the track (createInsertProjectItemAction's documented rule).
+     The render is picture only (the bridge asks for no sound), so neither edit touches an audio
+     track: the editor's dub line stays, and an insert with limitShift moves nothing else. */
   async function placeResult(result) {
     const { ppro, project, sequence } = await context();
-    const imported = await project.importFiles([result.path], true, null, false);
+    const imported = await project.importFiles([result.path], true, await project.getRootItem(), false);  // targetBin: a ProjectItem
     if (!imported) throw new Error(`Premiere did not import ${result.path}`);
     const item = await findProjectItem(ppro, await project.getRootItem(), result.path, 0);
     if (!item) throw new Error(`Imported ${result.path} but cannot find it in the project`);

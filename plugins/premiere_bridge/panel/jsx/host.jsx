@@ -65,9 +65,7 @@ function edidub_placeResult(arg) {
             app.enableQE();  // adding a track needs the QE DOM
             qe.project.getActiveSequence().addTracks(1, seq.videoTracks.numTracks, 0);
         }
-        var t = new Time();
-        t.ticks = String(r.ticks);
-        seq.videoTracks[r.video_track_index].overwriteClip(found[0], t.seconds);
+        seq.videoTracks[r.video_track_index].overwriteClip(found[0], String(r.ticks));  // the time as a ticks string
         return edidub_json({project_item: found[0].name, video_track_index: r.video_track_index, audio_track_index: r.audio_track_index,
                             ticks: String(r.ticks), action: "overwrite"});
     } catch (e) { return edidub_json({error: String(e.message || e)}); }
