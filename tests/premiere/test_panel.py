@@ -66,7 +66,8 @@ def wait(driver, condition, timeout, what):
     raise AssertionError(f"timed out waiting for {what}; panel log: {log}")
 
 
-def test_dub_selected_shots_in_the_panel(browser, panel_url, bridge, media, tmp_path):
+@pytest.mark.parametrize("track_above", [True, False], ids=["V2 exists", "no track above"])
+def test_dub_selected_shots_in_the_panel(browser, panel_url, bridge, media, tmp_path, track_above):
     tb = TIMEBASE["23.976"]
     zero = 86400 * tb  # the sequence starts at 01:00:00:00
     clip, dub = media["23.976"], media["dub"]
@@ -77,7 +78,7 @@ def test_dub_selected_shots_in_the_panel(browser, panel_url, bridge, media, tmp_
                 {"name": "grid_23976.mkv", "path": str(clip), "start": str(48 * tb), "end": str(60 * tb), "in": str(6 * tb), "out": str(18 * tb), "selected": True},
                 {"name": "not selected", "path": str(clip), "start": str(100 * tb), "end": str(120 * tb), "in": "0", "out": str(20 * tb)},
             ]},
-            {"name": "V2", "items": []},
+            *([{"name": "V2", "items": []}] if track_above else []),
         ],
         "audio_tracks": [
             # the linked audio half of the selected clip is selected too: the panel must ignore it
@@ -121,7 +122,10 @@ def test_dub_selected_shots_in_the_panel(browser, panel_url, bridge, media, tmp_
     # Picture only: the overwrite below lands on V2 alone and never covers the editor's dub line on A2.
     assert not probe_video(path).has_audio
     (action,) = edits[0]["actions"]
-    assert action["fn"] == "createOverwriteItemAction" and action["inLock"] and edits[0]["inLock"]
+    if track_above:
+        assert action["fn"] == "createOverwriteItemAction" and action["inLock"] and edits[0]["inLock"]
+    else:  # Premiere adds the track for an insert past the last one; limitShift and a picture-only clip: nothing else moves
+        assert action["fn"] == "createInsertProjectItemAction" and action["limitShift"] is True and action["inLock"]
     assert action["path"] == path and action["ticks"] == str(48 * tb)  # the clip's record time, zero point excluded
     assert action["videoTrackIndex"] == 1  # V2, above the source on V1
     log = browser.execute_script("return [...document.querySelectorAll('#log li')].map(li => li.textContent).join('\\n')")
