@@ -109,7 +109,7 @@ def format_shot_list(shot_list: ShotList) -> str:
     """What a supervisor checks before a night of GPU time: every shot with its record in/out (the timeline's
     timecodes, out exclusive as in an EDL), its source frames and file, its dub line; then every clip left out
     and why.  ``edidub shots`` prints it, and ``edidub batch`` before it renders."""
-    from edidub_engine.media.timebase import frame_to_timecode
+    from edidub_engine.timebase import frame_to_timecode
 
     def tc(frame):
         return frame_to_timecode(frame, shot_list.rate) if frame is not None and frame >= 0 else "?"
@@ -211,7 +211,7 @@ class BatchSummary:
             return "record position unknown"
         if self.rate is None:
             return f"record frames {start}-{end - 1}"
-        from edidub_engine.media.timebase import frame_to_timecode
+        from edidub_engine.timebase import frame_to_timecode
 
         return f"record in {frame_to_timecode(start, self.rate)}, out {frame_to_timecode(end, self.rate)} ({end - start} frames)"
 

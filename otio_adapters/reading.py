@@ -226,7 +226,7 @@ def _untrusted_sources(text, rate):
     and a comment, and :func:`_flag_untrusted` gives its clip a time effect: it is placed exactly
     and skipped as retimed, never shifted and never dubbed from the wrong frames.
     """
-    from edidub_engine.media.timebase import frame_to_timecode, timecode_to_frame
+    from edidub_engine.timebase import frame_to_timecode, timecode_to_frame
 
     lines = text.splitlines()
     starts = [i for i, line in enumerate(lines) if _EVENT.match(line)]

@@ -10,7 +10,7 @@ from edidub_engine.media.audio import load_audio, load_audio_for_frames
 from edidub_engine.media.decode import iter_frames, read_frames
 from edidub_engine.media.encode import OUTPUT_AUDIO_SAMPLE_RATE_HZ, ClipWriter, Codec
 from edidub_engine.media.probe import VideoInfo, probe_video
-from edidub_engine.media.timebase import (
+from edidub_engine.timebase import (
     frame_to_seconds,
     frame_to_timecode,
     is_drop_frame_rate,

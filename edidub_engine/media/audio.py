@@ -24,7 +24,7 @@ import numpy as np
 
 from edidub_engine.errors import InvalidArgumentError, MediaDecodeError, RangeOutsideMediaError
 from edidub_engine.media.probe import VideoInfo, open_input, probe_video
-from edidub_engine.media.timebase import round_half_up
+from edidub_engine.timebase import round_half_up
 
 __all__ = ["load_audio", "load_audio_for_frames"]
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from edidub_engine.errors import InvalidArgumentError, MediaEncodeError
 from edidub_engine.media.atomic import AtomicOutput
-from edidub_engine.media.timebase import RateLike, frame_to_timecode, normalize_rate, round_half_up, timecode_to_frame
+from edidub_engine.timebase import RateLike, frame_to_timecode, normalize_rate, round_half_up, timecode_to_frame
 
 __all__ = ["Codec", "ClipWriter", "OUTPUT_AUDIO_SAMPLE_RATE_HZ"]
 

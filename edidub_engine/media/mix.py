@@ -18,7 +18,7 @@ import numpy as np
 
 from edidub_engine.errors import InvalidArgumentError
 from edidub_engine.media.audio import load_audio
-from edidub_engine.media.timebase import round_half_up
+from edidub_engine.timebase import round_half_up
 
 __all__ = ["AudioMix", "MixPiece"]
 

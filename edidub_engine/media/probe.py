@@ -24,7 +24,7 @@ from pathlib import Path
 import av
 
 from edidub_engine.errors import MediaDecodeError, MediaNotFoundError
-from edidub_engine.media.timebase import (
+from edidub_engine.timebase import (
     frame_to_timecode,
     is_drop_frame_rate,
     normalize_rate,

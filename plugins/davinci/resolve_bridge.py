@@ -48,6 +48,8 @@ import opentimelineio as otio
 from edidub_engine.client import Client, DaemonDownError, JobState
 from edidub_engine.errors import EdidubError
 from edidub_engine.shot import DubOptions, OutputSpec, RenderedClip
+from edidub_engine.timebase import exact_video_rate
+from edidub_engine.timebase import timecode_to_frame as _timecode_to_frame
 from otio_adapters import REASONS, ShotList, shots_from_timeline
 
 __all__ = [
@@ -179,27 +181,19 @@ def parse_timeline_rate(text: Any) -> tuple[Fraction, bool]:
 
 
 def _exact_rate(value: float) -> Fraction:
-    if abs(value - round(value)) < 1e-3:
-        return Fraction(round(value))
-    ntsc = round(value * 1.001)
-    if abs(value - ntsc * 1000 / 1001) < 5e-3:
-        return Fraction(ntsc * 1000, 1001)
-    return Fraction(value).limit_denominator(1001)
+    """Resolve's float rates (``23.976``, ``29.97``) as exact ones: the engine's one rule (edidub_engine.timebase)."""
+    try:
+        return exact_video_rate(value, where="Resolve", video=False)
+    except EdidubError as err:
+        raise ResolveScriptError(err.message, "check Project Settings ▸ Master Settings ▸ Timeline frame rate") from None
 
 
 def timecode_to_frame(tc: str, rate: Fraction, drop_frame: bool) -> int:
-    """Frame count of a timecode (drop-frame aware, as Resolve counts its frames)."""
-    parts = re.split(r"[:;.,]", str(tc).strip())
-    if len(parts) != 4 or not all(p.isdigit() for p in parts):
-        raise ResolveScriptError(f"Resolve gave the timecode {tc!r}, which EdiDub cannot read")
-    hh, mm, ss, ff = (int(p) for p in parts)
-    nominal = round(rate)
-    frames = ((hh * 60 + mm) * 60 + ss) * nominal + ff
-    if drop_frame:
-        drop = round(nominal / 15)  # 2 at 29.97, 4 at 59.94
-        minutes = hh * 60 + mm
-        frames -= drop * (minutes - minutes // 10)
-    return frames
+    """Frame count of a Resolve timecode; ``drop_frame`` is the timeline's setting (Resolve may still write ``:``)."""
+    try:
+        return _timecode_to_frame(str(tc).strip(), rate, drop_frame=drop_frame)
+    except EdidubError:
+        raise ResolveScriptError(f"Resolve gave the timecode {tc!r}, which EdiDub cannot read at {float(rate):g} fps") from None
 
 
 # ----------------------------------------------------------------------------------------------

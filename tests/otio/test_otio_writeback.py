@@ -217,7 +217,7 @@ def test_an_edl_cut_writes_back_at_its_own_record_timecodes(tmp_path):
     start applied twice), the .otio dub track sat 90 523 frames late and every event got the same truncated reel."""
     from otio_adapters import read_timeline
 
-    from edidub_engine.media.timebase import frame_to_timecode
+    from edidub_engine.timebase import frame_to_timecode
 
     for name in ("grid_bbaf2n.mpg", "grid_brbk7n.mpg"):
         if not (_FOOTAGE / name).is_file():

@@ -1,9 +1,13 @@
-"""Rational frame rates and timecode.
+"""Rational frame rates and timecode: the one home of EdiDub's time arithmetic.
 
 Rates are :class:`fractions.Fraction` everywhere: a float like 23.976 is not the
 NTSC rate 24000/1001, and the difference is a whole frame after 17 minutes.
-Containers often store a rounded rate (``2997/100``), so :func:`normalize_rate`
-snaps anything within 0.05 % of an NTSC rate onto the exact one.
+Containers, NLEs and OTIO store rounded rates (``2997/100``, ``23.976``,
+``23.976024627685547``), so :func:`normalize_rate` snaps anything within 0.05 %
+of an NTSC rate onto the exact one, and :func:`exact_video_rate` also snaps to
+the whole picture rates and refuses a rate no picture has (fcpx_xml's 29 for
+29.97).  The media decoder, the OTIO adapters and the Resolve and Premiere
+plugins all count frames through here (light: no PyAV, no numpy).
 
 Timecode arithmetic (drop-frame included) is OpenTimelineIO's ``opentime``; the
 only hand-written path is non-drop timecode at rates SMPTE does not define
@@ -23,6 +27,8 @@ from edidub_engine.errors import InvalidArgumentError
 
 __all__ = [
     "RateLike",
+    "VIDEO_RATES",
+    "exact_video_rate",
     "normalize_rate",
     "is_drop_frame_rate",
     "frame_to_timecode",
@@ -78,6 +84,36 @@ def normalize_rate(rate: RateLike) -> Fraction:
     return value
 
 
+# Frame rates seen in picture editorial: the NTSC ones and these whole (and 12.5) rates.
+_INTEGER_RATES = (1, 2, 5, 6, 8, 10, 12, 15, 16, 18, 20, 24, 25, 30, 48, 50, 60, 72, 75, 90, 96, 100, 120, 144, 150, 200, 240, 300)
+VIDEO_RATES: tuple[Fraction, ...] = tuple(sorted({*_NTSC_RATES, *(Fraction(n) for n in _INTEGER_RATES), Fraction(25, 2)}))
+
+
+def exact_video_rate(rate: RateLike, *, where: str = "", video: bool = True) -> Fraction:
+    """The exact picture rate a stored one means: ``23.976``, ``23.98`` → ``24000/1001``, ``24.0`` → ``24``.
+
+    Within 0.05 % (the tolerance of :func:`normalize_rate`) of a rate in :data:`VIDEO_RATES` it
+    becomes that rate.  Any other rate is an :class:`InvalidArgumentError` naming ``where`` when
+    ``video`` (``29.0``, which the fcpx_xml adapter produces for 29.97 projects, must not pass as
+    a picture rate); with ``video=False`` (audio clips) it is kept as a rational.
+    """
+    value = _as_fraction(rate)
+    if value <= 0:
+        raise InvalidArgumentError(f"{where}: rate {rate!r} is not positive")
+    for known in VIDEO_RATES:
+        if abs(value - known) <= known * _NTSC_TOLERANCE:
+            return known
+    if video:
+        raise InvalidArgumentError(
+            f"{where}: frame rate {float(value):g} is not a picture frame rate",
+            hint="the file (or the OTIO adapter that read it) stores a wrong rate, e.g. fcpx_xml reads 29.97 as 29; "
+            "re-export as OTIO or FCP7 XML",
+        )
+    if abs(value - round(value)) < Fraction(1, 10**6):
+        return Fraction(round(value))
+    return value.limit_denominator(1001)
+
+
 def is_drop_frame_rate(rate: RateLike) -> bool:
     """Whether timecode at this rate is drop-frame by convention (29.97 and 59.94)."""
     return normalize_rate(rate) in _DROP_FRAME_RATES
@@ -118,15 +154,16 @@ def frame_to_timecode(frame: int, rate: RateLike, drop_frame: bool | None = None
     return f"{seconds_total // 3600:02d}:{seconds_total // 60 % 60:02d}:{seconds_total % 60:02d}:{frames:02d}"
 
 
-def timecode_to_frame(tc: str, rate: RateLike) -> int:
-    """Frame count from 00:00:00:00 of a timecode; ``;`` (or ``.``) marks drop-frame."""
+def timecode_to_frame(tc: str, rate: RateLike, drop_frame: bool | None = None) -> int:
+    """Frame count from 00:00:00:00 of a timecode; ``;`` (or ``.``) marks drop-frame, unless ``drop_frame``
+    says it (an NLE that states drop frame in a setting and writes ``:``)."""
     rate_fr = normalize_rate(rate)
     text = str(tc).strip()
     match = _TIMECODE_RE.match(text)
     if not match or match.group(1):
         raise InvalidArgumentError(f"timecode {tc!r} is not HH:MM:SS:FF", hint="write it like 01:00:00:00 (or 01:00:00;00 drop-frame)")
     hours, minutes, seconds, frames = (int(g) for g in match.groups()[1:])
-    drop = any(sep in text for sep in ";.,")
+    drop = any(sep in text for sep in ";.,") if drop_frame is None else bool(drop_frame)
     fps = _nominal_fps(rate_fr)
     if minutes > 59 or seconds > 59 or frames >= fps:
         raise InvalidArgumentError(f"timecode {tc!r} is not valid at {rate_fr} fps", hint=f"frames run 00–{fps - 1:02d}, minutes and seconds 00–59")
