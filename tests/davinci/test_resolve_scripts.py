@@ -225,3 +225,25 @@ def test_playhead_under_an_earlier_dub_on_a_drop_frame_timeline(media_root, dub_
     tl._playhead = rec + 2
     report, out = run_script("Dub Shot", resolve)
     assert "no EdiDub daemon" in out and "no clip is selected" not in out  # found the V1 clip under the playhead
+
+
+@pytest.mark.parametrize("off_by", [1, -1])
+def test_a_short_clip_with_its_source_end_rounded_by_one_frame_is_not_a_speed_change(media_root, dub_audio, off_by):
+    """Resolve rounds GetSourceEndFrame/GetSourceEndTime to a whole source frame; on an 8-frame clip one frame is 12 %,
+    which the speed test read as a retime and refused the shot. A real 2x stays a speed change."""
+    from fractions import Fraction
+
+    from plugins.davinci import resolve_bridge as rb
+
+    resolve, tl, item = build(media_root, dub_audio)
+    item._duration = 8
+    end = item.GetSourceEndFrame() + off_by
+    item.GetSourceEndFrame = lambda: end  # the double, rounded as Resolve rounds
+    item.GetSourceEndTime = lambda: float(end / item._src_rate())
+    rate = Fraction(24)
+    assert rb._speed(item, rate, item.GetMediaPoolItem(), rate) == 1.0
+    del item.GetSourceEndTime  # older Resolve: frames only
+    assert rb._speed(item, rate, item.GetMediaPoolItem(), rate) == 1.0
+    fast = build(media_root, dub_audio, speed=2.0)[2]
+    fast._duration = 8
+    assert rb._speed(fast, rate, fast.GetMediaPoolItem(), rate) == pytest.approx(2.0)
