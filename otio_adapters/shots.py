@@ -365,16 +365,23 @@ def _walk_track(ctx, track, index, prefix, base_s, window, path, item_prefix=(),
             item.problem = ("time_effect", f"its track has a time effect ({track_time})")
             yield item
             continue
-        if isinstance(child, otio.schema.Stack):
+        if isinstance(child, (otio.schema.Stack, otio.schema.Track)):
             yield from _walk_nested(ctx, child, item, prefix, index, label, display)
             continue
         yield item
 
 
 def _walk_nested(ctx, stack, item, prefix, index, label, display):
-    """Flatten a nested stack when that is exact: one track with content, no effects on the stack."""
+    """Flatten a nested sequence when that is exact: one track with content, no effects on it.
+
+    A nested Stack is the usual shape; a Track directly inside a track is what OTIO's AAF reader
+    makes of an Avid nest such as a Submaster effect (it crashed the conversion with an
+    AttributeError: a track has no media reference)."""
     kind = otio.schema.TrackKind.Video if prefix == "V" else otio.schema.TrackKind.Audio
-    tracks = [t for t in stack if isinstance(t, otio.schema.Track) and t.kind == kind]
+    if isinstance(stack, otio.schema.Track):
+        tracks = [stack] if stack.kind == kind else []
+    else:
+        tracks = [t for t in stack if isinstance(t, otio.schema.Track) and t.kind == kind]
     with_content = [t for t in tracks if any(isinstance(c, (otio.schema.Clip, otio.schema.Stack)) for c in t)]
     reason = None
     if _time_effect_name(stack.effects):
@@ -392,9 +399,12 @@ def _walk_nested(ctx, stack, item, prefix, index, label, display):
         yield item
         return
     inner = with_content[0]
+    window = item.cut
+    if inner is stack:  # a track in a track: its own source range is its trim, which _walk_track applies
+        yield from _walk_track(ctx, inner, index, prefix, item.cut[0] / ctx.rate, window, item.path, item.item_path, True)
+        return
     inner_start = stack.trimmed_range().start_time
     base_s = item.cut[0] / ctx.rate - seconds(inner_start)
-    window = item.cut
     yield from _walk_track(
         ctx, inner, index, prefix, base_s, window, item.path + (list(stack).index(inner),), item.item_path, True
     )

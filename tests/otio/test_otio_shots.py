@@ -224,3 +224,25 @@ def test_importing_otio_adapters_stays_light():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("submaster", [False, True])
+def test_a_track_nested_in_a_track_avid_shape(build, submaster):
+    """OTIO's AAF reader turns an Avid nest (a Submaster effect) into a Track inside the track; the conversion raised
+    a raw AttributeError (a track has no media reference). A plain one is flattened exactly; one with an effect is
+    listed as nested."""
+    R = 24
+    tl = build.timeline("avid", R, 86400, [build.clip("A", "/m/a.mov", 10, 20, R, avail=(0, 1000))],
+                        [build.clip("line", "/d/l.wav", 0, 50, R, avail=(0, 1000))])
+    inner = otio.schema.Track(name="Submaster", kind=otio.schema.TrackKind.Video,
+                              source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(5, R), otio.opentime.RationalTime(25, R)))
+    inner.append(build.clip("B", "/m/b.mov", 100, 40, R, avail=(0, 1000)))
+    if submaster:
+        inner.effects.append(otio.schema.Effect(name="Submaster", effect_name="Submaster"))
+    tl.tracks[0].append(inner)
+    sl = shots_from_timeline(tl, dub_track="FR dialogue", handles=None)
+    got = [(s.source.path, s.source.start_frame, s.source.end_frame, s.record["start_frame"], s.record["end_frame"]) for s in sl.shots]
+    if submaster:
+        assert got == [("/m/a.mov", 10, 30, 86400, 86420)] and [(k.clip, k.reason) for k in sl.skipped] == [("Submaster", "nested")]
+    else:  # the nest's own trim: B from its frame 105, right after A
+        assert got == [("/m/a.mov", 10, 30, 86400, 86420), ("/m/b.mov", 105, 130, 86420, 86445)] and not sl.skipped
