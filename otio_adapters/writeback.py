@@ -274,6 +274,11 @@ def dubbed_to_string(timeline: otio.schema.Timeline, adapter_name: str, *, langu
                 if p.is_absolute():
                     ref.target_url = p.as_uri()  # Premiere wants file:// URLs
         notes.append("FCP7 XML: bare media paths written as file:// URLs")
+        for track in tl.video_tracks():  # the writer drops track names: carry the dub track's as <name> and Premiere's MZ.TrackName
+            if METADATA_KEY in track.metadata and track.name:
+                meta = dict(track.metadata.get("fcp_xml") or {})
+                meta.update({"name": track.name, "@MZ.TrackName": track.name})
+                track.metadata["fcp_xml"] = meta
         spans: dict[str, tuple] = {}  # a file element needs the media's range; an EDL's clips carry none
         bare = [c for c in tl.find_clips() if isinstance(c.media_reference, otio.schema.ExternalReference)
                 and c.media_reference.available_range is None and c.source_range is not None]

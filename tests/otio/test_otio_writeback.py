@@ -279,3 +279,5 @@ def test_mixed_rates_write_back_at_the_timeline_rate(build, tmp_path):
     placed = [[(round(c.range_in_parent().start_time.rescaled_to(25).value), round(c.range_in_parent().end_time_exclusive().rescaled_to(25).value))
                for c in t.find_clips()] for t in xml.video_tracks()]
     assert placed[0] == placed[1] == [(a - 90000, b - 90000) for a, b in originals]
+    assert [t.name for t in xml.video_tracks()][1] == "EdiDub DE"  # the track's name survives (it was lost)
+    assert 'MZ.TrackName="EdiDub DE"' in (tmp_path / "cut.xml").read_text()
