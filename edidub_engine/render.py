@@ -348,10 +348,10 @@ class ShotRenderer:
         with contextlib.ExitStack() as stack:
             writer = stack.enter_context(ClipWriter(out, width=info.width, height=info.height, rate=info.rate, codec=codec,
                                                     timecode=info.timecode_at(start), audio=dub48 if request.output.audio else None,
-                                                    audio_sample_rate_hz=48000))
+                                                    audio_sample_rate_hz=48000, color=info.color))
             if patch_path is not None:
                 job.patch = stack.enter_context(ClipWriter(patch_path, width=info.width, height=info.height, rate=info.rate,
-                                                           codec=Codec.PRORES_4444, timecode=info.timecode_at(start)))
+                                                           codec=Codec.PRORES_4444, timecode=info.timecode_at(start), color=info.color))
             job.writer = writer
             # Stages on their own threads, stopped (LIFO) before the writers abort on an error.
             stack.callback(job.qc.close)

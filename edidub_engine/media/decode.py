@@ -33,14 +33,13 @@ import numpy as np
 from av.video.reformatter import Interpolation
 
 from edidub_engine.errors import MediaDecodeError, RangeOutsideMediaError
-from edidub_engine.media.probe import VideoInfo, open_input, probe_video
+from edidub_engine.media.probe import ColorTags, VideoInfo, open_input, probe_video
 
 __all__ = ["iter_frames", "read_frames"]
 
 # Seek this far (seconds) before the range's first frame, then further back if the landing is late.
 _SEEK_BACKOFFS_S = (Fraction(0), Fraction(2), Fraction(10), Fraction(60))
 # AVColorSpace → swscale matrix.
-_MATRIX_BY_COLORSPACE = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
 _RGB_FORMATS = {"rgb24", "gbrp", "bgr0", "rgba", "bgra", "bgr24", "0rgb", "rgb0", "argb", "abgr"}
 # Full chroma interpolation: without it swscale's >8-bit → RGB path is off by ~2 levels; no slower.
 _YUV_TO_RGB_FLAGS = Interpolation.BILINEAR | Interpolation.FULL_CHR_H_INT
@@ -70,10 +69,9 @@ def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
     if fmt in _RGB_FORMATS:
         rgb = frame.to_ndarray(format="rgb24") if fmt != "rgb24" else frame.to_ndarray()
     else:
-        matrix = _MATRIX_BY_COLORSPACE.get(int(frame.colorspace))
-        if matrix is None:
-            matrix = "ITU709" if (frame.height > 576 or frame.width > 1024) else "ITU601"
-        full = int(frame.color_range) == 2 or fmt in _FULL_RANGE_FORMATS
+        tags = ColorTags(matrix=int(frame.colorspace), range=int(frame.color_range))
+        matrix = tags.conversion_matrix(frame.width, frame.height)  # the encoder converts back with the same one
+        full = tags.full_range or fmt in _FULL_RANGE_FORMATS
         rgb = frame.to_ndarray(
             format="rgb24",
             src_colorspace=matrix,

@@ -29,6 +29,7 @@ import numpy as np
 
 from edidub_engine.errors import InvalidArgumentError, MediaEncodeError
 from edidub_engine.media.atomic import AtomicOutput
+from edidub_engine.media.probe import ColorTags
 from edidub_engine.timebase import RateLike, frame_to_timecode, normalize_rate, round_half_up, timecode_to_frame
 
 __all__ = ["Codec", "ClipWriter", "OUTPUT_AUDIO_SAMPLE_RATE_HZ"]
@@ -142,6 +143,7 @@ class ClipWriter:
         timecode: str | None = None,
         audio: np.ndarray | AudioReader | None = None,
         audio_sample_rate_hz: int = 16000,
+        color: ColorTags | None = None,
     ):
         try:
             self.codec = Codec(codec)
@@ -166,6 +168,9 @@ class ClipWriter:
                 f"{'width and height' if spec.even_height else 'width'}",
                 hint="pad or crop the frames by one pixel, or write FFV1",
             )
+        # The source's colour tags, carried over; RGB frames are converted back to YUV with the matrix and range
+        # they were decoded with (decode.iter_frames), so colours and sample values stay put. None: BT.709 limited.
+        self.color = color if color is not None else ColorTags(matrix=_BT709, primaries=_BT709, transfer=_BT709, range=_LIMITED_RANGE)
         self.rate = normalize_rate(rate)
         self.timecode = None
         if timecode is not None:
@@ -216,10 +221,10 @@ class ClipWriter:
         self._frame_time_base = Fraction(1) / self.rate
         stream.time_base = self._frame_time_base
         stream.thread_type = "AUTO"
+        ctx = stream.codec_context
+        ctx.color_primaries, ctx.color_trc = self.color.primaries, self.color.transfer
         if spec.yuv:
-            ctx = stream.codec_context
-            ctx.colorspace = ctx.color_primaries = ctx.color_trc = _BT709
-            ctx.color_range = _LIMITED_RANGE
+            ctx.colorspace, ctx.color_range = self.color.matrix, self.color.range
         if self.timecode is not None:
             stream.metadata["timecode"] = self.timecode
         return stream
@@ -250,12 +255,13 @@ class ClipWriter:
                 # threads=1: swscale's sliced RGB->YUV conversion gives slightly different pixels
                 # from run to run (measured: a few levels on ~1e-5 of pixels), and the same
                 # request must give the same frames.
+                matrix = self.color.conversion_matrix(self.width, self.height)
                 picture = picture.reformat(
                     format=self._spec.pix_fmt,
-                    src_colorspace="ITU709",
-                    dst_colorspace="ITU709",
+                    src_colorspace=matrix,
+                    dst_colorspace=matrix,
                     src_color_range="JPEG",
-                    dst_color_range="MPEG",
+                    dst_color_range="JPEG" if self.color.full_range else "MPEG",
                     threads=1,
                 )
             else:

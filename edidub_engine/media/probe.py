@@ -32,10 +32,62 @@ from edidub_engine.timebase import (
     timecode_to_frame,
 )
 
-__all__ = ["HeaderLengths", "VideoInfo", "header_lengths", "probe_video", "open_input"]
+__all__ = ["ColorTags", "HeaderLengths", "VideoInfo", "pixel_bit_depth", "header_lengths", "probe_video", "open_input"]
 
 _DEFAULT_TIMECODE_FRAME = 0
 _MAX_PLAUSIBLE_RATE = 480
+
+
+# FFmpeg's codes (AVColorSpace, AVColorPrimaries, AVColorTransferCharacteristic, AVColorRange): 2 / 0 = unspecified.
+_MATRIX_NAMES = {0: "rgb", 1: "bt709", 2: "unspecified", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020nc", 10: "bt2020c"}
+_PRIMARIES_NAMES = {1: "bt709", 2: "unspecified", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 11: "dci-p3", 12: "display-p3"}
+_TRANSFER_NAMES = {1: "bt709", 2: "unspecified", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 8: "linear", 13: "srgb", 14: "bt2020-10",
+                   15: "bt2020-12", 16: "pq", 18: "hlg"}
+_RANGE_NAMES = {0: "unspecified", 1: "limited", 2: "full"}
+# swscale's matrix for a matrix code (decode and encode convert with the same one)
+SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+
+
+@dataclass(frozen=True)
+class ColorTags:
+    """A stream's colour description as FFmpeg codes, carried from source to output unchanged.
+
+    ``matrix`` (YUV↔RGB), ``primaries``, ``transfer`` (SDR, PQ 16, HLG 18) and ``range``
+    (1 limited, 2 full).  Untagged stays untagged in the output, so an NLE guesses the same for
+    the dub as for its original; the conversions use :meth:`conversion_matrix` and
+    :meth:`full_range`, the stated defaults for an untagged stream: BT.709 above 576 lines or
+    1024 columns, BT.601 below, limited range.
+    """
+
+    matrix: int = 2
+    primaries: int = 2
+    transfer: int = 2
+    range: int = 0
+
+    def conversion_matrix(self, width: int, height: int) -> str:
+        """swscale's name of the YUV↔RGB matrix to convert with."""
+        if self.matrix in SWS_MATRIX:
+            return SWS_MATRIX[self.matrix]
+        return "ITU709" if (height > 576 or width > 1024) else "ITU601"
+
+    @property
+    def full_range(self) -> bool:
+        return self.range == 2
+
+    def describe(self) -> str:
+        """``bt709/bt709/bt709, limited range`` (matrix/primaries/transfer)."""
+        names = (_MATRIX_NAMES.get(self.matrix, str(self.matrix)), _PRIMARIES_NAMES.get(self.primaries, str(self.primaries)),
+                 _TRANSFER_NAMES.get(self.transfer, str(self.transfer)))
+        text = "untagged" if set(names) == {"unspecified"} else "/".join(names)
+        return f"{text}, {_RANGE_NAMES.get(self.range, str(self.range))} range"
+
+
+def pixel_bit_depth(pix_fmt: str | None) -> int | None:
+    """Bits per sample of a pixel format (``yuv422p10le`` → 10), or None when unknown."""
+    try:
+        return max(c.bits for c in av.VideoFormat(pix_fmt).components) if pix_fmt else None
+    except (ValueError, TypeError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -60,6 +112,7 @@ class VideoInfo:
     codec_profile: str | None = None
     audio_codec: str | None = None
     audio_channels: int | None = None
+    color: ColorTags = field(default_factory=ColorTags)
     # Exact clock of frame 0, for decode's pts → grid mapping (not part of the display).
     time_base: Fraction = field(default=Fraction(1), repr=False)
     start_pts: int = field(default=0, repr=False)
@@ -221,6 +274,8 @@ def _probe_cached(path_str: str, size: int, mtime_ns: int) -> VideoInfo:
             codec_profile=ctx.profile or None,
             audio_codec=audio_codec,
             audio_channels=audio_channels,
+            color=ColorTags(matrix=int(ctx.colorspace or 2), primaries=int(ctx.color_primaries or 2),
+                            transfer=int(ctx.color_trc or 2), range=int(ctx.color_range or 0)),
             time_base=time_base,
             start_pts=start_pts,
         )

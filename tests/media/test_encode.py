@@ -114,3 +114,68 @@ def test_prores_encoding_is_deterministic(footage, tmp_path):
                 writer.write(frame)
         decoded.append(read_frames(tmp_path / name, 0, 8))
     assert np.array_equal(decoded[0], decoded[1])
+
+
+def _ten_bit_source(path, *, tags=None, w=320, h=240, n=3):
+    """A yuv422p10le ProRes clip written plane by plane: a luma ramp with detail below the 8-bit step, chroma ramps;
+    ``tags``: (matrix, primaries, transfer, range) FFmpeg codes, or None for an untagged clip."""
+    import av
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:h, 0:w]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("prores_ks", rate=25, options={"profile": "3", "vendor": "apl0"})
+        stream.width, stream.height, stream.pix_fmt, stream.time_base = w, h, "yuv422p10le", Fraction(1, 25)
+        if tags:
+            ctx = stream.codec_context
+            ctx.colorspace, ctx.color_primaries, ctx.color_trc, ctx.color_range = tags
+        for k in range(n):
+            frame = av.VideoFrame(w, h, "yuv422p10le")
+            planes = (64 + xx * 876 // w + rng.integers(-3, 4, (h, w)), 512 + (yy[:, : w // 2] - h // 2) * 300 // h,
+                      512 - (xx[:, : w // 2] * 2 - w // 2) * 200 // w)
+            for plane, values in zip(frame.planes, planes):
+                buf = np.zeros(plane.buffer_size // 2, np.uint16)
+                buf.reshape(-1, plane.line_size // 2)[:h, : values.shape[1]] = np.clip(values, 64, 940)
+                plane.update(buf.tobytes())
+            frame.pts, frame.time_base = k, Fraction(1, 25)
+            if tags:
+                frame.colorspace, frame.color_range = tags[0], tags[3]
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def _planes(path):
+    import av
+
+    with av.open(str(path)) as container:
+        ctx = container.streams.video[0].codec_context  # as the container states them (decoding may overwrite them)
+        tags = (int(ctx.colorspace), int(ctx.color_primaries), int(ctx.color_trc), int(ctx.color_range))
+        frames = []
+        for frame in container.decode(video=0):
+            frame = frame.reformat(format="yuv422p10le")
+            frames.append([np.frombuffer(p, np.uint16).reshape(-1, p.line_size // 2)[: frame.height, : frame.width // (1 if i == 0 else 2)]
+                           .astype(int) for i, p in enumerate(frame.planes)])
+        return frames, tags
+
+
+@pytest.mark.parametrize("tags", [(9, 9, 16, 1), None], ids=["BT.2020 PQ", "untagged SD"])
+def test_a_clip_keeps_its_source_colour_tags_and_matrix(tmp_path, tags):
+    """Issue 20: every output was tagged and converted as BT.709 — an HDR BT.2020/PQ source came back as SDR BT.709,
+    and an untagged SD source had its YUV samples recomputed with the HD matrix (98 % of samples changed, luma by 14
+    codes on average). Now the tags are carried over and the RGB frames go back to YUV with the matrix they were
+    decoded with (exact copies outside the matte need compositing in the source's own format: not yet)."""
+    from edidub_engine.media import iter_frames
+
+    source = tmp_path / "source.mov"
+    _ten_bit_source(source, tags=tags)
+    info = probe_video(source)
+    out = tmp_path / "out.mov"
+    _write(out, [f for _, f in iter_frames(info)], info.rate, codec=Codec.PRORES_HQ, color=info.color)
+    (src, src_tags), (dub, dub_tags) = _planes(source), _planes(out)
+    if tags:
+        assert dub_tags == src_tags == tags and info.color.describe() == "bt2020nc/bt2020/pq, limited range"
+    else:
+        assert dub_tags[1:] == src_tags[1:] == (2, 2, 1)  # primaries and transfer stay unspecified (the encoder may name the matrix)
+    luma = np.concatenate([(b[0] - a[0]).ravel() for a, b in zip(src, dub)])
+    chroma = np.concatenate([(b[1] - a[1]).ravel() for a, b in zip(src, dub)])
+    assert abs(luma.mean()) < 1.5 and abs(chroma.mean()) < 1.5 and np.abs(luma).mean() < 10
