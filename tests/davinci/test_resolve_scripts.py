@@ -183,6 +183,7 @@ def _camel_calls(path: Path) -> set[str]:
 
 def test_scripts_call_only_the_documented_api():
     files = [*(REPO / "plugins" / "davinci").glob("*.py"), *(REPO / "plugins" / "davinci" / "scripts").glob("*.py")]
+    assert {"resolve_bridge.py", "reading.py", "placement.py", "progress.py"} <= {f.name for f in files}
     used = set().union(*(_camel_calls(f) for f in files))
     unknown = sorted(used - ALL_METHODS - DOCUMENTED_CONSTANTS - UI_MANAGER - {"On", "Clicked", "Close", "Timeout", "Text"}
                      - {"EdiDubMessage", "EdiDubProgress", "EdiDubTick", "Cancel", "OK"})
@@ -247,3 +248,19 @@ def test_a_short_clip_with_its_source_end_rounded_by_one_frame_is_not_a_speed_ch
     fast = build(media_root, dub_audio, speed=2.0)[2]
     fast._duration = 8
     assert rb._speed(fast, rate, fast.GetMediaPoolItem(), rate) == pytest.approx(2.0)
+
+
+def test_a_menu_script_reaches_resolve_through_bmd(monkeypatch, capsys):
+    """Without a ``resolve`` global the script asks ``bmd.scriptapp("Resolve")``, then DaVinciResolveScript;
+    with neither answering, the editor is told where to run it."""
+    from plugins.davinci import resolve_bridge as rb
+
+    asked = []
+
+    class Bmd:
+        def scriptapp(self, name):
+            asked.append(name)
+
+    monkeypatch.setitem(sys.modules, "DaVinciResolveScript", None)  # not importable here
+    assert rb.run_menu_script("dub_shot", {"bmd": Bmd(), "fusion": None}) is None
+    assert asked == ["Resolve"] and "could not reach DaVinci Resolve" in capsys.readouterr().out

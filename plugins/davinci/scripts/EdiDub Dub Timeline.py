@@ -42,21 +42,5 @@ def _edidub_bridge():
     return resolve_bridge
 
 
-def _resolve_app():
-    app = globals().get("resolve")
-    if app is None and globals().get("bmd") is not None:
-        app = bmd.scriptapp("Resolve")  # noqa: F821 - Resolve's Scripts menu provides bmd
-    if app is None:
-        try:
-            import DaVinciResolveScript
-
-            app = DaVinciResolveScript.scriptapp("Resolve")
-        except ImportError:
-            app = None
-    return app
-
-
 bridge = _edidub_bridge()
-report = None
-if bridge is not None:
-    report = bridge.dub_timeline(_resolve_app(), fusion=globals().get("fusion"), bmd=globals().get("bmd"))
+report = bridge.run_menu_script("dub_timeline", globals()) if bridge is not None else None

@@ -1,0 +1,90 @@
+"""What the editor chooses once per project, remembered between runs.
+
+A JSON file keyed by project name in the user config folder (:func:`settings_path`):
+``$XDG_CONFIG_HOME/edidub/resolve-projects.json`` (Linux, default ``~/.config``),
+``~/Library/Application Support/EdiDub/resolve-projects.json`` (macOS),
+``%APPDATA%\\EdiDub\\resolve-projects.json`` (Windows).  Resolve's own project settings
+accept only Resolve's keys, so they cannot hold ours.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+__all__ = ["QUALITY_PRESETS", "ProjectSettings", "load_settings", "save_settings", "settings_path"]
+
+QUALITY_PRESETS: dict[str, dict[str, Any]] = {
+    "draft": {"steps": 10, "inversion_steps": 10},  # a quick look at timing
+    "standard": {},  # the model bundle's own defaults
+    "final": {"steps": 50, "inversion_steps": 50},  # the paper's settings
+}
+
+
+@dataclass
+class ProjectSettings:
+    """What the editor chooses once per project.
+
+    ``dub_audio_track``: 1-based audio track holding the dub speech (None: A2 when the timeline
+    has two or more audio tracks, else A1).  ``picture_track``: 1-based video track of the
+    picture (None: the track of the selected clip).  ``output_folder``: where renders go (""
+    = an ``EdiDub`` folder beside the source media, created when missing; it must lie under one
+    of the daemon's ``--media-root`` folders).  ``quality``: a key of :data:`QUALITY_PRESETS`.
+    ``daemon``: request endpoint ("" = ``$EDIDUB_DAEMON``, else the daemon's connection file, else tcp://127.0.0.1:47610).
+    """
+
+    dub_audio_track: int | None = None
+    picture_track: int | None = None
+    output_folder: str = ""
+    quality: str = "standard"
+    daemon: str = ""
+    daemon_timeout_s: float = 5.0
+    language: str = "DUB"  # the dub's language code, for the batch's dubbed-timeline track name
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "ProjectSettings":
+        known = {f.name for f in fields(cls)}
+        kept = {k: v for k, v in (data or {}).items() if k in known} if isinstance(data, dict) else {}
+        out = cls(**kept)
+        if out.quality not in QUALITY_PRESETS:
+            out.quality = "standard"
+        return out
+
+
+def settings_path() -> str:
+    """The per-user JSON file that remembers each project's settings."""
+    if sys.platform == "darwin":
+        base = os.path.join(os.path.expanduser("~"), "Library", "Application Support", "EdiDub")
+    elif os.name == "nt":
+        base = os.path.join(os.environ.get("APPDATA") or os.path.expanduser("~"), "EdiDub")
+    else:
+        xdg = os.environ.get("XDG_CONFIG_HOME", "")
+        base = os.path.join(xdg if os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".config"), "edidub")
+    return os.path.join(base, "resolve-projects.json")
+
+
+def _read_all() -> dict[str, Any]:
+    try:
+        with open(settings_path(), encoding="utf-8") as fh:
+            data = json.load(fh)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def load_settings(project_name: str) -> ProjectSettings:
+    return ProjectSettings.from_dict(_read_all().get(project_name))
+
+
+def save_settings(project_name: str, settings: ProjectSettings) -> None:
+    data = _read_all()
+    data[project_name] = asdict(settings)
+    path = settings_path()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+    os.replace(tmp, path)
