@@ -88,6 +88,12 @@ def _print_analysis(result) -> None:
     """One header and two lines per shot; frame ranges are inclusive here (the JSON's are half-open)."""
     print(f"{result.file}: frames {result.start_frame}-{result.end_frame - 1} from {result.start_timecode} "
           f"at {result.rate} fps, {len(result.shots)} shot(s)")
+    pic = result.picture
+    if pic:
+        depth = f", {pic['bit_depth']}-bit" if pic.get("bit_depth") else ""
+        print(f"  picture: {pic['codec']}{' ' + pic['profile'] if pic.get('profile') else ''} {pic['pix_fmt']}{depth}, "
+              f"colour {pic['color']['description']}")
+        print(f"    what a dub keeps: {pic['dub_keeps']}")
     for i, shot in enumerate(result.shots, 1):
         facts = [f"face in {shot.frames_with_face} of {shot.frames} frames"]
         if shot.no_face:

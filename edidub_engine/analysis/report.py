@@ -24,6 +24,7 @@ from ..evaluation.curation import (
 from ..face import FaceSelector, FaceStatus, FaceTracker
 from ..errors import InvalidArgumentError
 from ..media import VideoInfo, iter_frames, probe_video
+from ..media.probe import picture_summary
 from .cuts import CutDetector
 
 #: Beyond this head rotation (the pose score, any axis) the lower face is seen from the side.
@@ -95,6 +96,7 @@ class ClipAnalysis:
     cuts: list[int]
     shots: list[ShotAnalysis]
     frames: list[FrameRecord] = field(default_factory=list)
+    picture: dict = field(default_factory=dict)  # pixel format, bit depth, colour tags and what a dub keeps
 
     def to_dict(self, *, per_frame: bool = False) -> dict:
         out = asdict(self)
@@ -169,6 +171,7 @@ def analyze_clip(
         cuts=cut_frames,
         shots=shots,
         frames=records,
+        picture=picture_summary(info),
     )
 
 

@@ -32,7 +32,7 @@ from edidub_engine.timebase import (
     timecode_to_frame,
 )
 
-__all__ = ["ColorTags", "HeaderLengths", "VideoInfo", "pixel_bit_depth", "header_lengths", "probe_video", "open_input"]
+__all__ = ["ColorTags", "HeaderLengths", "VideoInfo", "picture_summary", "pixel_bit_depth", "header_lengths", "probe_video", "open_input"]
 
 _DEFAULT_TIMECODE_FRAME = 0
 _MAX_PLAUSIBLE_RATE = 480
@@ -341,3 +341,19 @@ def header_lengths(path: str | os.PathLike) -> HeaderLengths:
     resolved = Path(path)
     stat = resolved.stat()
     return _header_cached(str(resolved), stat.st_size, stat.st_mtime_ns)
+
+
+def picture_summary(info: VideoInfo) -> dict:
+    """A clip's pixel format, bit depth and colour tags, and in words what a dub keeps of them (``edidub analyze``)."""
+    depth = pixel_bit_depth(info.pix_fmt)
+    hdr = info.color.transfer in (16, 18)
+    keeps = ("the dub keeps the colour tags and converts with the clip's own matrix and range; frames pass through "
+             "8-bit RGB, so outside the mouth samples can differ by a level or two (not bit-exact)")
+    if depth and depth > 8:
+        keeps += f"; below the 8-bit step the {depth}-bit source's detail is not kept"
+    if hdr:
+        keeps += "; the networks see the PQ/HLG signal as coded (no tone mapping)"
+    return {"codec": info.codec, "profile": info.codec_profile, "pix_fmt": info.pix_fmt, "bit_depth": depth,
+            "color": {"matrix": info.color.matrix, "primaries": info.color.primaries, "transfer": info.color.transfer,
+                      "range": info.color.range, "description": info.color.describe()},
+            "dub_keeps": keeps}
