@@ -279,15 +279,25 @@ def dubbed_to_string(timeline: otio.schema.Timeline, adapter_name: str, *, langu
                 meta = dict(track.metadata.get("fcp_xml") or {})
                 meta.update({"name": track.name, "@MZ.TrackName": track.name})
                 track.metadata["fcp_xml"] = meta
+        offline = [c for c in tl.find_clips() if isinstance(c.media_reference, otio.schema.MissingReference)]
+        for clip in offline:  # the writer cannot write a MissingReference; FCP7 XML says offline with a file that is not there
+            clip.media_reference = otio.schema.ExternalReference(target_url=clip.name or "offline",
+                                                                 available_range=clip.media_reference.available_range)
+        if offline:
+            notes.append(f"FCP7 XML: {len(offline)} offline clip(s) written as file references named after the clip (offline in the NLE)")
         spans: dict[str, tuple] = {}  # a file element needs the media's range; an EDL's clips carry none
-        bare = [c for c in tl.find_clips() if isinstance(c.media_reference, otio.schema.ExternalReference)
-                and c.media_reference.available_range is None and c.source_range is not None]
+        bare = [c for c in tl.find_clips() if c.media_reference is not None and c.media_reference.available_range is None
+                and c.source_range is not None]
+
+        def key(clip):
+            return getattr(clip.media_reference, "target_url", None) or f"offline:{clip.name}"
+
         for clip in bare:
-            r, url = clip.source_range, clip.media_reference.target_url
-            lo, hi = spans.get(url, (r.start_time, r.end_time_exclusive()))
-            spans[url] = (min(lo, r.start_time), max(hi, r.end_time_exclusive()))
+            r = clip.source_range
+            lo, hi = spans.get(key(clip), (r.start_time, r.end_time_exclusive()))
+            spans[key(clip)] = (min(lo, r.start_time), max(hi, r.end_time_exclusive()))
         for clip in bare:
-            lo, hi = spans[clip.media_reference.target_url]
+            lo, hi = spans[key(clip)]
             clip.media_reference.available_range = otio.opentime.range_from_start_end_time(lo, hi)
         if bare:
             notes.append(f"FCP7 XML: {len(spans)} media file(s) of unknown length given the span the cut uses")
@@ -328,10 +338,24 @@ def dubbed_to_string(timeline: otio.schema.Timeline, adapter_name: str, *, langu
     except InvalidArgumentError:
         raise
     except Exception as exc:
+        why = f"{type(exc).__name__}: {exc}"
+        if adapter_name == "fcp_xml":  # its file writer handles files only: name what the cut holds instead
+            kinds = {"GeneratorReference": "generator clips (black, titles, bars)", "ImageSequenceReference": "image sequences"}
+            held = [f"{n} {kinds[k]}" for k, n in sorted(_reference_kinds(tl).items()) if k in kinds]
+            if held:
+                why = f"it cannot write {' or '.join(held)}"
         raise InvalidArgumentError(
-            f"timeline {timeline.name!r}: the {adapter_name} adapter cannot write it ({type(exc).__name__}: {exc})",
+            f"timeline {timeline.name!r}: the {adapter_name} adapter cannot write it ({why})",
             hint="write .otio, which holds everything",
         ) from None
+
+
+def _reference_kinds(timeline) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for clip in timeline.find_clips():
+        name = type(clip.media_reference).__name__
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def write_dubbed(timeline: otio.schema.Timeline, path, *, language: str | None = None) -> list[str]:

@@ -292,3 +292,67 @@ def test_fcpx_25i_project_with_an_ntsc_asset_is_read_and_only_that_clip_is_left_
     ntsc_project.write_text(_FCPX_25I.replace('frameDuration="200/5000s"', 'frameDuration="15015/360000s"'))
     with pytest.raises(InvalidArgumentError, match="FCP X project at 24000/1001 fps"):
         read_timeline(ntsc_project)
+
+
+def _camera(clip):
+    """A resolver for the exports' offline media: a long camera file at the clip's rate, timecode 00:00:00:00."""
+    rate = clip.source_range.start_time.rate if clip.source_range else 24
+    rng = otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(rate * 3600 * 30, rate))
+    return otio.schema.ExternalReference(target_url=f"/camera/{clip.name or 'clip'}.mov", available_range=rng)
+
+
+def _placed(timeline, track):
+    """(record in, record out) of the clips of ``track`` (a name), as global start + position at the timeline's rate."""
+    gst = timeline.global_start_time
+    rate = gst.rate if gst is not None else None
+    start = round(gst.value) if gst is not None else 0
+    out = []
+    for t in timeline.tracks:
+        if t.name == track:
+            for c in t.find_clips():
+                r = c.range_in_parent()
+                at = rate or r.start_time.rate
+                out.append((start + round(r.start_time.rescaled_to(at).value), start + round(r.end_time_exclusive().rescaled_to(at).value)))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("name", [n for n, e in EXPECTED.items() if not isinstance(e, str)])
+def test_every_shared_export_writes_back_at_its_record_frames(name, tmp_path):
+    """Every readable export, its clips made shots (their media resolved to stand-in camera files), dubbed by stand-in
+    renders and written back: in .otio the dub clips sit exactly at the shots' record frames; in FCP7 XML exactly where
+    the originals sit after the same round trip (or a clear refusal naming what the writer cannot hold); in the EDL
+    at the record timecodes (cuts without dissolves)."""
+    from otio_adapters import add_dub_track, write_dubbed
+
+    from edidub_engine.shot import RenderedClip
+    from edidub_engine.timebase import frame_to_timecode
+
+    f = read_timeline(_file(name))
+    sl = shots_from_timeline(f.timeline, dub_track=None, resolve_media=_camera)
+    shots = [s for s in sl.shots if s.record["track_index"] == sl.shots[0].record["track_index"]] if sl.shots else []
+    if not shots:
+        pytest.skip(f"{name}: no clip becomes a shot even with its media resolved")
+    rendered = [RenderedClip(shot_id=s.shot_id, path=f"/renders/{s.shot_id}.mov", start_frame=0, end_frame=s.source.frame_count,
+                             rate=s.source.rate, timecode=frame_to_timecode(s.source.start_frame, s.source.rate), frames_edited=1,
+                             record=s.record, qc={"source": {"start_frame": s.source.start_frame, "end_frame": s.source.end_frame}})
+                for s in shots]
+    out = add_dub_track(f.timeline, rendered, language="fr")
+    want = sorted((max(s.record["start_frame"], s.record["cut_start_frame"]), min(s.record["end_frame"], s.record["cut_end_frame"]))
+                  for s in shots)
+    assert _placed(out, "EdiDub FR") == want
+    write_dubbed(out, tmp_path / "cut.otio")
+    assert _placed(otio.adapters.read_from_file(str(tmp_path / "cut.otio")), "EdiDub FR") == want
+    try:
+        write_dubbed(out, tmp_path / "cut.xml")
+    except InvalidArgumentError as err:
+        assert re.search(r"cannot write \d+ (generator clips|image sequences)", err.message), err.message
+    else:
+        xml = read_timeline(tmp_path / "cut.xml").timeline
+        picture = next(t for t in xml.video_tracks() if t.name != "EdiDub FR")
+        assert set(_placed(xml, "EdiDub FR")) <= set(_placed(xml, picture.name)) and len(_placed(xml, "EdiDub FR")) == len(want)
+    write_dubbed(out, tmp_path / "cut.edl")
+    track = next(t for t in out.tracks if t.name == "EdiDub FR")
+    if not any(isinstance(i, otio.schema.Transition) for i in track):
+        back = read_timeline(tmp_path / "cut.edl", rate=sl.rate).timeline
+        start = round(back.global_start_time.value) if back.global_start_time else 0
+        assert sorted(start + round(c.range_in_parent().start_time.value) for c in back.tracks[0].find_clips()) == [a for a, _ in want]
