@@ -111,8 +111,9 @@ class Sink:
         if self._error is not None:
             raise self._error
 
-    def submit(self, item: Any) -> None:
-        """Queue one item (waits while the queue is full); raises the thread's error, if it had one."""
+    def submit(self, item: Any, *, while_waiting: Callable[[], None] | None = None) -> None:
+        """Queue one item (waits while the queue is full); raises the thread's error, if it had one.
+        ``while_waiting`` is called on this thread every poll while it waits (progress for the work the thread does)."""
         self._raise()
         while True:
             try:
@@ -120,11 +121,16 @@ class Sink:
                 return
             except queue.Full:
                 self._raise()
+                if while_waiting is not None:
+                    while_waiting()
 
-    def finish(self) -> None:
+    def finish(self, *, while_waiting: Callable[[], None] | None = None) -> None:
         """Wait for every submitted item to be applied; raises the thread's error, if any."""
-        self._queue.put(_DONE)
-        self._thread.join()
+        self.submit(_DONE, while_waiting=while_waiting)
+        while self._thread.is_alive():
+            self._thread.join(_POLL_S)
+            if while_waiting is not None:
+                while_waiting()
         self._raise()
 
     def close(self) -> None:

@@ -360,7 +360,9 @@ class ShotRenderer:
             tracked = Prefetch(job.records(selector, cache_hit), depth=2 * TRACK_BLOCK_FRAMES, name=f"edidub-track-{request.shot_id}")
             stack.callback(tracked.close)
             job.run(tracked, sink)
-            sink.finish()
+            # The encoder thread writes the last chunks after the loop: its count goes out from here (progress
+            # callbacks run on this thread only), instead of a render bar at 0 that jumps to done.
+            sink.finish(while_waiting=lambda: job._report("render", job.written))
             job.finish_progress()
             if job.frames_edited == 0:  # the writers abort: nothing is published
                 raise NoFaceError(
@@ -509,14 +511,17 @@ class _Job:
         chunk: list[_Edited] = []
         pending: list[int] = []  # [first, end) of passed-through frames not yet handed to the encoder
 
+        def report_render() -> None:
+            self._report("render", self.written)
+
         def flush_pass() -> None:
             if pending:
-                sink.submit(("pass", *pending))
+                sink.submit(("pass", *pending), while_waiting=report_render)
                 pending.clear()
 
         def flush_chunk() -> None:
             if chunk:
-                sink.submit(self._restore(chunk))
+                sink.submit(self._restore(chunk), while_waiting=report_render)
                 chunk.clear()
 
         for item in self._items(tracked):
@@ -685,8 +690,11 @@ class _Job:
         self.timings["encode_s"] += time.perf_counter() - t0
 
     def finish_progress(self) -> None:
-        """Every stage ends at its total (the step count was an estimate: passed-through frames need none)."""
-        self._report("lip-sync", self.steps_done, self.steps_done)
+        """Every stage ends at its total (the step count was an estimate: passed-through frames need none).
+        Only a count that is not at its end yet is reported again, so the last stage seen stays the render."""
+        if self.steps_done != self.steps_total:
+            self.steps_total = self.steps_done
+            self._report("lip-sync", self.steps_done, self.steps_done)
         self._report("render", self.written)
 
     # -- callbacks, on the calling thread only

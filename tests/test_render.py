@@ -94,6 +94,10 @@ def test_second_language_reuses_the_inversion_and_matches_an_uncached_render(mod
                                                         progress=lambda *r: reports.append(r))
     last = {stage: (done, total) for stage, done, total in reports}  # every bar ends full, a cached inversion included
     assert last["lip-sync"][0] == last["lip-sync"][1] > 0 and last["render"] == (40, 40)
+    render = [r for r in reports if r[0] == "render"]
+    assert any(0 < done < 40 for _, done, _ in render)  # the render counts up as frames are encoded (it sat at 0, then jumped)
+    first_render = next(i for i, r in enumerate(reports) if r[0] == "render")
+    assert {r[0] for r in reports[first_render:]} == {"render"}  # one section: once rendering, never back to lip-sync
     uncached = ShotRenderer(models).dub_shot(request(source, 0, 40, footage_path("dub_de_german1.wav"), tmp_path / "c"))
     assert not first.qc["cache_hit"] and second.qc["cache_hit"]
     assert second.qc["timings"]["track_s"] < first.qc["timings"]["track_s"]
