@@ -23,8 +23,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from pathlib import Path
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import zmq

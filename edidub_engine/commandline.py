@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import EdidubError
 
-__all__ = ["StageProgress", "advance", "quiet_native_logging", "run_command"]
+__all__ = ["StageProgress", "advance", "log_line", "quiet_native_logging", "run_command"]
 
 
 def quiet_native_logging() -> None:
@@ -126,9 +126,9 @@ class StageProgress:
         unit = self.unit(stage)
         if stage not in self._started:
             self._started[stage] = now
-            _log_line(f"{stage}: started, {total} {unit}s")
+            log_line(f"{stage}: started, {total} {unit}s")
         if total and done >= total and self._started.get(stage) is not None:
-            _log_line(f"{stage}: done, {done} {unit}s in {now - self._started[stage]:.1f} s")
+            log_line(f"{stage}: done, {done} {unit}s in {now - self._started[stage]:.1f} s")
             self._started[stage] = None  # ended: no second line (a later update of the same stage stays quiet)
 
     def close(self, prefix: str = "") -> None:
@@ -140,8 +140,9 @@ class StageProgress:
         self._free.sort()
         for stage in [k for k in self._started if k.startswith(prefix)]:
             if self._started.pop(stage) is not None:
-                _log_line(f"{stage}: stopped before its end")
+                log_line(f"{stage}: stopped before its end")
 
 
-def _log_line(text: str) -> None:
+def log_line(text: str) -> None:
+    """A timestamped progress line on stderr: the log form of a bar."""
     print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)

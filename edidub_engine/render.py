@@ -362,7 +362,7 @@ class ShotRenderer:
             job.run(tracked, sink)
             # The encoder thread writes the last chunks after the loop: its count goes out from here (progress
             # callbacks run on this thread only), instead of a render bar at 0 that jumps to done.
-            sink.finish(while_waiting=lambda: job._report("render", job.written))
+            sink.finish(while_waiting=job.report_render)
             job.finish_progress()
             if job.frames_edited == 0:  # the writers abort: nothing is published
                 raise NoFaceError(
@@ -511,17 +511,14 @@ class _Job:
         chunk: list[_Edited] = []
         pending: list[int] = []  # [first, end) of passed-through frames not yet handed to the encoder
 
-        def report_render() -> None:
-            self._report("render", self.written)
-
         def flush_pass() -> None:
             if pending:
-                sink.submit(("pass", *pending), while_waiting=report_render)
+                sink.submit(("pass", *pending), while_waiting=self.report_render)
                 pending.clear()
 
         def flush_chunk() -> None:
             if chunk:
-                sink.submit(self._restore(chunk), while_waiting=report_render)
+                sink.submit(self._restore(chunk), while_waiting=self.report_render)
                 chunk.clear()
 
         for item in self._items(tracked):
@@ -539,7 +536,7 @@ class _Job:
                     flush_chunk()
                 chunk.append(item)
                 self.frames_edited += 1
-            self._report("render", self.written)
+            self.report_render()
         flush_chunk()
         flush_pass()
 
@@ -695,9 +692,13 @@ class _Job:
         if self.steps_done != self.steps_total:
             self.steps_total = self.steps_done
             self._report("lip-sync", self.steps_done, self.steps_done)
-        self._report("render", self.written)
+        self.report_render()
 
     # -- callbacks, on the calling thread only
+    def report_render(self) -> None:
+        """Frames the encoder thread has written so far (called from the calling thread, also while it waits on it)."""
+        self._report("render", self.written)
+
     def _report(self, stage: str, done: int, total: int | None = None) -> None:
         if self.progress is not None:
             self.progress(stage, int(done), int(self.n if total is None else total))

@@ -14,6 +14,7 @@ import opentimelineio as otio
 from edidub_engine.errors import InvalidArgumentError
 from edidub_engine.timebase import exact_video_rate
 
+
 def exact_rate(rate: float | int | Fraction, *, where: str = "", video: bool = True) -> Fraction:
     """The exact rational for an OTIO rate (:func:`edidub_engine.timebase.exact_video_rate`: one rule everywhere)."""
     if not isinstance(rate, (Fraction, int)):

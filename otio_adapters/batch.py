@@ -66,8 +66,12 @@ def output_name(shot: ShotRequest) -> str:
     """``<source stem>_<shot_id>_dub`` with unsafe characters replaced: the daemon's default output name."""
     if shot.output.name:
         return shot.output.name
-    stem = PureWindowsPath(shot.source.path).stem if "\\" in shot.source.path else Path(shot.source.path).stem
-    return _UNSAFE_NAME_CHARS.sub("_", f"{stem}_{shot.shot_id}_dub")
+    return _UNSAFE_NAME_CHARS.sub("_", f"{_media_path(shot.source.path).stem}_{shot.shot_id}_dub")
+
+
+def _media_path(path: str):
+    """A media path as written in the cut, which may come from a Windows machine."""
+    return PureWindowsPath(path) if "\\" in path else Path(path)
 
 
 def plan_batch(
@@ -121,9 +125,11 @@ def format_shot_list(shot_list: ShotList) -> str:
         widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
         return ["  " + "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip() for r in [header, *rows]]
 
-    fps = f"{float(shot_list.rate):.3f}".rstrip("0").rstrip(".")
+    def fps(rate):
+        return f"{float(rate):.3f}".rstrip("0").rstrip(".") if rate else "?"
+
     lines = [f"{shot_list.timeline}: {len(shot_list.shots)} shot(s) to dub, {len(shot_list.skipped)} clip(s) left out "
-             f"({fps} fps" + (f", dub lines from {shot_list.dub_track!r}" if shot_list.dub_track else ", no dub track: every picture clip")
+             f"({fps(shot_list.rate)} fps" + (f", dub lines from {shot_list.dub_track!r}" if shot_list.dub_track else ", no dub track: every picture clip")
              + ")"]
     if shot_list.shots:
         rows = []
@@ -131,10 +137,8 @@ def format_shot_list(shot_list: ShotList) -> str:
             rec, src = shot.record, shot.source
             dub = ", ".join(f"{Path(a.path).name} {a.start_s:.2f}-{a.start_s + a.duration_s:.2f}s" if a.duration_s is not None
                             else Path(a.path).name for a in shot.dub_audio) or "-"
-            rate = f"{float(src.rate):.3f}".rstrip("0").rstrip(".") if src.rate else "?"
             rows.append([shot.shot_id, tc(rec.get("start_frame")), tc(rec.get("end_frame")), src.frame_count,
-                         PureWindowsPath(src.path).name if "\\" in src.path else Path(src.path).name,
-                         f"{src.start_frame}-{src.end_frame - 1}", rate, dub])
+                         _media_path(src.path).name, f"{src.start_frame}-{src.end_frame - 1}", fps(src.rate), dub])
         lines += table(["shot", "record in", "record out", "frames", "source", "source frames", "fps", "dub line"], rows)
     if shot_list.skipped:
         lines.append("left out:")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from fractions import Fraction
@@ -266,41 +267,7 @@ def dubbed_to_string(timeline: otio.schema.Timeline, adapter_name: str, *, langu
     notes: list[str] = []
     tl = timeline
     if adapter_name == "fcp_xml":
-        tl = copy.deepcopy(timeline)
-        for clip in tl.find_clips():
-            ref = clip.media_reference
-            if isinstance(ref, otio.schema.ExternalReference) and ref.target_url and "://" not in ref.target_url:
-                p = Path(ref.target_url)
-                if p.is_absolute():
-                    ref.target_url = p.as_uri()  # Premiere wants file:// URLs
-        notes.append("FCP7 XML: bare media paths written as file:// URLs")
-        for track in tl.video_tracks():  # the writer drops track names: carry the dub track's as <name> and Premiere's MZ.TrackName
-            if METADATA_KEY in track.metadata and track.name:
-                meta = dict(track.metadata.get("fcp_xml") or {})
-                meta.update({"name": track.name, "@MZ.TrackName": track.name})
-                track.metadata["fcp_xml"] = meta
-        offline = [c for c in tl.find_clips() if isinstance(c.media_reference, otio.schema.MissingReference)]
-        for clip in offline:  # the writer cannot write a MissingReference; FCP7 XML says offline with a file that is not there
-            clip.media_reference = otio.schema.ExternalReference(target_url=clip.name or "offline",
-                                                                 available_range=clip.media_reference.available_range)
-        if offline:
-            notes.append(f"FCP7 XML: {len(offline)} offline clip(s) written as file references named after the clip (offline in the NLE)")
-        spans: dict[str, tuple] = {}  # a file element needs the media's range; an EDL's clips carry none
-        bare = [c for c in tl.find_clips() if c.media_reference is not None and c.media_reference.available_range is None
-                and c.source_range is not None]
-
-        def key(clip):
-            return getattr(clip.media_reference, "target_url", None) or f"offline:{clip.name}"
-
-        for clip in bare:
-            r = clip.source_range
-            lo, hi = spans.get(key(clip), (r.start_time, r.end_time_exclusive()))
-            spans[key(clip)] = (min(lo, r.start_time), max(hi, r.end_time_exclusive()))
-        for clip in bare:
-            lo, hi = spans[key(clip)]
-            clip.media_reference.available_range = otio.opentime.range_from_start_end_time(lo, hi)
-        if bare:
-            notes.append(f"FCP7 XML: {len(spans)} media file(s) of unknown length given the span the cut uses")
+        tl = _for_fcp_xml(timeline, notes)
     elif adapter_name == "cmx_3600":
         dub = [t for t in timeline.video_tracks() if METADATA_KEY in t.metadata and t.name.startswith("EdiDub")]
         if language is not None:
@@ -341,7 +308,8 @@ def dubbed_to_string(timeline: otio.schema.Timeline, adapter_name: str, *, langu
         why = f"{type(exc).__name__}: {exc}"
         if adapter_name == "fcp_xml":  # its file writer handles files only: name what the cut holds instead
             kinds = {"GeneratorReference": "generator clips (black, titles, bars)", "ImageSequenceReference": "image sequences"}
-            held = [f"{n} {kinds[k]}" for k, n in sorted(_reference_kinds(tl).items()) if k in kinds]
+            counts = Counter(type(c.media_reference).__name__ for c in tl.find_clips())
+            held = [f"{n} {kinds[k]}" for k, n in sorted(counts.items()) if k in kinds]
             if held:
                 why = f"it cannot write {' or '.join(held)}"
         raise InvalidArgumentError(
@@ -350,12 +318,45 @@ def dubbed_to_string(timeline: otio.schema.Timeline, adapter_name: str, *, langu
         ) from None
 
 
-def _reference_kinds(timeline) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for clip in timeline.find_clips():
-        name = type(clip.media_reference).__name__
-        counts[name] = counts.get(name, 0) + 1
-    return counts
+def _for_fcp_xml(timeline: otio.schema.Timeline, notes: list[str]) -> otio.schema.Timeline:
+    """A copy the fcp_xml writer can write, with notes on what changed: file:// URLs, the dub track's name,
+    offline clips as file references, and a range for media of unknown length (an EDL's clips carry none)."""
+    tl = copy.deepcopy(timeline)
+    for clip in tl.find_clips():
+        ref = clip.media_reference
+        if isinstance(ref, otio.schema.ExternalReference) and ref.target_url and "://" not in ref.target_url:
+            p = Path(ref.target_url)
+            if p.is_absolute():
+                ref.target_url = p.as_uri()  # Premiere wants file:// URLs
+    notes.append("FCP7 XML: bare media paths written as file:// URLs")
+    for track in tl.video_tracks():  # the writer drops track names: carry the dub track's as <name> and Premiere's MZ.TrackName
+        if METADATA_KEY in track.metadata and track.name:
+            meta = dict(track.metadata.get("fcp_xml") or {})
+            meta.update({"name": track.name, "@MZ.TrackName": track.name})
+            track.metadata["fcp_xml"] = meta
+    offline = [c for c in tl.find_clips() if isinstance(c.media_reference, otio.schema.MissingReference)]
+    for clip in offline:  # the writer cannot write a MissingReference; FCP7 XML says offline with a file that is not there
+        clip.media_reference = otio.schema.ExternalReference(target_url=clip.name or "offline",
+                                                             available_range=clip.media_reference.available_range)
+    if offline:
+        notes.append(f"FCP7 XML: {len(offline)} offline clip(s) written as file references named after the clip (offline in the NLE)")
+    spans: dict[str, tuple] = {}
+    bare = [c for c in tl.find_clips() if c.media_reference is not None and c.media_reference.available_range is None
+            and c.source_range is not None]
+
+    def key(clip):
+        return getattr(clip.media_reference, "target_url", None) or f"offline:{clip.name}"
+
+    for clip in bare:
+        r = clip.source_range
+        lo, hi = spans.get(key(clip), (r.start_time, r.end_time_exclusive()))
+        spans[key(clip)] = (min(lo, r.start_time), max(hi, r.end_time_exclusive()))
+    for clip in bare:
+        lo, hi = spans[key(clip)]
+        clip.media_reference.available_range = otio.opentime.range_from_start_end_time(lo, hi)
+    if bare:
+        notes.append(f"FCP7 XML: {len(spans)} media file(s) of unknown length given the span the cut uses")
+    return tl
 
 
 def write_dubbed(timeline: otio.schema.Timeline, path, *, language: str | None = None) -> list[str]:

@@ -37,14 +37,13 @@ import datetime as _dt
 import json
 import os
 import sys
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edidub_engine.commandline import StageProgress
+from edidub_engine.commandline import StageProgress, log_line
 from edidub_engine.errors import EdidubError, InvalidArgumentError, OutputExistsError
 from edidub_engine.files import write_text_atomically
 from edidub_engine.shot import DubOptions, RenderedClip, ShotRequest
@@ -212,7 +211,7 @@ class BatchProgress:
         if self._overall is not None:
             self._overall.update(1)
         else:
-            print(f"{time.strftime('%H:%M:%S')} batch: {shot_id} finished ({self.done} of {self.total} shots)", file=sys.stderr, flush=True)
+            log_line(f"batch: {shot_id} finished ({self.done} of {self.total} shots)")
 
     def close(self) -> None:
         self.stages.close()
@@ -359,7 +358,6 @@ def run_batch(
         say({"daemon": f"rendering {len(pending)} shot(s) through the daemon at {endpoint}",
              "ray": f"rendering {len(pending)} shot(s) on Ray ({config.ray or 'a local cluster'}); starting the workers…"}.get(
             mode, f"rendering {len(pending)} shot(s) in this process; loading the models…"))
-    if pending:
         media_dir.mkdir(parents=True, exist_ok=True)
     if mode != "daemon":  # the daemon checks (and cleans) its own outputs
         pending = _clear_the_way(pending, state, summary)

@@ -171,6 +171,7 @@ class ClipWriter:
         # The source's colour tags, carried over; RGB frames are converted back to YUV with the matrix and range
         # they were decoded with (decode.iter_frames), so colours and sample values stay put. None: BT.709 limited.
         self.color = color if color is not None else ColorTags(matrix=_BT709, primaries=_BT709, transfer=_BT709, range=_LIMITED_RANGE)
+        self._matrix = self.color.conversion_matrix(self.width, self.height)
         self.rate = normalize_rate(rate)
         self.timecode = None
         if timecode is not None:
@@ -255,11 +256,10 @@ class ClipWriter:
                 # threads=1: swscale's sliced RGB->YUV conversion gives slightly different pixels
                 # from run to run (measured: a few levels on ~1e-5 of pixels), and the same
                 # request must give the same frames.
-                matrix = self.color.conversion_matrix(self.width, self.height)
                 picture = picture.reformat(
                     format=self._spec.pix_fmt,
-                    src_colorspace=matrix,
-                    dst_colorspace=matrix,
+                    src_colorspace=self._matrix,
+                    dst_colorspace=self._matrix,
                     src_color_range="JPEG",
                     dst_color_range="JPEG" if self.color.full_range else "MPEG",
                     threads=1,

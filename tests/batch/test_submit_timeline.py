@@ -138,11 +138,8 @@ def test_edidub_batch_through_a_running_daemon_records_job_ids_and_resumes(tmp_p
     from edidub_engine.batch import BatchConfig, run_batch, state_path_for
     from edidub_engine.shot import DubOptions
 
-    for name, _, _ in CLIPS:
-        if not (FOOTAGE / name).is_file():
-            pytest.skip(f"shared footage {FOOTAGE / name} is absent")
     cut = tmp_path / "cut.otio"
-    otio.adapters.write_to_file(build_cut(), str(cut))
+    otio.adapters.write_to_file(build_cut(), str(cut))  # build_cut skips the test when the footage is absent
     settings = ServerSettings(store_path=tmp_path / "jobs.sqlite3", media_roots=(FOOTAGE, tmp_path), request_endpoint="tcp://127.0.0.1:*",
                               events_endpoint="tcp://127.0.0.1:*", shutdown_timeout_s=5)
     with Server(settings, runner_factory=_copy_runner) as server:
