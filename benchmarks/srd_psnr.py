@@ -73,7 +73,7 @@ def run(*, bundle: str | None = None, clip: str | Path | None = None, start: int
     import torch
     import torch.nn.functional as F
 
-    from edidub_engine.diffusion import DiffusionConfig, MaskedDiffusion
+    from edidub_engine.diffusion import DiffusionConfig, MaskedDiffusion, from_residual, to_residual
     from edidub_engine.models import load_model
     from edidub_engine.models.bundle import read_bundle, resolve_bundle
     from edidub_engine.training.trainer import make_denoiser
@@ -92,14 +92,19 @@ def run(*, bundle: str | None = None, clip: str | Path | None = None, start: int
     process = MaskedDiffusion(config=DiffusionConfig(inference_steps=steps, inversion_steps=steps, guidance_scale=1.0,
                                                      window_frames=window, window_stride=max(1, window // 2),
                                                      section_frames=max(t, window), carry_frames=0))
+    sampling = info.sampling("srd")
+    residual, scale = sampling.target == "residual", float(sampling.residual_scale or 1.0)
     t0 = time.perf_counter()
     with torch.no_grad():
-        out = process.sample(make_denoiser(model, "srd"), video, mask, {"low_res": up}, generator=torch.Generator().manual_seed(seed),
-                             init=up, strength=strength)
+        target = to_residual(video, up, scale) if residual else video  # an SRD trained on the residual over bicubic
+        out = process.sample(make_denoiser(model, "srd"), target, mask, {"low_res": up}, generator=torch.Generator().manual_seed(seed),
+                             init=torch.zeros_like(up) if residual else up, strength=strength)
+        if residual:
+            out = torch.where(mask.bool(), from_residual(out, up, scale), video)
     seconds = time.perf_counter() - t0
     return {
         "bundle": info.name, "bundle_path": str(info.path), "clip": clip.name, "start_frame": start, "frames": t,
-        "size": size, "low_res": side, "steps": steps, "strength": strength, "seed": seed, "mask_fraction": float(mask.mean()),
+        "size": size, "low_res": side, "steps": steps, "strength": strength, "target": sampling.target or "image", "seed": seed, "mask_fraction": float(mask.mean()),
         "psnr_bicubic_db": psnr_inside(up, video, mask), "psnr_srd_db": psnr_inside(out, video, mask),
         "srd_seconds": seconds,
     }

@@ -26,6 +26,8 @@ class DubSettings:
     srd_window_frames: int = 5  # the SRD's own MultiDiffusion windows (it is trained on 5 frames, paper §3.2)
     srd_window_stride: int = 2
     srd_strength: float = 1.0  # 1: the SRD samples from pure noise; less: from the noised bicubic upsample (img2img)
+    srd_target: str = "image"  # what the SRD diffuses: the crop (the paper's) or "residual" over bicubic (its bundle says)
+    srd_residual_scale: float = 1.0
     srd_chunk_frames: int = 48  # SRD runs chunk by chunk so memory does not follow the shot's length
     # How the LSD output is brought to the SRD size: "auto" runs the bundle's SRD only where its check found it
     # better than bicubic (`edidub check`), "srd" always runs it, "bicubic" never does.
@@ -53,6 +55,8 @@ class DubSettings:
                                        hint="'auto' follows the bundle's measured check")
         if not 0.0 < self.srd_strength <= 1.0:
             raise InvalidArgumentError(f"srd_strength must be in (0, 1], got {self.srd_strength}")
+        if self.srd_target not in ("image", "residual") or not self.srd_residual_scale > 0:
+            raise InvalidArgumentError(f"srd_target={self.srd_target!r} must be 'image' or 'residual' with a positive scale")
         if self.crossfade_frames < 0:
             raise InvalidArgumentError("crossfade_frames must not be negative")
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from .acceleration import AGREEMENT_DB, Acceleration, FastPathCheck, agreement_db
 from .config import DubSettings
-from .diffusion import DiffusionConfig, MaskedDiffusion, Phase, Section, null_cond_for
+from .diffusion import DiffusionConfig, MaskedDiffusion, Phase, Section, from_residual, null_cond_for, to_residual
 from .errors import CancelledError, InvalidArgumentError
 
 log = logging.getLogger("edidub.pipeline")
@@ -296,6 +296,8 @@ class DubbingPipeline:
         (``first_frame`` + i), and ``context`` — the previous chunk's last restored
         crops and their LSD outputs — is given to it unmasked ahead of the chunk, so
         windows straddle chunk borders and a shot restored chunk by chunk has no seams.
+        An SRD trained on the residual over bicubic (``settings.srd_target``) samples that
+        residual from a zero start and adds it to the upsample.
 
         ``mode="bicubic"`` runs no network: the source crop plus the bicubic-upsampled
         LSD *change* (``low_res − low_source``), so wherever the mouth did not change
@@ -330,10 +332,15 @@ class DubbingPipeline:
                                section_frames=max(settings.section_frames, frames + 1))
         process = self._process(srd_settings, steps=settings.srd_steps or settings.steps, guidance=1.0)
         noise = frame_noise(seed, first_frame - given, frames, self.srd_size).to(device)
+        residual, scale = settings.srd_target == "residual", settings.srd_residual_scale
+        target = to_residual(x0, up, scale) if residual else x0
         out = process.sample(
-            denoise, x0, mask, {"low_res": up, "mask": mask}, latent=noise, init=up, strength=settings.srd_strength,
+            denoise, target, mask, {"low_res": up, "mask": mask}, latent=noise,
+            init=torch.zeros_like(up) if residual else up, strength=settings.srd_strength,
             progress=_stage(progress, "restore"), should_cancel=should_cancel,
         )
+        if residual:
+            out = torch.where(mask.bool(), from_residual(out, up, scale), x0)
         return to_crops(out[:, :, given:])
 
     def _upsample(self, low: torch.Tensor) -> torch.Tensor:

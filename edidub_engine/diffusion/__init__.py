@@ -20,6 +20,7 @@ from .conditioning import (
 from .config import BetaSchedule, DiffusionConfig, LossReduction, Phase, TimestepSpacing
 from .noising import blend_outside_mask, masked_add_noise, masked_diffusion_loss
 from .process import DiffusionStep, MaskedDiffusion
+from .residual import from_residual, to_residual
 from .windows import Section, next_section, plan_sections, window_starts, window_weights
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "TimestepSpacing",
     "blend_outside_mask",
     "concat_conds",
+    "from_residual",
     "guided_epsilon",
     "masked_add_noise",
     "masked_diffusion_loss",
@@ -44,6 +46,7 @@ __all__ = [
     "plan_sections",
     "slice_cond",
     "time_axis",
+    "to_residual",
     "window_starts",
     "window_weights",
 ]

@@ -128,7 +128,7 @@ class BundleInfo:
             "steps": lsd.steps, "inversion_steps": lsd.inversion_steps, "guidance_scale": lsd.guidance_scale,
             "window_frames": lsd.window_frames, "window_stride": lsd.window_stride,
             "srd_steps": srd.steps, "srd_window_frames": srd.window_frames, "srd_window_stride": srd.window_stride,
-            "srd_strength": srd.strength,
+            "srd_strength": srd.strength, "srd_target": srd.target or "image", "srd_residual_scale": srd.residual_scale or 1.0,
         }
 
     def describe(self) -> dict[str, Any]:

@@ -9,8 +9,9 @@ on 5-frame windows at a higher one (paper §3.2); running the SRD with the LSD's
     <bundle>/srd/...
 
 with the MultiDiffusion window and stride, the DDIM step counts, the
-guidance scale (LSD) and the start strength (SRD: 0.4 starts from the
-bicubic upsample noised to the level of the last 40 % of the steps). Bundles written before this file existed are read from
+guidance scale (LSD), the start strength (SRD: 0.4 starts from the
+bicubic upsample noised to the level of the last 40 % of the steps) and, for an
+SRD trained on the residual over bicubic, its target and scale. Bundles written before this file existed are read from
 their model card's training config (window) and ``bundle.json`` defaults
 (steps), with the paper's 50 % window overlap.
 """
@@ -39,6 +40,9 @@ class SamplingSettings:
     inversion_steps: int | None = None  # LSD only: DDIM inversion of the original clip
     guidance_scale: float | None = None  # LSD only: classifier-free guidance
     strength: float | None = None  # SRD only: start part-way from the bicubic upsample (1 or None: from pure noise)
+    # SRD only: what it was trained to diffuse ("image", the paper's, or "residual" over bicubic times residual_scale)
+    target: str | None = None
+    residual_scale: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("window_frames", "window_stride", "steps"):
@@ -49,6 +53,10 @@ class SamplingSettings:
             raise InvalidArgumentError(f"window_stride {self.window_stride} > window_frames {self.window_frames} leaves frames uncovered")
         if self.strength is not None and not 0.0 < self.strength <= 1.0:
             raise InvalidArgumentError(f"sampling setting strength={self.strength!r} must be in (0, 1]")
+        if self.target not in (None, "image", "residual"):
+            raise InvalidArgumentError(f"sampling setting target={self.target!r} is not 'image' or 'residual'")
+        if self.target == "residual" and not (self.residual_scale or 0) > 0:
+            raise InvalidArgumentError(f"sampling setting residual_scale={self.residual_scale!r} must be positive for a residual target")
 
     @classmethod
     def load(cls, folder: str | Path) -> "SamplingSettings | None":
@@ -78,10 +86,13 @@ class SamplingSettings:
         window = int(config.get("window_frames") or 24)
         if strength is None and config.get("max_timestep"):
             strength = round(float(config["max_timestep"]) / float(config.get("train_timesteps") or 1000), 4)
+        residual = config.get("srd_target") == "residual"
         return cls(window_frames=window, window_stride=int(stride) if stride else max(1, window // 2), steps=int(steps),
                    inversion_steps=None if inversion_steps is None else int(inversion_steps),
                    guidance_scale=None if guidance_scale is None else float(guidance_scale),
-                   strength=None if strength is None else float(strength))
+                   strength=None if strength is None else float(strength),
+                   target="residual" if residual else None,
+                   residual_scale=float(config.get("residual_scale") or 4.0) if residual else None)
 
     def save(self, folder: str | Path) -> Path:
         from ..files import write_text_atomically

@@ -398,7 +398,7 @@ def train(
     handler = _setup_log(run_dir, dist_info.main)
 
     # ---- model, EMA, optimiser, schedule
-    from edidub_engine.diffusion import DiffusionConfig, MaskedDiffusion, null_cond_for
+    from edidub_engine.diffusion import DiffusionConfig, MaskedDiffusion, null_cond_for, to_residual
     from edidub_engine.models import build_model
 
     torch.manual_seed(_seed_of(config.seed, 0x11))
@@ -484,6 +484,8 @@ def train(
                 null_cond = null_cond_for(cond, null_unit=null_unit)
             else:
                 cond, null_cond = {"low_res": batch["low_res"]}, None
+                if config.srd_target == "residual":
+                    x0 = to_residual(x0, batch["low_res"], config.residual_scale)
             generator = torch.Generator().manual_seed(_seed_of(config.seed, 0xD1FF, step, dist_info.rank))
             loss = process.loss(denoiser, x0, mask, cond, generator=generator, null_cond=null_cond,
                                 cond_drop_prob=config.cond_drop_prob if null_cond is not None else 0.0,

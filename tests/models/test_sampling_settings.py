@@ -33,3 +33,21 @@ def test_sampling_settings_round_trip_and_refuse_nonsense(tmp_path):
     (tmp_path / "sampling.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(InvalidArgumentError, match="sampling file"):
         SamplingSettings.load(tmp_path)
+
+
+def test_an_srd_trained_on_the_residual_says_so_and_the_bundle_passes_it_on(tmp_path):
+    from edidub_engine.training.config import train_config
+
+    residual = SamplingSettings.from_training(_card(srd_target="residual", residual_scale=4.0), steps=10)
+    assert (residual.target, residual.residual_scale) == ("residual", 4.0)
+    residual.save(tmp_path)
+    assert SamplingSettings.load(tmp_path) == residual
+    image = SamplingSettings.from_training(_card(), steps=10)  # older cards, and the paper's image target
+    assert image.target is None and "target" not in image.to_dict()
+    with pytest.raises(InvalidArgumentError, match="target"):
+        SamplingSettings(window_frames=5, window_stride=2, steps=10, target="latent")
+    with pytest.raises(InvalidArgumentError, match="srd_target"):
+        DubSettings(srd_target="latent")
+    with pytest.raises(InvalidArgumentError, match="only the SRD"):
+        train_config("lsd-tiny", srd_target="residual")
+    assert train_config("srd-starter-residual").srd_target == "residual"
