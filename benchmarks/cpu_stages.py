@@ -1,7 +1,9 @@
 """Throughput of the CPU stages around the diffusion models, on a 1080p clip.
 
 Prints frames per second for decode, face tracking, crop+mask, paste-back and
-ProRes 422 HQ encode, each timed alone on the same frames, then streams the
+ProRes 422 HQ encode, each timed alone on the same frames, and the encode
+thread's whole work per edited frame through 8-bit RGB (the old path) and in the
+source's own pixels (decode, change into the planes, encode), then streams the
 whole chain over the clip and prints peak memory and how resident memory moved
 between the first quarter and the end (it must not grow with the shot).
 
@@ -112,6 +114,41 @@ def main() -> int:
                     writer.write(frame)
 
         results.append(timed("encode ProRes 422 HQ", n, encode))
+
+        # The encode thread's whole work per edited frame, both ways (issue 20): the RGB path decoded to 8-bit
+        # RGB, pasted back and encoded from RGB; the native path decodes the source's own pictures, converts to RGB
+        # once (QC and the g term), puts only the change into the planes and encodes from them.
+        from edidub_engine.face import apply_change, paste_change
+        from edidub_engine.media import NativePicture, iter_pictures, to_rgb
+
+        def edit(crop):
+            edited = crop.copy()
+            edited[140:200, 60:164] //= 2
+            return edited
+
+        edits = {i: (crop, edit(crop), matrix, matte) for i, (_, crop, matrix, matte) in enumerate(crops)}
+
+        def rgb_path():
+            with ClipWriter(Path(tmp) / "rgb.mov", width=info.width, height=info.height, rate=info.rate,
+                            codec=Codec.PRORES_HQ, color=info.color) as writer:
+                for i, frame in iter_frames(info, 0, len(edits)):
+                    crop, edited, matrix, matte = edits[i]
+                    writer.write(paste_back(frame, edited, crop, matrix, matte))
+
+        def native_path():
+            with ClipWriter(Path(tmp) / "native.mov", width=info.width, height=info.height, rate=info.rate,
+                            codec=Codec.PRORES_HQ, color=info.color, source_format=info.pix_fmt) as writer:
+                for i, picture in iter_pictures(info, 0, len(edits)):
+                    crop, edited, matrix, matte = edits[i]
+                    frame = to_rgb(picture)
+                    change = paste_change(frame, edited, crop, matrix, matte)
+                    apply_change(frame, change)  # the RGB composite the QC measures
+                    own = NativePicture(picture, info.color)
+                    own.add_change(*change)
+                    writer.write_picture(own.to_frame())
+
+        results.append(timed("render: RGB path", len(edits), rgb_path))
+        results.append(timed("render: native path", len(edits), native_path))
     del frames, crops, valid, observations
 
     # Streaming chain over the whole clip: memory must not follow the shot's length.

@@ -22,6 +22,7 @@ from . import __version__
 from .commandline import StageProgress, quiet_native_logging, run_command
 from .errors import InvalidArgumentError, NoFaceError
 from .files import write_json_atomically
+from .shot import CODEC_HELP, CODECS
 
 _TIMECODE = re.compile(r"^\d{1,2}:\d{2}:\d{2}[:;.]\d{2,3}$")
 _SECONDS = re.compile(r"^\d+(\.\d+)?s$")
@@ -221,7 +222,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
     print("edidub doctor: checking this machine (loading torch, the GPU driver and the models takes a few seconds)…", flush=True)
     missing = 0
-    for line, status in report(models=args.models, hubert_dir=args.hubert):
+    for line, status in report(models=args.models, hubert_dir=args.hubert, clips=tuple(args.clip or ())):
         missing += status == MISSING
         print(f"  {status:<9} {line}")
     return 1 if missing else 0
@@ -276,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--shot", help="a ShotRequest JSON file instead of the arguments above (for render farms)")
     dub.add_argument("--shot-id", default="shot", help="name used in messages and the default output name")
     dub.add_argument("-o", "--output", help="output file; default ./<clip>_<shot id>_dub.<ext>; never overwritten")
-    dub.add_argument("--codec", default="prores_hq", choices=["prores_hq", "h264", "ffv1"], help="ProRes 422 HQ .mov (default), H.264 .mp4 for review, FFV1 .mkv lossless")
+    dub.add_argument("--codec", default="prores_hq", choices=CODECS, help=CODEC_HELP)
     dub.add_argument("--models", help="model bundle folder (default: $EDIDUB_MODELS/edidub-starter, the user data folder, then the starter bundle that ships)")
     dub.add_argument("--hubert", help="local HuBERT folder, for bundles trained on HuBERT units")
     dub.add_argument("--steps", type=int, help="DDIM sampling steps (paper: 50; default: the bundle's)")
@@ -299,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="what hardware, models, speech frontends and codecs this machine has")
     doctor.add_argument("--models", help="model bundle folder to check")
     doctor.add_argument("--hubert", help="local HuBERT folder to check")
+    doctor.add_argument("--clip", action="append", metavar="FILE",
+                        help="a clip to check: its pixel format, bit depth, colour tags and what a dub keeps of them (repeatable)")
     doctor.set_defaults(func=_cmd_doctor)
 
     from .audio.commands import add_codebook_parser

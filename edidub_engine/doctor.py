@@ -9,8 +9,9 @@ from collections.abc import Iterator
 OK, OPTIONAL, WARN, MISSING = "ok", "optional", "warn", "MISSING"  # MISSING alone makes doctor fail
 
 
-def report(*, models: str | None = None, hubert_dir: str | None = None) -> Iterator[tuple[str, str]]:
-    """``(line, status)`` pairs: hardware, model bundle, speech frontends, codecs.
+def report(*, models: str | None = None, hubert_dir: str | None = None, clips: tuple[str, ...] = ()) -> Iterator[tuple[str, str]]:
+    """``(line, status)`` pairs: hardware, model bundle, speech frontends, codecs, and for each of ``clips``
+    its pixel format, bit depth and colour tags with what a dub keeps of them.
 
     ``OPTIONAL`` is something absent that dubbing does not need (the HuBERT frontend when
     the bundle uses log-mel units), ``WARN`` something that works, slower or safer than
@@ -62,6 +63,18 @@ def report(*, models: str | None = None, hubert_dir: str | None = None) -> Itera
             yield f"encoder {name}: {use}", OK
         except Exception:  # noqa: BLE001 - an encoder missing from this FFmpeg build
             yield f"encoder {name}: not in this FFmpeg build ({use} unavailable)", MISSING
+
+    from .media.probe import picture_summary, probe_video
+
+    for clip in clips:
+        try:
+            picture = picture_summary(probe_video(clip))
+        except EdidubError as err:
+            yield f"clip {clip}: {err.message} — {err.hint}", WARN
+            continue
+        depth = f"{picture['bit_depth']}-bit" if picture["bit_depth"] else "unknown depth"
+        yield (f"clip {clip}: {picture['codec']} {picture['profile'] or ''} {picture['pix_fmt']} ({depth}), "
+               f"{picture['color']['description']}; {picture['dub_keeps']}").replace("  ", " "), OK
 
 
 def _fast_paths(bundle, torch) -> Iterator[tuple[str, str]]:

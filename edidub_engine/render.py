@@ -305,7 +305,7 @@ class ShotRenderer:
         """
         from .background import Prefetch, Sink
         from .face import FaceSelector
-        from .media import ClipWriter, Codec, probe_video
+        from .media import ClipWriter, Codec, planar_format, probe_video
 
         t0 = time.perf_counter()
         shot = f"shot {request.shot_id!r}"
@@ -345,10 +345,14 @@ class ShotRenderer:
         if patch_path is not None and patch_path.exists():
             raise OutputExistsError(f"{shot}: {patch_path} already exists; EdiDub never overwrites media",
                                     hint="choose another output name or move the existing file away")
+        # The source's own pixel format where it has a planar layout (every common camera and mezzanine format):
+        # outside the matte the output is the source sample for sample. Else (palette, grey) through 8-bit RGB.
+        job.native = planar_format(info.pix_fmt or "") is not None
         with contextlib.ExitStack() as stack:
             writer = stack.enter_context(ClipWriter(out, width=info.width, height=info.height, rate=info.rate, codec=codec,
                                                     timecode=info.timecode_at(start), audio=dub48 if request.output.audio else None,
-                                                    audio_sample_rate_hz=48000, color=info.color))
+                                                    audio_sample_rate_hz=48000, color=info.color,
+                                                    source_format=info.pix_fmt if job.native else None))
             if patch_path is not None:
                 job.patch = stack.enter_context(ClipWriter(patch_path, width=info.width, height=info.height, rate=info.rate,
                                                            codec=Codec.PRORES_4444, timecode=info.timecode_at(start), color=info.color))
@@ -468,6 +472,7 @@ class _Job:
         self.original_units, self.dub_units = original_units, dub_units
         self.progress, self.should_cancel = progress, should_cancel
         self.writer = self.patch = None
+        self.native = False  # the writer takes the source's own pictures (``write_picture``), not RGB
         self.restore_mode = renderer.restore_mode(settings)
         self.qc = ShotQC()
         self.srd_tail: tuple | None = None  # (run start, end frame, restored crops, LSD crops) the next chunk continues
@@ -657,30 +662,50 @@ class _Job:
         """
         import cv2
 
-        from .face import feathered_matte, paste_back
-        from .media import iter_frames
+        from .face import apply_change, feathered_matte, paste_change
+        from .media import NativePicture, iter_pictures, to_rgb
 
         t0 = time.perf_counter()
         kind, a, b = item[:3]
-        frames = iter_frames(self.info, self.start + a, self.start + b)
+        native = self.native
+        held = [None, None]  # a picture held over several grid frames is converted to RGB once
+
+        def rgb(picture) -> np.ndarray:
+            if held[0] is not picture:
+                held[:] = picture, to_rgb(picture)
+            return held[1]
+
+        pictures = iter_pictures(self.info, self.start + a, self.start + b)
         if kind == "pass":
-            for _, frame in frames:
-                self.writer.write(frame)
+            for _, picture in pictures:
+                if native:
+                    self.writer.write_picture(picture)  # the source's own samples
+                else:
+                    self.writer.write(rgb(picture))
                 if self.patch is not None:
-                    self.patch.write(_layer(frame, None))
+                    self.patch.write(_layer(rgb(picture), None))
                 self.written += 1
         else:
             restored, crops, matrices, masks, strength, landmarks = item[3:]
             feather = self.settings.feather_px * self.pipeline.srd_size / 224.0
-            for k, (_, frame) in enumerate(frames):
+            for k, (_, picture) in enumerate(pictures):
+                frame = rgb(picture)
                 matte = feathered_matte(masks[k].astype(np.float32), feather_px=feather) * strength[k]
-                composited = paste_back(frame, restored[k], crops[k], matrices[k], matte)
+                change = paste_change(frame, restored[k], crops[k], matrices[k], matte)
+                composited = apply_change(frame, change)
                 alpha = cv2.warpAffine(matte, matrices[k], (self.info.width, self.info.height),
                                        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
                 self.qc.add_crop(restored[k], crops[k], masks[k], landmarks[k], matrices[k])
                 self.qc.add_texture(composited, frame, alpha > 0.5)
                 self.qc.add_frame(composited)
-                self.writer.write(composited)
+                if not native:
+                    self.writer.write(composited)
+                elif change is None:
+                    self.writer.write_picture(picture)
+                else:  # the change alone goes into the source's own planes: no sample outside the matte moves
+                    own = NativePicture(picture, self.info.color)
+                    own.add_change(*change)
+                    self.writer.write_picture(own.to_frame())
                 if self.patch is not None:
                     self.patch.write(_layer(composited, alpha))
                 self.written += 1

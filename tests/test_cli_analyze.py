@@ -103,7 +103,7 @@ def test_grid_clip_is_frontal_unoccluded_single_shot(tmp_path, footage_path):
     # the picture as a colourist reads it (issue 20): format, depth, tags, and what a dub keeps of them
     picture = report["picture"]
     assert (picture["pix_fmt"], picture["bit_depth"], picture["color"]["description"]) == ("yuv420p", 8, "untagged, limited range")
-    assert "keeps the colour tags" in picture["dub_keeps"] and "not bit-exact" in picture["dub_keeps"]
+    assert "sample for sample in its own yuv420p" in picture["dub_keeps"] and "colour tags" in picture["dub_keeps"]
 
 
 def test_range_by_timecode_and_seconds(tmp_path, footage_path):

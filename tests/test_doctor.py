@@ -28,3 +28,11 @@ def test_a_missing_hubert_is_optional_for_a_mel_bundle_and_missing_for_a_hubert_
 
 def test_a_missing_bundle_fails_the_doctor(tmp_path):
     assert _lines(models=str(tmp_path / "nowhere"))["model bundle"] == MISSING
+
+
+def test_the_doctor_reports_a_clips_pixels_and_what_a_dub_keeps(footage_path, tmp_path):
+    clip = footage_path("grid_bbaf2n.mpg")
+    lines = [(line, status) for line, status in report(clips=(str(clip), str(tmp_path / "gone.mov"))) if line.startswith("clip ")]
+    (found, found_status), (gone, gone_status) = lines
+    assert found_status == OK and "yuv420p (8-bit), untagged, limited range" in found and "sample for sample" in found
+    assert gone_status != MISSING and "gone.mov" in gone  # a clip is not the machine: it never fails the doctor

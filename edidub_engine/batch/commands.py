@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from edidub_engine.errors import InvalidArgumentError
+from edidub_engine.shot import CODEC_HELP, CODECS
 
 __all__ = ["add_batch_parser", "add_shots_parser", "cmd_batch", "cmd_shots", "config_from_args"]
 
@@ -35,7 +36,7 @@ def add_batch_parser(subparsers: argparse._SubParsersAction) -> None:
     batch.add_argument("--language", default="FR", help="dub language code, names the new track 'EdiDub <LANG>' (default FR)")
     batch.add_argument("--media-dir", help="folder for the rendered clips; default <output name>_media/ beside the output")
     batch.add_argument("--models", help="model bundle folder for in-process / Ray rendering (implies not using a running daemon unless --daemon)")
-    batch.add_argument("--codec", default="prores_hq", choices=["prores_hq", "h264", "ffv1"], help="rendered clips: ProRes 422 HQ .mov (default), H.264 .mp4, FFV1 .mkv")
+    batch.add_argument("--codec", default="prores_hq", choices=CODECS, help="rendered clips: " + CODEC_HELP)
     batch.add_argument("--steps", type=int, help="DDIM sampling steps (default: the bundle's)")
     batch.add_argument("--inversion-steps", type=int, help="DDIM inversion steps (default: the bundle's)")
     batch.add_argument("--guidance", type=float, help="classifier-free guidance scale")

@@ -32,7 +32,7 @@ import numpy as np
 
 from edidub_engine.errors import InvalidArgumentError
 
-__all__ = ["paste_back", "edit_weight", "EDIT_LOW_LEVELS", "EDIT_HIGH_LEVELS"]
+__all__ = ["apply_change", "paste_back", "paste_change", "edit_weight", "EDIT_LOW_LEVELS", "EDIT_HIGH_LEVELS"]
 
 EDIT_LOW_LEVELS = 4.0
 """Edit magnitude (0..255 levels) at and below which native detail is fully kept (g = 0)."""
@@ -73,15 +73,44 @@ def paste_back(
     ``warp_crop(frame, matrix, S)`` gave); ``matrix``: the 2×3 frame→crop matrix for size S;
     ``matte``: S×S float in [0, 1] (e.g. :func:`~edidub_engine.face.masks.feathered_matte`).
     """
+    return apply_change(frame, paste_change(frame, edited_crop, original_crop, matrix, matte, edit_low=edit_low, edit_high=edit_high))
+
+
+def apply_change(frame: np.ndarray, change: tuple[int, int, np.ndarray] | None) -> np.ndarray:
+    """A new uint8 RGB frame: ``frame`` plus a :func:`paste_change` result, rounded and clipped."""
+    out = frame.copy()
+    if change is None:
+        return out
+    x0, y0, values = change
+    y1, x1 = y0 + values.shape[0], x0 + values.shape[1]
+    values = values + frame[y0:y1, x0:x1]
+    np.rint(values, out=values)
+    np.clip(values, 0, 255, out=values)
+    out[y0:y1, x0:x1] = values.astype(np.uint8)
+    return out
+
+
+def paste_change(
+    frame: np.ndarray,
+    edited_crop: np.ndarray,
+    original_crop: np.ndarray,
+    matrix: np.ndarray,
+    matte: np.ndarray,
+    *,
+    edit_low: float = EDIT_LOW_LEVELS,
+    edit_high: float = EDIT_HIGH_LEVELS,
+) -> tuple[int, int, np.ndarray] | None:
+    """What :func:`paste_back` adds to ``frame``: ``(x0, y0, change)`` with ``change`` the h×w×3 float32
+    RGB change (8-bit levels) of the box whose top-left frame pixel is ``(x0, y0)``, exactly 0 wherever
+    the matte does not reach; None when it reaches no pixel. The source's own pixels take it as it is
+    (:class:`~edidub_engine.media.native.NativePicture`)."""
     _check(frame, edited_crop, original_crop, matrix, matte)
     h, w = frame.shape[:2]
-    out = frame.copy()
-
     m = np.asarray(matrix, dtype=np.float64)
     matte = np.clip(np.asarray(matte, dtype=np.float32), 0.0, 1.0)
     ys, xs = np.nonzero(matte > 0)
     if ys.size == 0:
-        return out
+        return None
     # Footprint of the matte's support in the frame (+1 crop px for bilinear reach).
     inv = cv2.invertAffineTransform(m)
     cx0, cx1 = xs.min() - 1.0, xs.max() + 1.0
@@ -92,7 +121,7 @@ def paste_back(
     x1 = min(w, math.ceil(corners[:, 0].max()) + 2)
     y1 = min(h, math.ceil(corners[:, 1].max()) + 2)
     if x1 <= x0 or y1 <= y0:
-        return out
+        return None
     bw, bh = x1 - x0, y1 - y0
     # Box pixel q ↔ frame pixel q + (x0, y0) ↔ crop pixel m·(q + o): a dst→src map.
     m_box = m.copy()
@@ -104,7 +133,7 @@ def paste_back(
 
     alpha = up(matte, cv2.BORDER_CONSTANT)
     if not (alpha > 0).any():
-        return out
+        return None
     edited_f = edited_crop.astype(np.float32)
     original_f = original_crop.astype(np.float32)
     delta = up(edited_f - original_f, cv2.BORDER_CONSTANT)  # exactly 0 where the crops agree
@@ -112,16 +141,12 @@ def paste_back(
     g = up(edit_weight(edited_crop, original_crop, edit_low=edit_low, edit_high=edit_high), cv2.BORDER_CONSTANT)
 
     roi = frame[y0:y1, x0:x1].astype(np.float32)
-    # roi + alpha·(delta − g·(roi − up_original)), in place to spare temporaries.
+    # alpha·(delta − g·(roi − up_original)), in place to spare temporaries.
     result = np.subtract(roi, up_original, out=up_original)
     result *= g[..., None]
     np.subtract(delta, result, out=result)
     result *= alpha[..., None]
-    result += roi
-    np.rint(result, out=result)
-    np.clip(result, 0, 255, out=result)
-    out[y0:y1, x0:x1] = result.astype(np.uint8)
-    return out
+    return x0, y0, result
 
 
 def _check(

@@ -35,7 +35,7 @@ from av.video.reformatter import Interpolation
 from edidub_engine.errors import MediaDecodeError, RangeOutsideMediaError
 from edidub_engine.media.probe import ColorTags, VideoInfo, open_input, probe_video
 
-__all__ = ["iter_frames", "read_frames"]
+__all__ = ["iter_frames", "iter_pictures", "read_frames", "to_rgb"]
 
 # Seek this far (seconds) before the range's first frame, then further back if the landing is late.
 _SEEK_BACKOFFS_S = (Fraction(0), Fraction(2), Fraction(10), Fraction(60))
@@ -63,8 +63,8 @@ def _check_range(info: VideoInfo, start_frame: int, end_frame: int | None) -> tu
     return start, end
 
 
-def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """H×W×3 uint8 RGB, contiguous, owning its memory."""
+def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded picture as H×W×3 uint8 RGB (contiguous, owning its memory), with the matrix and range it declares."""
     fmt = frame.format.name
     if fmt in _RGB_FORMATS:
         rgb = frame.to_ndarray(format="rgb24") if fmt != "rgb24" else frame.to_ndarray()
@@ -135,7 +135,8 @@ def _pictures(info: VideoInfo, stream, packets) -> Iterator[tuple[int, av.VideoF
             yield info.slot_of_pts(pts), frame
 
 
-def _decode_range(info: VideoInfo, start: int, end: int) -> Iterator[tuple[int, np.ndarray]]:
+def _decode_pictures(info: VideoInfo, start: int, end: int) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Grid frames ``[start, end)`` as decoded pictures; a held picture is yielded again as the same object."""
     opened = None
     for backoff in _SEEK_BACKOFFS_S:
         opened = _open_at(info, start, backoff)
@@ -149,30 +150,31 @@ def _decode_range(info: VideoInfo, start: int, end: int) -> Iterator[tuple[int, 
     try:
         next_frame = start
         held: av.VideoFrame | None = None
-        held_rgb: np.ndarray | None = None
-
-        def emit_until(limit: int):
-            nonlocal next_frame, held_rgb
-            while next_frame < limit:
-                if held_rgb is None:
-                    held_rgb = _to_rgb(held)
-                    out = held_rgb
-                else:
-                    out = held_rgb.copy()
-                yield next_frame, out
-                next_frame += 1
-
         for slot, frame in _pictures(info, stream, packets):
             if held is not None:
-                yield from emit_until(min(slot, end))
+                while next_frame < min(slot, end):
+                    yield next_frame, held
+                    next_frame += 1
             if next_frame >= end:
                 break
-            held, held_rgb = frame, None
+            held = frame
         if held is None:
             raise MediaDecodeError(f"{info.path.name} decoded no pictures", hint="the file may be damaged; re-export it")
-        yield from emit_until(end)  # the last picture holds to the end of the grid
+        while next_frame < end:  # the last picture holds to the end of the grid
+            yield next_frame, held
+            next_frame += 1
     finally:
         container.close()
+
+
+def _decode_range(info: VideoInfo, start: int, end: int) -> Iterator[tuple[int, np.ndarray]]:
+    held, rgb = None, None
+    for index, picture in _decode_pictures(info, start, end):
+        if picture is held:
+            yield index, rgb.copy()
+        else:
+            held, rgb = picture, to_rgb(picture)
+            yield index, rgb
 
 
 def iter_frames(
@@ -186,6 +188,18 @@ def iter_frames(
     info = _resolve(source)
     start, end = _check_range(info, start_frame, end_frame)
     return _decode_range(info, start, end)
+
+
+def iter_pictures(
+    source: str | os.PathLike | VideoInfo, start_frame: int = 0, end_frame: int | None = None
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Yield ``(frame_index, decoded picture)`` in the source's own pixel format, on the same grid as
+    :func:`iter_frames` (:func:`to_rgb` of each picture is what it yields). A picture held over
+    several grid frames comes again as the same object: read it, never write into it (the decoder
+    may still refer to its buffers)."""
+    info = _resolve(source)
+    start, end = _check_range(info, start_frame, end_frame)
+    return _decode_pictures(info, start, end)
 
 
 def read_frames(source: str | os.PathLike | VideoInfo, start_frame: int, end_frame: int) -> np.ndarray:

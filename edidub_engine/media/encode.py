@@ -1,9 +1,13 @@
 """Write a clip: RGB frames in, an atomically published file out.
 
 Three deliverables: ProRes 422 HQ in .mov (the conform/online format, 10-bit
-4:2:2, 24-bit PCM), H.264 in .mp4 (a review copy) and FFV1 in .mkv (lossless
-RGB — decode(encode(frames)) equals the frames bit for bit; the check format).
-Y'CbCr outputs are converted and tagged BT.709, limited range.
+4:2:2, 24-bit PCM), H.264 in .mp4 (a review copy) and FFV1 in .mkv (lossless,
+the check format: given ``source_format`` it stores the source's own planar
+pixel format, else RGB; decode(encode(frames)) equals the frames bit for bit).
+Frames come as RGB (:meth:`ClipWriter.write`) or as decoded pictures in the
+source's own format (:meth:`ClipWriter.write_picture`, converted only where the
+codec needs another format). Outputs carry the source's colour tags
+(``color``; BT.709 limited range where none is given).
 
 Frames are encoded as they arrive (bounded memory). The audio track is given
 up front — an array, resampled to 48 kHz, or for long shots a reader of 48 kHz
@@ -16,6 +20,8 @@ a TIMECODE tag in .mkv).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import weakref
 from dataclasses import dataclass
@@ -45,6 +51,8 @@ class Codec(str, Enum):
     H264 = "h264"
     FFV1 = "ffv1"
     PRORES_4444 = "prores_4444"  # RGBA: the compositor's patch (edited region + feathered matte as alpha)
+    PRORES_4444XQ = "prores_4444xq"  # 10-bit 4:4:4 masters of 4:4:4 and 12-bit sources
+    DNXHR_HQX = "dnxhr_hqx"  # 10-bit 4:2:2 DNxHR, for Avid and Resolve houses
 
     @property
     def extension(self) -> str:
@@ -74,10 +82,27 @@ _SPECS = {
     Codec.H264: _CodecSpec(".mp4", "libx264", "yuv420p", {"crf": "18", "preset": "medium"}, "aac", "fltp", True, True, True),
     Codec.FFV1: _CodecSpec(".mkv", "ffv1", "bgr0", {"level": "3", "slicecrc": "1", "g": "1"}, "flac", "s16", False, False, False),
     # Alpha needs prores_ks (prores_aw writes no alpha plane); profile 4 = 4444, 10-bit with a 16-bit alpha plane.
+    # FFmpeg's ProRes and DNxHR encoders store at most 10 bits: a 12-bit source keeps its top 10 in these.
+    Codec.PRORES_4444XQ: _CodecSpec(".mov", "prores_ks", "yuv444p10le", {"profile": "5", "vendor": "apl0"}, "pcm_s24le", "s32", True, False, False),
+    Codec.DNXHR_HQX: _CodecSpec(".mov", "dnxhd", "yuv422p10le", {"profile": "dnxhr_hqx"}, "pcm_s24le", "s32", True, True, False),
     Codec.PRORES_4444: _CodecSpec(".mov", "prores_ks", "yuva444p10le", {"profile": "4", "vendor": "apl0", "alpha_bits": "16"}, "pcm_s24le", "s32", True, False, False, 4),
 }
 _BT709 = 1
 _LIMITED_RANGE = 1
+_SWS_MATRIX_CODES = {"ITU709": 1, "ITU601": 6, "BT2020": 9, "SMPTE240M": 7, "FCC": 4}
+_FFV1_FORMATS = frozenset(f.name for f in av.codec.Codec("ffv1", "w").video_formats)
+
+
+def _lossless_format(source_format: str) -> str:
+    """The pixel format FFV1 stores a source's pictures in without loss: the source's planar layout where
+    FFV1 has it (``yuvj*`` as its ``yuv*`` twin, tagged full range), 8-bit RGB as ``bgr0``; else ``bgr0``."""
+    from edidub_engine.media.native import planar_format
+
+    planar = planar_format(source_format) or "bgr0"
+    planar = planar.replace("yuvj", "yuv")
+    if planar == "gbrp":
+        return "bgr0"
+    return planar if planar in _FFV1_FORMATS else "bgr0"
 
 
 def _resample_mono(audio: np.ndarray, from_hz: int, to_hz: int, sample_format: str) -> np.ndarray:
@@ -144,6 +169,7 @@ class ClipWriter:
         audio: np.ndarray | AudioReader | None = None,
         audio_sample_rate_hz: int = 16000,
         color: ColorTags | None = None,
+        source_format: str | None = None,
     ):
         try:
             self.codec = Codec(codec)
@@ -172,6 +198,11 @@ class ClipWriter:
         # they were decoded with (decode.iter_frames), so colours and sample values stay put. None: BT.709 limited.
         self.color = color if color is not None else ColorTags(matrix=_BT709, primaries=_BT709, transfer=_BT709, range=_LIMITED_RANGE)
         self._matrix = self.color.conversion_matrix(self.width, self.height)
+        if self.color.matrix == 2 and spec.video_codec in ("prores_aw", "prores_ks", "dnxhd"):
+            # These bitstreams always name a matrix (DNxHR says BT.709 even for SD): name the one the samples are in.
+            self.color = dataclasses.replace(self.color, matrix=_SWS_MATRIX_CODES.get(self._matrix, 1))
+        # FFV1 stores the source's own pixel format where it can, so that its pictures go in and come out sample for sample.
+        self.pix_fmt = _lossless_format(source_format) if (self.codec is Codec.FFV1 and source_format) else spec.pix_fmt
         self.rate = normalize_rate(rate)
         self.timecode = None
         if timecode is not None:
@@ -199,7 +230,10 @@ class ClipWriter:
         self._audio_sent = 0
         self._closed = False
         try:
-            self._container = av.open(str(self._atomic.temp_path), mode="w")
+            # .mov: always write the colour atom. Without it a DNxHR stream reads back as BT.709 whatever it was
+            # tagged with (its bitstream names a matrix where the container names none).
+            options = {"movflags": "write_colr"} if spec.extension == ".mov" else {}
+            self._container = av.open(str(self._atomic.temp_path), mode="w", format="mov" if options else None, options=options)
             self._video = self._add_video_stream()
             has_audio = self._audio is not None or self._reader is not None
             self._audio_stream = self._add_audio_stream() if has_audio else None
@@ -218,13 +252,13 @@ class ClipWriter:
     def _add_video_stream(self):
         spec = self._spec
         stream = self._container.add_stream(spec.video_codec, rate=self.rate, options=dict(spec.video_options))
-        stream.width, stream.height, stream.pix_fmt = self.width, self.height, spec.pix_fmt
+        stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.pix_fmt
         self._frame_time_base = Fraction(1) / self.rate
         stream.time_base = self._frame_time_base
         stream.thread_type = "AUTO"
         ctx = stream.codec_context
         ctx.color_primaries, ctx.color_trc = self.color.primaries, self.color.transfer
-        if spec.yuv:
+        if spec.yuv or self.pix_fmt.startswith("yuv"):
             ctx.colorspace, ctx.color_range = self.color.matrix, self.color.range
         if self.timecode is not None:
             stream.metadata["timecode"] = self.timecode
@@ -250,7 +284,7 @@ class ClipWriter:
                 f"({self.height}, {self.width}, {channels}) {'RGBA' if channels == 4 else 'RGB'}, got {got}",
                 hint="pass frames at the clip's native size as decoded by iter_frames",
             )
-        try:
+        with self._failures():
             picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgba" if channels == 4 else "rgb24")
             if self._spec.yuv:
                 # threads=1: swscale's sliced RGB->YUV conversion gives slightly different pixels
@@ -264,13 +298,42 @@ class ClipWriter:
                     dst_color_range="JPEG" if self.color.full_range else "MPEG",
                     threads=1,
                 )
+            elif self.pix_fmt != "bgr0":
+                raise InvalidArgumentError(f"{self.path.name} stores the source's {self.pix_fmt}: give it decoded pictures (write_picture)")
             else:
-                picture = picture.reformat(format=self._spec.pix_fmt, threads=1)
-            picture.pts = self.frames_written
-            picture.time_base = self._frame_time_base  # the muxer may change the stream's own
-            self._container.mux(self._video.encode(picture))
-            self.frames_written += 1
-            self._write_audio_until(self.frames_written)
+                picture = picture.reformat(format=self.pix_fmt, threads=1)
+            self._encode(picture)
+
+    def write_picture(self, picture: av.VideoFrame) -> None:
+        """Append one decoded picture (e.g. from :func:`~edidub_engine.media.decode.iter_pictures` or
+        :meth:`NativePicture.to_frame`). In the stream's own pixel format it is encoded as it is; else
+        swscale converts it with the source's matrix and range (chroma resampling and bit depth only for
+        Y'CbCr to Y'CbCr, no trip through RGB)."""
+        if self._closed:
+            raise MediaEncodeError(f"{self.path.name} is already closed; no more frames can be written")
+        if (picture.width, picture.height) != (self.width, self.height):
+            raise InvalidArgumentError(f"picture {self.frames_written} for {self.path.name} is {picture.width}×{picture.height}, "
+                                       f"not {self.width}×{self.height}", hint="pass pictures at the clip's native size")
+        with self._failures():
+            name = picture.format.name
+            if name != self.pix_fmt:
+                yuv_full = self.color.full_range or name.startswith("yuvj")  # the source's Y'CbCr range, kept
+                target_rgb = not self.pix_fmt.startswith("yuv")
+                picture = picture.reformat(
+                    format=self.pix_fmt,
+                    src_colorspace=self._matrix,
+                    dst_colorspace=self._matrix,
+                    src_color_range="JPEG" if (picture.format.is_rgb or yuv_full) else "MPEG",
+                    dst_color_range="JPEG" if (target_rgb or yuv_full) else "MPEG",
+                    threads=1,
+                )
+            self._encode(picture)
+
+    @contextlib.contextmanager
+    def _failures(self):
+        """An encoder or disk failure aborts the file (nothing is published) and says which frame it was."""
+        try:
+            yield
         except av.FFmpegError as exc:
             self.abort()
             raise MediaEncodeError(f"encoding {self.path.name} failed at frame {self.frames_written} ({exc})") from None
@@ -280,6 +343,13 @@ class ClipWriter:
                 f"writing {self.path.name} failed at frame {self.frames_written} ({exc.strerror or exc})",
                 hint="check free space and permissions in the output folder",
             ) from None
+
+    def _encode(self, picture: av.VideoFrame) -> None:
+        picture.pts = self.frames_written
+        picture.time_base = self._frame_time_base  # the muxer may change the stream's own
+        self._container.mux(self._video.encode(picture))
+        self.frames_written += 1
+        self._write_audio_until(self.frames_written)
 
     def _write_audio_until(self, frame_count: int, final: bool = False) -> None:
         if self._audio_stream is None:

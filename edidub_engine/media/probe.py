@@ -347,10 +347,20 @@ def picture_summary(info: VideoInfo) -> dict:
     """A clip's pixel format, bit depth and colour tags, and in words what a dub keeps of them (``edidub analyze``)."""
     depth = pixel_bit_depth(info.pix_fmt)
     hdr = info.color.transfer in (16, 18)
-    keeps = ("the dub keeps the colour tags and converts with the clip's own matrix and range; frames pass through "
-             "8-bit RGB, so outside the mouth samples can differ by a level or two (not bit-exact)")
-    if depth and depth > 8:
-        keeps += f"; below the 8-bit step the {depth}-bit source's detail is not kept"
+    from edidub_engine.media.native import planar_format
+
+    layout = planar_format(info.pix_fmt or "")
+    if layout is None:
+        keeps = ("the dub keeps the colour tags and converts with the clip's own matrix and range; this pixel format has no "
+                 "planar layout, so frames pass through 8-bit RGB and outside the mouth samples can differ by a level or two")
+    else:
+        keeps = (f"outside the mouth the dub is the source sample for sample in its own {layout}"
+                 f"{' (re-laid out from ' + str(info.pix_fmt) + ' without loss)' if layout != info.pix_fmt else ''}, with its colour "
+                 "tags; inside the matte only the edit's change is added to the source's samples. Exact in FFV1 "
+                 "(lossless, in the source's format); ProRes 422 HQ (10-bit 4:2:2) and H.264 (8-bit 4:2:0) add their own "
+                 "generation loss")
+        if depth and depth > 10:
+            keeps += f", and store {depth}-bit samples at 10 (ProRes) or 8 (H.264) bits"
     if hdr:
         keeps += "; the networks see the PQ/HLG signal as coded (no tone mapping)"
     return {"codec": info.codec, "profile": info.codec_profile, "pix_fmt": info.pix_fmt, "bit_depth": depth,
