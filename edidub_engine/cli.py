@@ -306,11 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .audio.commands import add_codebook_parser
     from .daemon.commands import add_daemon_parsers
-    from .training.commands import add_prepare_parser, add_train_parser
+    from .training.commands import add_adapt_parser, add_prepare_parser, add_train_parser
 
     add_codebook_parser(sub)
     add_prepare_parser(sub)
     add_train_parser(sub)
+    add_adapt_parser(sub)
     add_daemon_parsers(sub)
 
     from .batch.commands import add_batch_parser, add_shots_parser

@@ -15,7 +15,7 @@ import json
 
 from edidub_engine.errors import InvalidArgumentError, MediaDecodeError
 
-__all__ = ["add_prepare_parser", "add_train_parser", "cmd_prepare", "cmd_train", "cmd_train_bundle"]
+__all__ = ["add_adapt_parser", "add_prepare_parser", "add_train_parser", "cmd_adapt", "cmd_prepare", "cmd_train", "cmd_train_bundle"]
 
 _DESCRIPTION = (
     "Prepare training data: for every clip under VIDEOS_DIR (recursively), track the face, store aligned "
@@ -195,6 +195,63 @@ def _dub_defaults(text: str | None) -> dict | None:
         raise InvalidArgumentError(f"--defaults {text!r} is not a JSON map of dub settings ({exc})",
                                    hint='e.g. \'{"steps": 10, "inversion_steps": 10}\'') from None
     return defaults
+
+
+_ADAPT_DESCRIPTION = (
+    "Fine-tune a bundle's lip-sync network on one actor's own takes (picture and production sound: the paper's "
+    "self-supervised pairs). The last fifth of each clip's range is held back: every --validate-every steps the "
+    "network dubs it with its own speech and the PSNR inside the mouth mask is the validation figure; the best "
+    "weights are kept, and training stops at --steps, --minutes, or when the figure has not improved for --patience "
+    "checks. Writes a new bundle (the base is never written to) whose card gives the base and its hash, the clips and "
+    "frames, steps, time, device and the figures before and after. Ctrl-C leaves a resumable state: run the same "
+    "command with --resume. Use it on footage the production may use for this."
+)
+
+
+def add_adapt_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``adapt`` on ``subparsers``; returns its parser."""
+    p = subparsers.add_parser("adapt", help="fine-tune the lip-sync model on one actor's own takes (a new bundle)",
+                              description=_ADAPT_DESCRIPTION)
+    p.add_argument("clips", nargs="+", metavar="CLIP", help="the actor's takes, each PATH or PATH@START-END (frames, end exclusive)")
+    p.add_argument("-o", "--output", required=True, help="the adapted bundle's folder (must not exist)")
+    p.add_argument("--base", default=None, help="bundle to start from (default: as `edidub dub`)")
+    p.add_argument("--name", default=None, help="the adapted bundle's name (default: BASE-FIRSTCLIP)")
+    p.add_argument("--steps", type=int, default=None, help="training steps at most")
+    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget in minutes (checked between validations)")
+    p.add_argument("--validate-every", type=int, default=100, help="steps between validations (default 100)")
+    p.add_argument("--patience", type=int, default=3, help="stop after this many validations without improvement (default 3)")
+    p.add_argument("--resume", action="store_true", help="continue an adaptation that was stopped")
+    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    p.set_defaults(func=cmd_adapt)
+    return p
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    import time
+
+    from edidub_engine.commandline import StageProgress, log_line
+
+    from .adapt import adapt_bundle, eta_s, parse_clip
+
+    started = time.perf_counter()
+    say = (lambda line: None) if args.quiet else (lambda line: log_line(f"adapt: {line}"))
+
+    with StageProgress(enabled=not args.quiet, units={"adapt": "step"}) as progress:
+        def on_step(done: int, total: int) -> None:
+            left = eta_s(done, total, time.perf_counter() - started)
+            if left is not None:
+                say(f"about {left / 60:.0f} min left for the step budget")
+            if progress is not None and total:
+                progress("adapt", done, total)
+
+        result = adapt_bundle([parse_clip(c) for c in args.clips], args.output, base=args.base, name=args.name, steps=args.steps,
+                              minutes=args.minutes, validate_every=args.validate_every, patience=args.patience,
+                              resume=args.resume, device=args.device, log=say, on_step=on_step)
+    print(f"wrote {result.bundle}: validation {result.before_db:.2f} dB (base) -> {result.best_db:.2f} dB "
+          f"(step {result.best_step} of {result.steps}, {result.seconds / 60:.1f} min; {result.stopped}). "
+          f"Dub with it: edidub dub … --models {result.bundle}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -113,6 +113,8 @@ class TrainConfig:
     # (a zero residual) is bicubic itself, so a small model adds detail on top of it instead of redrawing the mouth.
     srd_target: str = "image"
     residual_scale: float = 4.0
+    # fine-tuning (``edidub adapt``): start from this model folder's weights and network instead of the preset's
+    init_from: str | None = None
     # run
     seed: int = 0
     bf16: bool = False

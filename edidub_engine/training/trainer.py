@@ -384,7 +384,15 @@ def train(
 
     dataset = build_dataset(config, data_dir)
     num_units = dataset.vocabulary_size if config.task is Task.LSD else None
-    model_config = config.model_config(num_units=num_units)
+    if config.init_from:  # fine-tuning: the network is the one in that folder, whatever the preset says
+        from edidub_engine.models import load_model
+
+        init = load_model(config.init_from).float()
+        model_config = init.config
+        if int(init.config.sample_size) != config.size:
+            raise InvalidArgumentError(f"{config.init_from} is a {init.config.sample_size} px network; the run trains at {config.size} px")
+    else:
+        init, model_config = None, config.model_config(num_units=num_units)
     if config.task is Task.LSD and model_config.num_units != dataset.vocabulary_size:
         raise InvalidArgumentError(f"the network's unit table has {model_config.num_units} rows; the dataset's codebook needs {dataset.vocabulary_size}")
 
@@ -402,7 +410,7 @@ def train(
     from edidub_engine.models import build_model
 
     torch.manual_seed(_seed_of(config.seed, 0x11))
-    model = build_model(model_config).to(torch_device)
+    model = (init if init is not None else build_model(model_config)).to(torch_device)
     ema = _EMA(model, config.ema_decay)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
