@@ -35,7 +35,7 @@ import numpy as np
 
 from edidub_engine.errors import CancelledError, InvalidArgumentError, NoFaceError, OutputExistsError
 
-__all__ = ["AdaptClip", "AdaptResult", "adapt_bundle", "eta_s", "held_back_range", "parse_clip"]
+__all__ = ["AdaptClip", "AdaptResult", "adapt_bundle", "clips_from_timeline", "eta_s", "held_back_range", "parse_clip"]
 
 STATE_NAME = "adapt.json"
 MIN_FACE_FRACTION = 0.8  # of the held-back frames; a clip with fewer is not this actor's close-up
@@ -337,6 +337,35 @@ def parse_clip(text: str) -> AdaptClip:
         return AdaptClip(Path(path).expanduser(), int(first) if first else 0, int(last) if last else None)
     except ValueError:
         raise InvalidArgumentError(f"{text!r}: the range after @ must be START-END frames", hint="e.g. take1.mov@0-300") from None
+
+
+def clips_from_timeline(path: str | Path, *, clip_name: str, picture_tracks: Sequence[str] | None = None, rate: str | None = None,
+                        timeline_name: str | None = None, log: Callable[[str], None] | None = None) -> list[AdaptClip]:
+    """The takes of one actor in a cut: every picture clip whose name matches ``clip_name`` (a shell pattern,
+    case-insensitive: ``ANNA_*``), as its media file and the source frames the cut uses. The audio under a
+    take in its own media is its production sound. Clips too short to hold back a validation stretch are
+    left out and said."""
+    import fnmatch
+
+    from otio_adapters import read_timeline, shots_from_timeline
+
+    read = read_timeline(Path(path).expanduser(), rate=rate, timeline_name=timeline_name)
+    shots = shots_from_timeline(read.timeline, dub_track=None, picture_tracks=list(picture_tracks) if picture_tracks else None,
+                                handles=None, check_media_exists=True)
+    say = log or (lambda _line: None)
+    clips = []
+    for shot in shots.shots:
+        name = str(shot.record.get("clip") or "")
+        if not fnmatch.fnmatch(name.lower(), clip_name.lower()):
+            continue
+        if shot.source.end_frame - shot.source.start_frame < 75:
+            say(f"left out {name}: {shot.source.end_frame - shot.source.start_frame} frames, fewer than the 75 adaptation needs")
+            continue
+        clips.append(AdaptClip(Path(shot.source.path), shot.source.start_frame, shot.source.end_frame))
+    if not clips:
+        raise InvalidArgumentError(f"no clip of {Path(path).name} matches {clip_name!r} with 75 frames or more",
+                                   hint="name the actor's clips in the cut with a common pattern (e.g. ANNA_*) and pass it as --clip-name")
+    return clips
 
 
 def eta_s(done: int, total: int, seconds: float) -> float | None:

@@ -204,7 +204,9 @@ _ADAPT_DESCRIPTION = (
     "weights are kept, and training stops at --steps, --minutes, or when the figure has not improved for --patience "
     "checks. Writes a new bundle (the base is never written to) whose card gives the base and its hash, the clips and "
     "frames, steps, time, device and the figures before and after. Ctrl-C leaves a resumable state: run the same "
-    "command with --resume. Use it on footage the production may use for this."
+    "command with --resume. From a cut: --timeline CUT --clip-name PATTERN takes every picture clip whose name "
+    "matches (the supervisor names one actor's clips alike, e.g. ANNA_*), with the source frames the cut uses. "
+    "Use it on footage the production may use for this."
 )
 
 
@@ -212,7 +214,13 @@ def add_adapt_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     """Register ``adapt`` on ``subparsers``; returns its parser."""
     p = subparsers.add_parser("adapt", help="fine-tune the lip-sync model on one actor's own takes (a new bundle)",
                               description=_ADAPT_DESCRIPTION)
-    p.add_argument("clips", nargs="+", metavar="CLIP", help="the actor's takes, each PATH or PATH@START-END (frames, end exclusive)")
+    p.add_argument("clips", nargs="*", metavar="CLIP", help="the actor's takes, each PATH or PATH@START-END (frames, end exclusive)")
+    p.add_argument("--timeline", metavar="CUT", help="take the actor's clips from a cut (.otio, FCP7 .xml, .edl, .aaf, .fcpxml) instead")
+    p.add_argument("--clip-name", metavar="PATTERN",
+                   help="with --timeline: the actor's clips are those whose clip name matches PATTERN (shell pattern, any case: ANNA_*)")
+    p.add_argument("--picture-track", action="append", metavar="NAME", help="with --timeline: video track(s), by name or V1… (default: all)")
+    p.add_argument("--rate", help="with an EDL: its timecode rate (default: inferred)")
+    p.add_argument("--timeline-name", metavar="NAME", help="with --timeline: which timeline of a file that holds several")
     p.add_argument("-o", "--output", required=True, help="the adapted bundle's folder (must not exist)")
     p.add_argument("--base", default=None, help="bundle to start from (default: as `edidub dub`)")
     p.add_argument("--name", default=None, help="the adapted bundle's name (default: BASE-FIRSTCLIP)")
@@ -232,7 +240,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
     from edidub_engine.commandline import StageProgress, log_line
 
-    from .adapt import adapt_bundle, eta_s, parse_clip
+    from .adapt import adapt_bundle, clips_from_timeline, eta_s, parse_clip
 
     started = time.perf_counter()
     say = (lambda line: None) if args.quiet else (lambda line: log_line(f"adapt: {line}"))
@@ -245,7 +253,17 @@ def cmd_adapt(args: argparse.Namespace) -> int:
             if progress is not None and total:
                 progress("adapt", done, total)
 
-        result = adapt_bundle([parse_clip(c) for c in args.clips], args.output, base=args.base, name=args.name, steps=args.steps,
+        if args.timeline:
+            if args.clips or not args.clip_name:
+                raise InvalidArgumentError("with --timeline, name the actor's clips with --clip-name PATTERN and give no CLIP",
+                                           hint="e.g. edidub adapt --timeline cut.otio --clip-name 'ANNA_*' -o anna")
+            clips = clips_from_timeline(args.timeline, clip_name=args.clip_name, picture_tracks=args.picture_track, rate=args.rate,
+                                        timeline_name=args.timeline_name, log=say)
+        elif args.clips:
+            clips = [parse_clip(c) for c in args.clips]
+        else:
+            raise InvalidArgumentError("no clips to adapt on", hint="give the actor's takes (CLIP…) or --timeline CUT --clip-name PATTERN")
+        result = adapt_bundle(clips, args.output, base=args.base, name=args.name, steps=args.steps,
                               minutes=args.minutes, validate_every=args.validate_every, patience=args.patience,
                               resume=args.resume, device=args.device, log=say, on_step=on_step)
     print(f"wrote {result.bundle}: validation {result.before_db:.2f} dB (base) -> {result.best_db:.2f} dB "

@@ -77,3 +77,40 @@ def test_silent_clips_a_missing_budget_and_an_existing_output_are_refused(starte
         adapt_bundle([AdaptClip(silent)], tmp_path / "b", base=starter_bundle)
     with pytest.raises(OutputExistsError, match="never overwrites"):
         adapt_bundle([AdaptClip(silent)], starter_bundle, base=starter_bundle, steps=2)
+
+
+def test_the_actors_takes_come_from_a_cut_by_clip_name(footage_path, tmp_path):
+    import opentimelineio as otio
+
+    from edidub_engine.training.adapt import clips_from_timeline
+
+    timeline = otio.schema.Timeline(name="cut")
+    track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    timeline.tracks.append(track)
+    for name, media, start, duration in (("ANNA_take1", "grid_bbaf2n.mpg", 0, 75), ("BOB_take1", "grid_brbk7n.mpg", 0, 75),
+                                         ("anna_take2", "grid_lbax4n.mpg", 5, 70), ("ANNA_short", "grid_lbbc2a.mpg", 0, 30)):
+        ref = otio.schema.ExternalReference(target_url=footage_path(media).as_uri(),
+                                            available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, 25), otio.opentime.RationalTime(75, 25)))
+        track.append(otio.schema.Clip(name=name, media_reference=ref,
+                                      source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(start, 25), otio.opentime.RationalTime(duration, 25))))
+    path = tmp_path / "cut.otio"
+    otio.adapters.write_to_file(timeline, str(path))
+    said = []
+    clips = clips_from_timeline(path, clip_name="anna_*", log=said.append)
+    assert [(c.path.name, c.start, c.end) for c in clips] == [("grid_bbaf2n.mpg", 0, 75)]  # take2 has 70 frames, the short one 30
+    assert len(said) == 2 and all("fewer than the 75" in line for line in said)
+    with pytest.raises(InvalidArgumentError, match="CARL"):
+        clips_from_timeline(path, clip_name="CARL*")
+
+
+def test_the_command_line_says_what_is_missing(footage_path, tmp_path):
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "edidub_engine", "adapt", *args], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+
+    no_budget = run(str(footage_path("grid_bbaf2n.mpg")), "-o", "actor")
+    assert no_budget.returncode != 0 and "--minutes" in no_budget.stderr and "Traceback" not in no_budget.stderr
+    no_pattern = run("--timeline", "cut.otio", "-o", "actor", "--steps", "5")
+    assert no_pattern.returncode != 0 and "--clip-name" in no_pattern.stderr and not (tmp_path / "actor").exists()
