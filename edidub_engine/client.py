@@ -311,6 +311,20 @@ class Client:
         content = self.request("submit", {"shots": wire, "priority": Priority(priority).value})
         return list(content["job_ids"])
 
+    def adapt(self, name: str, clips: Sequence[dict | tuple], *, base: str | None = None, steps: int | None = None,
+              minutes: float | None = None, validate_every: int = 100, priority: Priority | str = Priority.BATCH) -> tuple[str, str]:
+        """Queue an actor adaptation: ``clips`` as ``{"path", "start_frame", "end_frame"}`` maps or ``(path, start, end)``
+        tuples (absolute paths under the daemon's media roots). Returns ``(job_id, bundle_path)``; when the job is done
+        the bundle ``name`` is served and :meth:`adapted` gives its figures."""
+        wire = [c if isinstance(c, dict) else {"path": str(c[0]), "start_frame": int(c[1]), "end_frame": c[2]} for c in clips]
+        content = self.request("adapt", {"name": name, "clips": wire, "base": base, "steps": steps, "minutes": minutes,
+                                         "validate_every": validate_every, "priority": Priority(priority).value})
+        return content["job_id"], content["bundle_path"]
+
+    def adapted(self, job_id: str) -> dict[str, Any]:
+        """A finished adapt job's bundle: name, path, validation before and after, steps; raises its error if it failed."""
+        return dict(self.request("result", {"job_id": job_id})["bundle"])
+
     def submit_timeline(
         self,
         timeline: Any,

@@ -801,6 +801,26 @@ class ModelRunner:
                                     hint=f"choose one of {', '.join(sorted(self.bundles))}")
         return self._renderer(name).dub_shot(request, progress=progress, should_cancel=should_cancel)
 
+    def adapt(self, spec: dict[str, Any], *, progress: Progress | None = None, should_cancel: ShouldCancel | None = None) -> dict[str, Any]:
+        """An ``adapt`` job (:func:`~edidub_engine.training.adapt.adapt_bundle`) on this worker's device; the new
+        bundle is served from then on. A job the daemon restarts resumes from the work folder it left."""
+        from .training.adapt import AdaptClip, adapt_bundle, work_folder
+
+        base = spec.get("base") or self.default
+        if base not in self.bundles:
+            raise ModelMissingError(f"base bundle {base!r} is not served here", hint=f"choose one of {', '.join(sorted(self.bundles))}")
+        out = Path(spec["out"])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        clips = [AdaptClip(Path(c["path"]), int(c.get("start_frame") or 0), c.get("end_frame")) for c in spec["clips"]]
+        steps = spec.get("steps")
+        result = adapt_bundle(clips, out, base=self.bundles[base], name=spec["name"], steps=steps, minutes=spec.get("minutes"),
+                              validate_every=int(spec.get("validate_every") or 100), resume=(work_folder(out) / "adapt.json").is_file(),
+                              device=self.device, should_cancel=should_cancel,
+                              on_step=(lambda done, total: progress("adapt", done, total or done)) if progress else None)
+        self.bundles[spec["name"]] = result.bundle
+        return {"name": spec["name"], "path": str(result.bundle), "before_db": round(result.before_db, 3), "after_db": round(result.best_db, 3),
+                "steps": result.steps, "best_step": result.best_step, "seconds": round(result.seconds, 1), "stopped": result.stopped}
+
     def describe_models(self) -> list[dict[str, Any]]:
         """Each bundle for ``hello``/``models``: name, path, version, its card's description, which is the default."""
         from .models.bundle import read_bundle
@@ -828,6 +848,9 @@ def runner_for_device(device: str) -> ModelRunner:
     from .models.bundle import DEFAULT_BUNDLE, find_bundles
 
     folders = [f for f in os.environ.get("EDIDUB_MODEL_DIRS", "").split(os.pathsep) if f]
+    adapted = os.environ.get("EDIDUB_ADAPTED_DIR")
+    if adapted and Path(adapted).is_dir():  # bundles earlier adapt jobs made
+        folders.append(adapted)
     acceleration = Acceleration.parse(os.environ.get("EDIDUB_PRECISION") or None, os.environ.get("EDIDUB_COMPILE") or None, device)
     return ModelRunner(device, find_bundles(folders), default=os.environ.get("EDIDUB_DEFAULT_MODEL") or DEFAULT_BUNDLE,
                        hubert_dir=os.environ.get("EDIDUB_HUBERT") or None, acceleration=acceleration)

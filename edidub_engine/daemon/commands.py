@@ -65,6 +65,8 @@ def add_daemon_parsers(subparsers: argparse._SubParsersAction) -> None:
                             "the user's model folder and the shipped starter. A ShotRequest picks one with options.model")
     serve.add_argument("--default-model", metavar="NAME", help="the bundle for requests that name none (default: edidub-starter)")
     serve.add_argument("--hubert", metavar="DIR", help="local HuBERT folder, for bundles whose speech units are HuBERT's")
+    serve.add_argument("--adapted-dir", metavar="DIR",
+                       help="where `adapt` requests publish actor bundles, served from there too (default: beside the job store)")
     serve.add_argument("--output-root", metavar="DIR", help="output folder for shots that name none (must lie under a media root)")
     serve.add_argument("--store", metavar="PATH", help=f"job store (SQLite); default {default_store_path()}")
     serve.add_argument("--bind", default="127.0.0.1", metavar="HOST", help="address to listen on (default 127.0.0.1; any other needs --keys)")
@@ -133,9 +135,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         ("EDIDUB_MODEL_DIRS", os.pathsep.join(str(Path(f).expanduser().resolve()) for f in args.models))):
         if value:
             os.environ[name] = value
+    store_path = Path(args.store).expanduser() if args.store else default_store_path()
+    adapted = Path(args.adapted_dir).expanduser().resolve() if args.adapted_dir else store_path.parent / "adapted"
+    adapted.mkdir(parents=True, exist_ok=True)
+    os.environ["EDIDUB_ADAPTED_DIR"] = str(adapted)
     devices = tuple(args.device) if args.device else detect_devices()
     settings = ServerSettings(
-        store_path=Path(args.store).expanduser() if args.store else default_store_path(),
+        store_path=store_path,
+        adapted_dir=adapted,
         media_roots=tuple(Path(r) for r in args.media_root),
         output_root=Path(args.output_root) if args.output_root else None,
         request_endpoint=request,

@@ -84,13 +84,14 @@ class MediaRoots:
     def _existing_file(self, path: str, what: str, *, role: str) -> Path:
         """``role`` ("source", "dub_audio") goes into the error's details: a timeline skips that one clip."""
         try:
-            return self._readable(path, what)
+            return self.readable(path, what)
         except EdidubError as err:
             err.details.setdefault("path", path)
             err.details["role"] = role
             raise
 
-    def _readable(self, path: str, what: str) -> Path:
+    def readable(self, path: str, what: str) -> Path:
+        """The real path of a readable file under a root; NOT_FOUND, FORBIDDEN or INVALID_ARG otherwise."""
         real = self.resolve(path, what=what)
         try:
             ok = real.is_file() and os.access(real, os.R_OK)

@@ -102,6 +102,8 @@ class MsgType(str, enum.Enum):
     CANCEL_REPLY = "cancel_reply"
     MODELS_REQUEST = "models_request"
     MODELS_REPLY = "models_reply"
+    ADAPT_REQUEST = "adapt_request"
+    ADAPT_REPLY = "adapt_reply"
     SHUTDOWN_REQUEST = "shutdown_request"
     SHUTDOWN_REPLY = "shutdown_reply"
     ERROR_REPLY = "error_reply"  # the answer to a message whose type could not be read or is unknown
@@ -397,6 +399,36 @@ class SubmitTimelineReply:
 
 
 @dataclass(frozen=True)
+class AdaptClipSpec:
+    """One take of the actor: frames ``[start_frame, end_frame)`` of ``path`` (``end_frame`` null: to the end)."""
+
+    path: str = field(metadata=_limit(max_length=4096, min_length=1))  # absolute, under a media root
+    start_frame: int = field(default=0, metadata=_limit(minimum=0, maximum=100_000_000))
+    end_frame: int | None = field(default=None, metadata=_limit(minimum=1, maximum=100_000_000))
+
+
+@dataclass(frozen=True)
+class AdaptRequest:
+    """Fine-tune a served bundle's LSD on one actor's takes (``edidub adapt``) as a job: progress, cancel and
+    restart like a dub. When it is done the new bundle ``name`` is served (``models``), and a shot names it in
+    ``options.model``; ``result`` gives its path and validation figures. Give ``steps``, ``minutes`` or both."""
+
+    name: str = field(metadata=_limit(max_length=64, min_length=1))  # the new bundle's name: letters, digits, - _ .
+    clips: list[AdaptClipSpec] = field(metadata=_limit(min_items=1, max_items=100))
+    base: str | None = field(default=None, metadata=_limit(max_length=64))  # a served bundle; null: the default
+    steps: int | None = field(default=None, metadata=_limit(minimum=1, maximum=10_000_000))
+    minutes: float | None = field(default=None, metadata=_limit(minimum=0.1, maximum=100_000))
+    validate_every: int = field(default=100, metadata=_limit(minimum=1, maximum=1_000_000))
+    priority: Priority = Priority.BATCH
+
+
+@dataclass(frozen=True)
+class AdaptReply:
+    job_id: str
+    bundle_path: str  # where the adapted bundle will be published
+
+
+@dataclass(frozen=True)
 class StatusRequest:
     job_id: str = field(metadata=_limit(max_length=_MAX_ID, min_length=1))
 
@@ -424,6 +456,8 @@ class ResultReply:
     timeline: str | None = field(default=None, metadata=_limit(max_length=MAX_MESSAGE_BYTES))
     dubbed: list[str] | None = None
     failed: list[dict[str, Any]] | None = None
+    # for an adapt job: {name, path, before_db, after_db, steps, best_step, seconds, stopped}
+    bundle: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -486,6 +520,7 @@ ACTIONS: dict[str, Action] = {
         Action("hello", HelloRequest, HelloReply),
         Action("submit", SubmitRequest, SubmitReply),
         Action("submit_timeline", SubmitTimelineRequest, SubmitTimelineReply),
+        Action("adapt", AdaptRequest, AdaptReply),
         Action("status", StatusRequest, StatusReply),
         Action("result", ResultRequest, ResultReply),
         Action("list_jobs", ListJobsRequest, ListJobsReply),

@@ -21,6 +21,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import threading
 import time
 import traceback
@@ -41,6 +42,7 @@ from edidub_engine.daemon.protocol import (
     DEFAULT_REQUEST_PORT,
     MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
+    AdaptReply,
     BusyError,
     CancelReply,
     ErrorInfo,
@@ -83,7 +85,9 @@ __all__ = ["Server", "ServerSettings", "is_local_endpoint"]
 
 log = logging.getLogger("edidub.daemon")
 _BATCH = 64  # messages handled per poll wake-up before events are forwarded again
-_CAPABILITIES = ["hello", "submit", "submit_timeline", "status", "result", "list_jobs", "cancel", "models", "shutdown", "events", "priority"]
+_CAPABILITIES = ["hello", "submit", "submit_timeline", "adapt", "status", "result", "list_jobs", "cancel", "models", "shutdown", "events",
+                 "priority"]
+_BUNDLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,7 @@ class ServerSettings:
     runner: str = "edidub_engine.render:dub_shot"
     runner_factory: str | None = None  # "module:factory", factory(device) -> runner; wins over ``runner``
     devices: tuple[str, ...] = ("cpu",)
+    adapted_dir: Path | None = None  # where `adapt` jobs publish their bundles (served from there); None: no adapt jobs
     max_queued: int = 10_000
     max_message_bytes: int = MAX_MESSAGE_BYTES
     shutdown_timeout_s: float = 30.0
@@ -402,16 +407,16 @@ class Server:
 
     # -- handlers ---------------------------------------------------------------------------------
     def _models(self) -> list[ModelInfo]:
-        out = []
+        """Every worker runs the same runner; an adapted bundle is listed once the worker that made it has it."""
+        out: dict[str, ModelInfo] = {}
         for worker in self._workers:
             for model in worker.models:
                 try:
-                    out.append(from_wire(ModelInfo, model, "model"))
+                    info = from_wire(ModelInfo, model, "model")
                 except InvalidArgumentError:
                     continue
-            if out:
-                break  # every worker runs the same runner
-        return out
+                out.setdefault(info.name, info)
+        return list(out.values())
 
     def _check_model(self, shot) -> None:
         """A shot naming a bundle this daemon does not serve is refused at submit, not in the worker."""
@@ -518,6 +523,36 @@ class Server:
         return SubmitTimelineReply(batch_id=batch_id, job_ids=job_ids, shot_ids=record["shot_ids"],
                                    skipped=[s.to_dict() for s in skipped], warnings=list(plan.shot_list.warnings))
 
+    def _on_adapt(self, request, message: Message, peer: str) -> AdaptReply:
+        """Check the takes and the names now; the fine-tuning runs as a job (progress, cancel, restart like a dub)."""
+        folder = self.settings.adapted_dir
+        if folder is None:
+            raise InvalidArgumentError("this daemon keeps no adapted bundles", hint="start it with --adapted-dir DIR")
+        if not _BUNDLE_NAME.fullmatch(request.name):
+            raise InvalidArgumentError(f"content.name {request.name[:64]!r} is not a bundle name",
+                                       hint="letters, digits, '-', '_' and '.', starting with a letter or digit")
+        if request.steps is None and request.minutes is None:
+            raise InvalidArgumentError("content: give steps, minutes or both (the adaptation's budget)")
+        served = [m.name for m in self._models()]
+        if request.name in served:
+            raise OutputExistsError(f"a bundle named {request.name!r} is already served", hint="choose another name")
+        if request.base is not None and served and request.base not in served:
+            raise ModelMissingError(f"base bundle {request.base!r} is not served by this daemon", hint=f"choose one of {', '.join(served)}")
+        clips = []
+        for index, clip in enumerate(request.clips):
+            path = self.roots.readable(clip.path, f"clips[{index}]")
+            if clip.end_frame is not None and clip.end_frame <= clip.start_frame:
+                raise InvalidArgumentError(f"clips[{index}]: end_frame {clip.end_frame} is not after start_frame {clip.start_frame}")
+            clips.append({"path": str(path), "start_frame": clip.start_frame, "end_frame": clip.end_frame})
+        out = folder / request.name
+        if out.exists() or self.store.active_outputs([str(out)]):
+            raise OutputExistsError(f"{out} exists or is being made by another adapt job", hint="choose another name",
+                                    details={"paths": [str(out)]})
+        job = {"adapt": {"name": request.name, "clips": clips, "base": request.base, "steps": request.steps, "minutes": request.minutes,
+                         "validate_every": request.validate_every, "out": str(out)}}
+        ids = self._enqueue([(f"adapt:{request.name}", job, str(out))], request.priority, message)
+        return AdaptReply(job_id=ids[0], bundle_path=str(out))
+
     def _queue(self, prepared, priority, message: Message, *, batch: tuple[str, dict] | None = None) -> list[str]:
         """Refuse output clashes and a full queue, then queue the prepared shots in one transaction."""
         outputs = [str(p.output_path) for p in prepared]
@@ -538,10 +573,11 @@ class Server:
                 hint="wait for jobs to finish, then submit again",
                 details={"queued": active, "limit": self.settings.max_queued},
             )
-        ids = self.store.add(
-            [(p.request.shot_id, p.request.to_dict(), str(p.output_path)) for p in prepared], priority, session=message.header.session,
-            batch=batch,
-        )
+        return self._enqueue([(p.request.shot_id, p.request.to_dict(), str(p.output_path)) for p in prepared], priority, message, batch=batch)
+
+    def _enqueue(self, entries, priority, message: Message, *, batch: tuple[str, dict] | None = None) -> list[str]:
+        """Store ``(shot_id, request, output_path)`` jobs in one transaction, wake the workers, announce them."""
+        ids = self.store.add(entries, priority, session=message.header.session, batch=batch)
         with self._shared.queue_cv:
             self._shared.queue_cv.notify_all()
         for job_id in ids:
@@ -584,6 +620,8 @@ class Server:
         if request.batch_id is not None:
             return self._batch_result(request.batch_id)
         job = self._job(request.job_id)
+        if job.state is JobState.DONE and "bundle" in (job.result or {}):
+            return ResultReply(job_id=job.job_id, bundle=job.result["bundle"])
         if job.state is JobState.DONE:
             return ResultReply(job_id=job.job_id, clip=RenderedClip.from_dict(job.result))
         if job.state is JobState.FAILED:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import shutil
 import threading
 import time
 import traceback
@@ -214,12 +215,19 @@ class Worker(threading.Thread):
         try:
             if self.load_error is not None:
                 raise self.load_error
+            if "adapt" in job.request:
+                self._adapt(job, progress, should_cancel)
+                return
             request = ShotRequest.from_dict(job.request)
             clip = self.runner(request, progress=progress, should_cancel=should_cancel)
             if not isinstance(clip, RenderedClip):
                 raise InternalError(f"the runner returned {type(clip).__name__}, not a RenderedClip")
         except CancelledError as err:
             if cancel.is_set():
+                if "adapt" in job.request:  # cancelled on purpose: its resumable state goes too (a restart keeps it)
+                    from edidub_engine.training.adapt import work_folder
+
+                    shutil.rmtree(work_folder(job.request["adapt"]["out"]), ignore_errors=True)
                 last = self._last(job.job_id)
                 shared.store.finish(job.job_id, JobState.CANCELLED, error=err.to_dict(), progress=last)
                 self._event(job.job_id, EventKind.CANCELLED, JobState.CANCELLED, error=err.to_dict())
@@ -243,6 +251,20 @@ class Worker(threading.Thread):
         finally:
             shared.live.pop(job.job_id, None)
             shared.cancels.pop(job.job_id, None)
+
+    def _adapt(self, job: JobRecord, progress, should_cancel) -> None:
+        """An ``adapt`` job: the runner fine-tunes and publishes the bundle; this worker then serves it too."""
+        adapt = getattr(self.runner, "adapt", None)
+        if not callable(adapt):
+            raise InternalError("this daemon's runner cannot adapt models", hint="serve with the default runner (edidub serve --models …)")
+        result = adapt(job.request["adapt"], progress=progress, should_cancel=should_cancel)
+        describe = getattr(self.runner, "describe_models", None)
+        if callable(describe):
+            self.models = list(describe())
+        steps = int(result.get("steps", 0))
+        done = LiveProgress("adapt", steps, steps, 0.0)
+        self._shared.store.finish(job.job_id, JobState.DONE, result={"bundle": result}, progress=(done.stage, steps, steps))
+        self._event(job.job_id, EventKind.DONE, JobState.DONE, live=done, output_path=result.get("path"))
 
     def _last(self, job_id: str) -> tuple[str | None, int, int]:
         live = self._shared.live.get(job_id) or LiveProgress()

@@ -35,7 +35,7 @@ import numpy as np
 
 from edidub_engine.errors import CancelledError, InvalidArgumentError, NoFaceError, OutputExistsError
 
-__all__ = ["AdaptClip", "AdaptResult", "adapt_bundle", "clips_from_timeline", "eta_s", "held_back_range", "parse_clip"]
+__all__ = ["AdaptClip", "AdaptResult", "adapt_bundle", "clips_from_timeline", "eta_s", "held_back_range", "parse_clip", "work_folder"]
 
 STATE_NAME = "adapt.json"
 MIN_FACE_FRACTION = 0.8  # of the held-back frames; a clip with fewer is not this actor's close-up
@@ -61,6 +61,12 @@ class AdaptResult:
     best_step: int
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped: str = ""
+
+
+def work_folder(out: str | Path) -> Path:
+    """Where an adaptation into ``out`` keeps its resumable state: ``.<name>.adapt`` beside it."""
+    out = Path(out)
+    return out.parent / f".{out.name}.adapt"
 
 
 def held_back_range(start: int, end: int) -> tuple[int, int, int]:
@@ -180,7 +186,7 @@ def adapt_bundle(
     info = read_bundle(resolve_bundle(base))
     if out.resolve() == info.path.resolve():
         raise InvalidArgumentError("the adapted bundle cannot replace its base", hint="choose another -o folder")
-    work = out.parent / f".{out.name}.adapt"
+    work = work_folder(out)
     state_path = work / STATE_NAME
     if work.exists() and not resume:
         raise OutputExistsError(f"an adaptation into {out} was stopped part-way ({work} holds it)",

@@ -65,6 +65,8 @@ def test_every_message_type_round_trips_and_matches_its_schema(daemon, raw, clip
     cancelled = call("cancel_request", {"job_id": job_id})
     assert cancelled["content"]["state"] == "done"  # too late to cancel: unchanged
     call("models_request", {})
+    adapt = call("adapt_request", {"name": "anna", "clips": [{"path": str(clip)}], "steps": 1})
+    assert adapt["content"]["status"] == "error" and "--adapted-dir" in adapt["content"]["details"]["hint"]  # a daemon without a folder for them
     missing = call("status_request", {"job_id": "nope"})
     assert missing["content"]["code"] == "NOT_FOUND"
     unknown = raw.call("frobnicate_request", {})

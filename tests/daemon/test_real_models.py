@@ -82,3 +82,46 @@ def test_the_daemon_serves_every_bundle_and_dubs_with_the_one_named(real_daemon)
     assert results[studio_job].model["name"] == "studio-fr" and results[studio_job].model["version"] == "3"
     for clip in results.values():
         assert probe_video(clip.path).frame_count == 8 and clip.frames_edited == 8
+
+
+def _ready(client: Client):
+    deadline = time.monotonic() + 300
+    while not (hello := client.hello()).workers[0]["ready"]:
+        assert time.monotonic() < deadline and hello.workers[0]["alive"], hello.workers
+        time.sleep(0.5)
+    return hello
+
+
+def test_an_adapt_job_makes_a_bundle_the_daemon_then_serves_and_a_cancelled_one_leaves_nothing(real_daemon, tmp_path):
+    ready, media = real_daemon
+    take = (str(media / "grid_bbaf2n.mpg"), 0, 75)
+    with Client(ready["requests"], timeout_s=120) as client:
+        assert "adapt" in _ready(client).capabilities
+        with pytest.raises(EdidubError, match="already served"):
+            client.adapt("studio-fr", [take], steps=2)
+        with pytest.raises(EdidubError, match="media roots"):
+            client.adapt("anna", [("/etc/hostname", 0, None)], steps=2)
+        job, path = client.adapt("anna", [take], base="studio-fr", steps=2, validate_every=2)
+        events = []
+        for event in client.events(job, timeout_s=600):
+            events.append(event)
+        assert client.status(job).state is JobState.DONE, client.status(job)
+        assert any(e.stage == "adapt" for e in events)
+        bundle = client.adapted(job)
+        assert bundle["name"] == "anna" and bundle["path"] == path and bundle["steps"] == 2 and bundle["after_db"] >= bundle["before_db"]
+        assert "anna" in [m.name for m in client.models()]  # served from now on
+        clip = client.wait(client.submit(_shot(media, "dubbed_by_anna", model="anna"))[0], timeout_s=600)
+        assert clip.model["name"] == "anna" and clip.frames_edited == 8
+
+        long_job, long_path = client.adapt("bob", [take], base="studio-fr", steps=10_000, validate_every=1)
+        deadline = time.monotonic() + 300
+        while client.status(long_job).state is not JobState.RUNNING:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        client.cancel(long_job)
+        while client.status(long_job).state is JobState.RUNNING:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        assert client.status(long_job).state is JobState.CANCELLED
+        assert not Path(long_path).exists() and not (Path(long_path).parent / ".bob.adapt").exists()
+        assert "bob" not in [m.name for m in client.models()]
