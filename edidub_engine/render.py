@@ -702,8 +702,8 @@ class _Job:
                     self.writer.write(composited)
                 elif change is None:
                     self.writer.write_picture(picture)
-                else:  # the change alone goes into the source's own planes: no sample outside the matte moves
-                    own = NativePicture(picture, self.info.color)
+                else:  # the change alone goes into the source's own planes (as the codec stores them): nothing else moves
+                    own = NativePicture(self.writer.conform(picture), self.info.color)
                     own.add_change(*change)
                     self.writer.write_picture(own.to_frame())
                 if self.patch is not None:

@@ -306,28 +306,32 @@ class ClipWriter:
 
     def write_picture(self, picture: av.VideoFrame) -> None:
         """Append one decoded picture (e.g. from :func:`~edidub_engine.media.decode.iter_pictures` or
-        :meth:`NativePicture.to_frame`). In the stream's own pixel format it is encoded as it is; else
-        swscale converts it with the source's matrix and range (chroma resampling and bit depth only for
-        Y'CbCr to Y'CbCr, no trip through RGB)."""
+        :meth:`NativePicture.to_frame`), through :meth:`conform`."""
         if self._closed:
             raise MediaEncodeError(f"{self.path.name} is already closed; no more frames can be written")
         if (picture.width, picture.height) != (self.width, self.height):
             raise InvalidArgumentError(f"picture {self.frames_written} for {self.path.name} is {picture.width}×{picture.height}, "
                                        f"not {self.width}×{self.height}", hint="pass pictures at the clip's native size")
         with self._failures():
-            name = picture.format.name
-            if name != self.pix_fmt:
-                yuv_full = self.color.full_range or name.startswith("yuvj")  # the source's Y'CbCr range, kept
-                target_rgb = not self.pix_fmt.startswith("yuv")
-                picture = picture.reformat(
-                    format=self.pix_fmt,
-                    src_colorspace=self._matrix,
-                    dst_colorspace=self._matrix,
-                    src_color_range="JPEG" if (picture.format.is_rgb or yuv_full) else "MPEG",
-                    dst_color_range="JPEG" if (target_rgb or yuv_full) else "MPEG",
-                    threads=1,
-                )
-            self._encode(picture)
+            self._encode(self.conform(picture))
+
+    def conform(self, picture: av.VideoFrame) -> av.VideoFrame:
+        """``picture`` in the stream's pixel format: as it is when it already is, else converted by swscale with the
+        source's matrix and range (for Y'CbCr to Y'CbCr only chroma resampling and bit depth, no trip through RGB).
+        A change composited into the conformed picture keeps the codec's own chroma resolution and depth."""
+        name = picture.format.name
+        if name == self.pix_fmt:
+            return picture
+        yuv_full = self.color.full_range or name.startswith("yuvj")  # the source's Y'CbCr range, kept
+        target_rgb = not self.pix_fmt.startswith("yuv")
+        return picture.reformat(
+            format=self.pix_fmt,
+            src_colorspace=self._matrix,
+            dst_colorspace=self._matrix,
+            src_color_range="JPEG" if (picture.format.is_rgb or yuv_full) else "MPEG",
+            dst_color_range="JPEG" if (target_rgb or yuv_full) else "MPEG",
+            threads=1,
+        )
 
     @contextlib.contextmanager
     def _failures(self):
