@@ -57,7 +57,7 @@ def report(*, models: str | None = None, hubert_dir: str | None = None, clips: t
     import av
 
     for name, use in (("prores_aw", "ProRes 422 HQ masters"), ("libx264", "H.264 review copies"), ("ffv1", "FFV1 lossless checks"),
-                      ("prores_ks", "ProRes 4444 patches with alpha")):
+                      ("prores_ks", "ProRes 4444 patches with alpha and ProRes 4444 XQ masters"), ("dnxhd", "DNxHR HQX masters")):
         try:
             av.codec.Codec(name, "w")
             yield f"encoder {name}: {use}", OK
