@@ -97,7 +97,9 @@ def run(*, bundle: str | None = None, clip: str | Path | None = None, start: int
     t0 = time.perf_counter()
     with torch.no_grad():
         target = to_residual(video, up, scale) if residual else video  # an SRD trained on the residual over bicubic
-        out = process.sample(make_denoiser(model, "srd"), target, mask, {"low_res": up}, generator=torch.Generator().manual_seed(seed),
+        noise = torch.randn(target.shape, generator=torch.Generator().manual_seed(seed)) * float(
+            1.0 if sampling.start_noise is None else sampling.start_noise)
+        out = process.sample(make_denoiser(model, "srd"), target, mask, {"low_res": up}, latent=noise,
                              init=torch.zeros_like(up) if residual else up, strength=strength)
         if residual:
             out = torch.where(mask.bool(), from_residual(out, up, scale), video)

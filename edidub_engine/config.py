@@ -28,6 +28,7 @@ class DubSettings:
     srd_strength: float = 1.0  # 1: the SRD samples from pure noise; less: from the noised bicubic upsample (img2img)
     srd_target: str = "image"  # what the SRD diffuses: the crop (the paper's) or "residual" over bicubic (its bundle says)
     srd_residual_scale: float = 1.0
+    srd_start_noise: float = 1.0  # 0: the SRD starts from the clean estimate itself (its minimum-error restoration)
     srd_chunk_frames: int = 48  # SRD runs chunk by chunk so memory does not follow the shot's length
     # How the LSD output is brought to the SRD size: "auto" runs the bundle's SRD only where its check found it
     # better than bicubic (`edidub check`), "srd" always runs it, "bicubic" never does.
@@ -55,6 +56,8 @@ class DubSettings:
                                        hint="'auto' follows the bundle's measured check")
         if not 0.0 < self.srd_strength <= 1.0:
             raise InvalidArgumentError(f"srd_strength must be in (0, 1], got {self.srd_strength}")
+        if not 0.0 <= self.srd_start_noise <= 1.0:
+            raise InvalidArgumentError(f"srd_start_noise must be in [0, 1], got {self.srd_start_noise}")
         if self.srd_target not in ("image", "residual") or not self.srd_residual_scale > 0:
             raise InvalidArgumentError(f"srd_target={self.srd_target!r} must be 'image' or 'residual' with a positive scale")
         if self.crossfade_frames < 0:

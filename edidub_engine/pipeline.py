@@ -297,11 +297,14 @@ class DubbingPipeline:
         crops and their LSD outputs — is given to it unmasked ahead of the chunk, so
         windows straddle chunk borders and a shot restored chunk by chunk has no seams.
         An SRD trained on the residual over bicubic (``settings.srd_target``) samples that
-        residual from a zero start and adds it to the upsample.
+        residual from a zero start and adds it to the upsample; ``settings.srd_start_noise``
+        scales the start's noise (0: the deterministic estimate from the start itself).
 
         ``mode="bicubic"`` runs no network: the source crop plus the bicubic-upsampled
         LSD *change* (``low_res − low_source``), so wherever the mouth did not change
-        the source's own detail is kept; without ``low_source``, plain bicubic.
+        the source's own detail is kept; without ``low_source``, plain bicubic. With
+        ``low_source``, ``mode="srd"`` likewise adds only the SRD's change (its restoration
+        of ``low_res`` minus its restoration of ``low_source``) to the source crop.
         """
         settings = settings or self.settings
         if crops.shape[1:] != (self.srd_size, self.srd_size, 3) or masks.shape != crops.shape[:3]:
@@ -321,7 +324,8 @@ class DubbingPipeline:
         if context is not None and len(context[0]):
             given = len(context[0])
             x0 = torch.cat([to_tensor(context[0]).to(device), x0], dim=2)
-            up = torch.cat([self._upsample(to_tensor(context[1]).to(device)), up], dim=2)
+            context_up = self._upsample(to_tensor(context[1]).to(device))
+            up = torch.cat([context_up, up], dim=2)
             mask = torch.cat([torch.zeros_like(mask[:, :, :given]), mask], dim=2)
         frames = x0.shape[2]
 
@@ -331,16 +335,24 @@ class DubbingPipeline:
         srd_settings = replace(settings, window_frames=settings.srd_window_frames, window_stride=settings.srd_window_stride,
                                section_frames=max(settings.section_frames, frames + 1))
         process = self._process(srd_settings, steps=settings.srd_steps or settings.steps, guidance=1.0)
-        noise = frame_noise(seed, first_frame - given, frames, self.srd_size).to(device)
+        noise = frame_noise(seed, first_frame - given, frames, self.srd_size).to(device) * settings.srd_start_noise
         residual, scale = settings.srd_target == "residual", settings.srd_residual_scale
-        target = to_residual(x0, up, scale) if residual else x0
-        out = process.sample(
-            denoise, target, mask, {"low_res": up, "mask": mask}, latent=noise,
-            init=torch.zeros_like(up) if residual else up, strength=settings.srd_strength,
-            progress=_stage(progress, "restore"), should_cancel=should_cancel,
-        )
-        if residual:
-            out = torch.where(mask.bool(), from_residual(out, up, scale), x0)
+
+        def sample(cond_up: torch.Tensor, report) -> torch.Tensor:
+            target = to_residual(x0, cond_up, scale) if residual else x0
+            out = process.sample(
+                denoise, target, mask, {"low_res": cond_up, "mask": mask}, latent=noise,
+                init=torch.zeros_like(cond_up) if residual else cond_up, strength=settings.srd_strength,
+                progress=report, should_cancel=should_cancel,
+            )
+            return torch.where(mask.bool(), from_residual(out, cond_up, scale), x0) if residual else out
+
+        out = sample(up, _stage(progress, "restore"))
+        if low_source is not None:  # only the SRD's change goes onto the source crop, as in bicubic mode
+            source_up = self._upsample(to_tensor(low_source).to(device))
+            if given:
+                source_up = torch.cat([context_up, source_up], dim=2)
+            out = torch.where(mask.bool(), (x0 + out - sample(source_up, None)).clamp(-1.0, 1.0), x0)
         return to_crops(out[:, :, given:])
 
     def _upsample(self, low: torch.Tensor) -> torch.Tensor:

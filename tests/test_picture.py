@@ -192,6 +192,9 @@ def test_a_residual_srd_adds_its_residual_to_bicubic(shipped):
     pipeline._srd_call = _OracleSRD(to_residual(to_tensor(crops), up, 4.0))
     true = pipeline.restore(crops, masks, low_res, seed=0, mode="srd")
     assert np.array_equal(true[~masks], crops[~masks])
+    # with the source's own low-res crop, only the SRD's change goes onto the source: none where nothing changed
+    unchanged = pipeline.restore(crops, masks, low_res, seed=0, mode="srd", low_source=low_res)
+    assert np.abs(unchanged.astype(int) - crops.astype(int)).max() <= 1
     print(f"true residual {psnr(true, crops, inside):.1f} dB, bicubic {psnr(bicubic, crops, inside):.1f} dB")
     assert psnr(true, crops, inside) > psnr(bicubic, crops, inside) + 10
 

@@ -129,6 +129,7 @@ class BundleInfo:
             "window_frames": lsd.window_frames, "window_stride": lsd.window_stride,
             "srd_steps": srd.steps, "srd_window_frames": srd.window_frames, "srd_window_stride": srd.window_stride,
             "srd_strength": srd.strength, "srd_target": srd.target or "image", "srd_residual_scale": srd.residual_scale or 1.0,
+            "srd_start_noise": 1.0 if srd.start_noise is None else srd.start_noise,
         }
 
     def describe(self) -> dict[str, Any]:

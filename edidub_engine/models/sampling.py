@@ -43,6 +43,9 @@ class SamplingSettings:
     # SRD only: what it was trained to diffuse ("image", the paper's, or "residual" over bicubic times residual_scale)
     target: str | None = None
     residual_scale: float | None = None
+    # SRD only: the start's noise, times this (1 or None: the usual; 0: from the prior mean itself, so the SRD gives its
+    # minimum-error x0 estimate: for a residual SRD that beat bicubic where noisy starts lost, see edidub check)
+    start_noise: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("window_frames", "window_stride", "steps"):
@@ -53,6 +56,8 @@ class SamplingSettings:
             raise InvalidArgumentError(f"window_stride {self.window_stride} > window_frames {self.window_frames} leaves frames uncovered")
         if self.strength is not None and not 0.0 < self.strength <= 1.0:
             raise InvalidArgumentError(f"sampling setting strength={self.strength!r} must be in (0, 1]")
+        if self.start_noise is not None and not 0.0 <= self.start_noise <= 1.0:
+            raise InvalidArgumentError(f"sampling setting start_noise={self.start_noise!r} must be in [0, 1]")
         if self.target not in (None, "image", "residual"):
             raise InvalidArgumentError(f"sampling setting target={self.target!r} is not 'image' or 'residual'")
         if self.target == "residual" and not (self.residual_scale or 0) > 0:

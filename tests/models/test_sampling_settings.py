@@ -48,6 +48,11 @@ def test_an_srd_trained_on_the_residual_says_so_and_the_bundle_passes_it_on(tmp_
         SamplingSettings(window_frames=5, window_stride=2, steps=10, target="latent")
     with pytest.raises(InvalidArgumentError, match="srd_target"):
         DubSettings(srd_target="latent")
+    with pytest.raises(InvalidArgumentError, match="start_noise"):
+        SamplingSettings(window_frames=5, window_stride=2, steps=10, start_noise=2.0)
+    quiet = SamplingSettings(window_frames=5, window_stride=2, steps=5, strength=0.4, target="residual", residual_scale=4.0, start_noise=0.0)
+    quiet.save(tmp_path)
+    assert SamplingSettings.load(tmp_path).start_noise == 0.0
     with pytest.raises(InvalidArgumentError, match="only the SRD"):
         train_config("lsd-tiny", srd_target="residual")
     assert train_config("srd-starter-residual").srd_target == "residual"
