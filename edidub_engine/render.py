@@ -106,10 +106,19 @@ class LoadedModels:
         return self
 
 
+SRD_MARGIN_DB = 0.05
+"""How much an SRD must beat bicubic upsampling by to run: one that only ties it costs time and adds nothing (a residual
+SRD with random weights lands within a hundredth of a dB of bicubic)."""
+
+
+def srd_beats_bicubic(srd_db: float, bicubic_db: float) -> bool:
+    return srd_db >= bicubic_db + SRD_MARGIN_DB
+
+
 def srd_verdict(card: dict[str, Any]) -> dict[str, Any]:
     """Whether a bundle's SRD should run, from the figures ``edidub check`` wrote into its model card.
 
-    ``runs_srd`` is False when the SRD lost to bicubic upsampling inside the mask on clips it
+    ``runs_srd`` is False when the SRD did not beat bicubic upsampling (by :data:`SRD_MARGIN_DB`) inside the mask on clips it
     never saw (then the LSD output is upsampled onto the source's own detail instead), True
     when it won, None when the bundle was never checked (the SRD runs, as trained).
     """
@@ -117,11 +126,11 @@ def srd_verdict(card: dict[str, Any]) -> dict[str, Any]:
     srd = check.get("srd") or {}
     if "srd_db" not in srd or "bicubic_db" not in srd:
         return {"runs_srd": None, "reason": "the bundle's SRD is unchecked (run `edidub check`)"}
-    wins = float(srd["srd_db"]) > float(srd["bicubic_db"])
+    wins = srd_beats_bicubic(float(srd["srd_db"]), float(srd["bicubic_db"]))
     figures = f"SRD {float(srd['srd_db']):.1f} dB vs bicubic {float(srd['bicubic_db']):.1f} dB inside the mask"
     if wins:
         return {"runs_srd": True, "reason": f"the bundle's SRD beats bicubic upsampling ({figures})"}
-    return {"runs_srd": False, "reason": (f"the bundle's SRD loses to bicubic upsampling ({figures}); the LSD output is "
+    return {"runs_srd": False, "reason": (f"the bundle's SRD does not beat bicubic upsampling by {SRD_MARGIN_DB} dB ({figures}); the LSD output is "
                                           "upsampled onto the source's own detail instead (--restore srd forces the SRD)")}
 
 

@@ -22,7 +22,7 @@ from edidub_engine.media import iter_frames, probe_video
 from edidub_engine.models.bundle import DEFAULT_BUNDLE, SHIPPED_DIR, read_bundle
 from edidub_engine.pipeline import frame_noise
 from edidub_engine.qc import ShotQC
-from edidub_engine.render import LoadedModels, ShotRenderer, srd_verdict
+from edidub_engine.render import SRD_MARGIN_DB, LoadedModels, ShotRenderer, srd_verdict
 from edidub_engine.shot import ShotRequest
 
 
@@ -66,7 +66,7 @@ def test_the_readme_main_job_gives_back_a_face_in_every_frame_that_had_one(shipp
 
     source, dub = footage_path("retalking_face2.mp4"), footage_path("dub_fr_french1.wav")
     clip = _dub(shipped, source, dub, tmp_path, 0, 40)
-    assert clip.qc["restore"]["mode"] == "bicubic"  # the shipped SRD lost to bicubic in its check
+    assert clip.qc["restore"]["mode"] == "srd"  # the shipped SRD beat bicubic in its check (starter 3)
     found = {"source": 0, "output": 0}
     with FaceTracker() as tracker:
         for name, path, first in (("source", source, 0), ("output", clip.path, 0)):
@@ -88,7 +88,7 @@ def test_an_own_speech_round_trip_keeps_the_lower_face(shipped, footage_path, tm
 
 
 def test_a_broken_srd_is_caught_by_the_check_and_not_run(footage_path, tmp_path):
-    """Random SRD weights (a broken export) lose to bicubic in `edidub check`; `auto` then never runs them."""
+    """Random SRD weights (a broken export) do not beat bicubic in `edidub check`; `auto` then never runs them."""
     from edidub_engine.evaluation.check import check_bundle, write_check_into_card
     from edidub_engine.models import load_model
 
@@ -106,14 +106,15 @@ def test_a_broken_srd_is_caught_by_the_check_and_not_run(footage_path, tmp_path)
     assert srd_verdict(read_bundle(bundle).card)["runs_srd"] is None  # unchecked
 
     summary = check_bundle(bundle, [str(footage_path("real3d_may_5s.mp4"))], frames=12)
-    assert summary["srd"]["srd_db"] < summary["srd"]["bicubic_db"] - 3.0 and not summary["srd"]["beats_bicubic"]
+    # a random residual SRD is harmless (its prior is bicubic itself) but adds nothing: the gate's margin keeps it off
+    assert summary["srd"]["srd_db"] < summary["srd"]["bicubic_db"] + SRD_MARGIN_DB and not summary["srd"]["beats_bicubic"]
     assert summary["lsd"]["round_trip_db"] > summary["lsd"]["baseline_db"] + 3.0
     assert summary["end_to_end"]["restore"] == "bicubic"
     assert summary["end_to_end"]["lower_face_db"] > summary["end_to_end"]["baseline_db"]
     write_check_into_card(bundle, summary)
     models = LoadedModels.load(bundle)
     verdict = srd_verdict(models.info.card)
-    assert verdict["runs_srd"] is False and "loses to bicubic" in verdict["reason"]
+    assert verdict["runs_srd"] is False and "bicubic" in verdict["reason"]
     renderer = ShotRenderer(models)
     assert renderer.restore_mode(renderer.pipeline.settings) == "bicubic"
     assert renderer.restore_mode(DubSettings(restore="srd")) == "srd"  # forced by the user

@@ -150,6 +150,7 @@ def end_to_end_figures(renderer, t: _Tracked, workdir: Path) -> dict[str, float]
 
 def summarise(clips: list[ClipCheck]) -> dict[str, Any]:
     """Means over clips, in the model card's ``check`` layout."""
+    from ..render import srd_beats_bicubic
 
     def mean(name: str) -> float:
         return round(float(np.mean([getattr(c, name) for c in clips])), 2)
@@ -160,7 +161,7 @@ def summarise(clips: list[ClipCheck]) -> dict[str, Any]:
         "how": "edidub check: own-speech round trips on clips outside the training set; PSNR inside the lower-face mask",
         "lsd": {"round_trip_db": mean("lsd_round_trip_db"), "baseline_db": mean("lsd_baseline_db"),
                 "baseline": "mask filled with its mean colour"},
-        "srd": {"srd_db": srd, "bicubic_db": bicubic, "beats_bicubic": srd > bicubic},
+        "srd": {"srd_db": srd, "bicubic_db": bicubic, "beats_bicubic": srd_beats_bicubic(srd, bicubic)},
         "end_to_end": {"lower_face_db": mean("end_to_end_db"), "baseline_db": mean("end_to_end_baseline_db")},
         "clips": [c.to_dict() for c in clips],
     }
@@ -183,7 +184,9 @@ def check_bundle(bundle: str | Path | None, clips: list[str], *, start: int = 0,
             progress("stages", i, len(clips), str(clip))
         tracked.append(_track(renderer.pipeline, clip, start, frames))
         stages.append(stage_figures(renderer, tracked[-1]))
-    srd_wins = np.mean([s["srd_db"] for s in stages]) > np.mean([s["bicubic_db"] for s in stages])
+    from ..render import srd_beats_bicubic
+
+    srd_wins = srd_beats_bicubic(float(np.mean([s["srd_db"] for s in stages])), float(np.mean([s["bicubic_db"] for s in stages])))
     mode = "srd" if srd_wins else "bicubic"
     renderer = ShotRenderer(models, settings=replace(base, restore=mode))
     results = []

@@ -80,7 +80,7 @@ class SamplingSettings:
     @classmethod
     def from_training(cls, card: dict[str, Any], *, steps: int, inversion_steps: int | None = None,
                       guidance_scale: float | None = None, strength: float | None = None,
-                      stride: int | None = None) -> "SamplingSettings":
+                      stride: int | None = None, start_noise: float | None = None) -> "SamplingSettings":
         """From a network's training: the window it was trained on, half of it as stride (unless ``stride``).
 
         A network trained only below ``max_timestep`` starts sampling there (``strength``
@@ -97,7 +97,8 @@ class SamplingSettings:
                    guidance_scale=None if guidance_scale is None else float(guidance_scale),
                    strength=None if strength is None else float(strength),
                    target="residual" if residual else None,
-                   residual_scale=float(config.get("residual_scale") or 4.0) if residual else None)
+                   residual_scale=float(config.get("residual_scale") or 4.0) if residual else None,
+                   start_noise=None if start_noise is None else float(start_noise))
 
     def save(self, folder: str | Path) -> Path:
         from ..files import write_text_atomically

@@ -322,7 +322,10 @@ def _write_bundle(info, lsd, out: Path, *, name: str, adaptation: dict[str, Any]
         lsd_card.setdefault("model", {}).setdefault("weights", {})["sha256"] = _sha256(weights)
         lsd_card_path.write_text(json.dumps(lsd_card, indent=2) + "\n", encoding="utf-8")
         card = json.loads((tmp / "model_card.json").read_text(encoding="utf-8"))
-        card.pop("check", None)  # measured on the base's LSD; `edidub check` measures this one
+        base_check = card.pop("check", None) or {}
+        if "srd" in base_check:  # the SRD is the base's own: its verdict against bicubic holds (the LSD's figures do not)
+            card["check"] = {"srd": base_check["srd"], "measured_on": f"{info.name} {info.version} (the same SRD); "
+                             "run `edidub check` for this LSD's figures"}
         card.update({"name": name, "description": f"{info.name} adapted to an actor's own footage ({len(adaptation['clips'])} clip(s))",
                      "lsd": lsd_card, "adaptation": adaptation})
         write_bundle_manifest(tmp, name=name, version="1", frontend=info.frontend, card=card, defaults=info.defaults)

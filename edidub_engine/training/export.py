@@ -168,7 +168,8 @@ def _threads() -> int:
 
 
 def _write_sampling(bundle: Path, lsd_card: dict[str, Any], srd_card: dict[str, Any], defaults: dict[str, Any]) -> None:
-    """Each network's sampling.json: the window it was trained on (half of it as stride), the bundle's step counts, the SRD's start."""
+    """Each network's sampling.json: the window it was trained on (half of it as stride), the bundle's step counts, the SRD's start
+    (strength and start noise)."""
     from edidub_engine.models.sampling import SamplingSettings
 
     steps = int(defaults.get("steps", 50))
@@ -176,7 +177,8 @@ def _write_sampling(bundle: Path, lsd_card: dict[str, Any], srd_card: dict[str, 
                                    guidance_scale=float(defaults.get("guidance_scale", 5.0)),
                                    stride=defaults.get("window_stride")).save(bundle / "lsd")
     SamplingSettings.from_training(srd_card, steps=int(defaults.get("srd_steps") or steps),
-                                   strength=defaults.get("srd_strength"), stride=defaults.get("srd_window_stride")).save(bundle / "srd")
+                                   strength=defaults.get("srd_strength"), stride=defaults.get("srd_window_stride"),
+                                   start_noise=defaults.get("srd_start_noise")).save(bundle / "srd")
 
 
 def _model_dir(run_or_model: str | os.PathLike) -> Path:

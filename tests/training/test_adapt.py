@@ -58,6 +58,11 @@ def test_a_stopped_adaptation_resumes_and_writes_a_bundle_that_says_what_it_was_
     assert card["base"]["sha256"] and card["clips"][0]["train_frames"] == [0, 50] and card["clips"][0]["validation_frames"] == [50, 75]
     assert card["validation"]["before_db"] == pytest.approx(result.before_db, abs=1e-3) and "own footage" in card["made_from"]
     assert info.sampling("lsd") == read_bundle(starter_bundle).sampling("lsd")  # the base's own settings travel
+    from edidub_engine.render import srd_verdict
+
+    base_card = json.loads((starter_bundle / "model_card.json").read_text(encoding="utf-8"))
+    adapted_card = json.loads((out / "model_card.json").read_text(encoding="utf-8"))
+    assert srd_verdict(adapted_card)["runs_srd"] == srd_verdict(base_card)["runs_srd"]  # the same SRD, the same verdict
     assert _digest(starter_bundle) == base_before  # never written to
     assert not (tmp_path / ".actor.adapt").exists()
 

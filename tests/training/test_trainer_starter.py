@@ -39,8 +39,10 @@ def test_starter_bundle_resolves_and_loads(no_model_env):
     with torch.no_grad():
         assert lsd(x, torch.tensor([10]), units=units).sample.shape == (1, 3, 5, 32, 32)
         assert srd(torch.zeros(1, 7, 5, 128, 128), torch.tensor([10])).sample.shape == (1, 3, 5, 128, 128)
-    # the SRD was trained below timestep 500 and starts part-way: its sampling settings say so
-    assert info.sampling("srd").strength == 0.2 and info.card["srd"]["training"]["config"]["max_timestep"] == 500
+    # the SRD diffuses the residual over bicubic below timestep 500 and starts from its prior mean: its sampling settings say so
+    srd_sampling = info.sampling("srd")
+    assert (srd_sampling.strength, srd_sampling.target, srd_sampling.start_noise) == (0.4, "residual", 0.0)
+    assert info.card["srd"]["training"]["config"]["max_timestep"] == 500 and info.card["srd"]["training"]["config"]["srd_target"] == "residual"
     total = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
     assert total < 30 * 2**20, total
 
@@ -70,5 +72,5 @@ def test_srd_psnr_benchmark_runs(no_model_env, footage_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     r = bench.run(clip=footage_path("real3d_may_5s.mp4"), frames=5, steps=3)
-    assert r["bundle"] == "edidub-starter" and r["frames"] == 5 and r["size"] == 128 and r["low_res"] == 64 and r["strength"] == 0.2
+    assert r["bundle"] == "edidub-starter" and r["frames"] == 5 and r["size"] == 128 and r["low_res"] == 64 and r["strength"] == 0.4
     assert 5.0 < r["psnr_bicubic_db"] < 60.0 and 0.0 < r["psnr_srd_db"] < 60.0
