@@ -118,9 +118,10 @@ def srd_beats_bicubic(srd_db: float, bicubic_db: float) -> bool:
 def srd_verdict(card: dict[str, Any]) -> dict[str, Any]:
     """Whether a bundle's SRD should run, from the figures ``edidub check`` wrote into its model card.
 
-    ``runs_srd`` is False when the SRD did not beat bicubic upsampling (by :data:`SRD_MARGIN_DB`) inside the mask on clips it
-    never saw (then the LSD output is upsampled onto the source's own detail instead), True
-    when it won, None when the bundle was never checked (the SRD runs, as trained).
+    ``runs_srd`` is False when the SRD did not beat bicubic upsampling (by :data:`SRD_MARGIN_DB`) inside
+    the mask on clips it never saw, or did but the whole render with it did not beat the one without
+    (then the LSD output is upsampled onto the source's own detail instead); True when it won both;
+    None when the bundle was never checked (the SRD runs, as trained).
     """
     check = (card or {}).get("check") or {}
     srd = check.get("srd") or {}
@@ -128,6 +129,12 @@ def srd_verdict(card: dict[str, Any]) -> dict[str, Any]:
         return {"runs_srd": None, "reason": "the bundle's SRD is unchecked (run `edidub check`)"}
     wins = srd_beats_bicubic(float(srd["srd_db"]), float(srd["bicubic_db"]))
     figures = f"SRD {float(srd['srd_db']):.1f} dB vs bicubic {float(srd['bicubic_db']):.1f} dB inside the mask"
+    whole = check.get("end_to_end") or {}
+    if wins and whole.get("restore") == "bicubic" and "with_srd_db" in whole:
+        return {"runs_srd": False, "reason": (f"the bundle's SRD beats bicubic upsampling ({figures}) but not the whole render "
+                                              f"(end to end {whole['with_srd_db']:.2f} dB against {whole['with_bicubic_db']:.2f} dB), "
+                                              "so it is not worth its time; the LSD output is upsampled onto the source's own "
+                                              "detail instead (--restore srd forces the SRD)")}
     if wins:
         return {"runs_srd": True, "reason": f"the bundle's SRD beats bicubic upsampling ({figures})"}
     return {"runs_srd": False, "reason": (f"the bundle's SRD does not beat bicubic upsampling by {SRD_MARGIN_DB} dB ({figures}); the LSD output is "
@@ -809,26 +816,6 @@ class ModelRunner:
             raise ModelMissingError(f"shot {request.shot_id!r}: model bundle {name!r} is not served here",
                                     hint=f"choose one of {', '.join(sorted(self.bundles))}")
         return self._renderer(name).dub_shot(request, progress=progress, should_cancel=should_cancel)
-
-    def adapt(self, spec: dict[str, Any], *, progress: Progress | None = None, should_cancel: ShouldCancel | None = None) -> dict[str, Any]:
-        """An ``adapt`` job (:func:`~edidub_engine.training.adapt.adapt_bundle`) on this worker's device; the new
-        bundle is served from then on. A job the daemon restarts resumes from the work folder it left."""
-        from .training.adapt import AdaptClip, adapt_bundle, work_folder
-
-        base = spec.get("base") or self.default
-        if base not in self.bundles:
-            raise ModelMissingError(f"base bundle {base!r} is not served here", hint=f"choose one of {', '.join(sorted(self.bundles))}")
-        out = Path(spec["out"])
-        out.parent.mkdir(parents=True, exist_ok=True)
-        clips = [AdaptClip(Path(c["path"]), int(c.get("start_frame") or 0), c.get("end_frame")) for c in spec["clips"]]
-        steps = spec.get("steps")
-        result = adapt_bundle(clips, out, base=self.bundles[base], name=spec["name"], steps=steps, minutes=spec.get("minutes"),
-                              validate_every=int(spec.get("validate_every") or 100), resume=(work_folder(out) / "adapt.json").is_file(),
-                              device=self.device, should_cancel=should_cancel,
-                              on_step=(lambda done, total: progress("adapt", done, total or done)) if progress else None)
-        self.bundles[spec["name"]] = result.bundle
-        return {"name": spec["name"], "path": str(result.bundle), "before_db": round(result.before_db, 3), "after_db": round(result.best_db, 3),
-                "steps": result.steps, "best_step": result.best_step, "seconds": round(result.seconds, 1), "stopped": result.stopped}
 
     def describe_models(self) -> list[dict[str, Any]]:
         """Each bundle for ``hello``/``models``: name, path, version, its card's description, which is the default."""

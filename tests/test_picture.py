@@ -66,7 +66,7 @@ def test_the_readme_main_job_gives_back_a_face_in_every_frame_that_had_one(shipp
 
     source, dub = footage_path("retalking_face2.mp4"), footage_path("dub_fr_french1.wav")
     clip = _dub(shipped, source, dub, tmp_path, 0, 40)
-    assert clip.qc["restore"]["mode"] == "srd"  # the shipped SRD beat bicubic in its check (starter 3)
+    assert clip.qc["restore"]["mode"] == ("srd" if srd_verdict(shipped.info.card)["runs_srd"] else "bicubic")  # as its check decided
     found = {"source": 0, "output": 0}
     with FaceTracker() as tracker:
         for name, path, first in (("source", source, 0), ("output", clip.path, 0)):
@@ -118,6 +118,17 @@ def test_a_broken_srd_is_caught_by_the_check_and_not_run(footage_path, tmp_path)
     renderer = ShotRenderer(models)
     assert renderer.restore_mode(renderer.pipeline.settings) == "bicubic"
     assert renderer.restore_mode(DubSettings(restore="srd")) == "srd"  # forced by the user
+
+
+def test_an_srd_runs_only_where_it_gains_at_its_stage_and_end_to_end():
+    def card(srd_db, bicubic_db, **whole):
+        return {"check": {"srd": {"srd_db": srd_db, "bicubic_db": bicubic_db}, "end_to_end": whole}}
+
+    assert srd_verdict(card(29.0, 28.9, restore="srd", with_srd_db=27.5, with_bicubic_db=27.2))["runs_srd"] is True
+    tie = srd_verdict(card(29.0, 28.9, restore="bicubic", with_srd_db=27.19, with_bicubic_db=27.17))
+    assert tie["runs_srd"] is False and "not the whole render" in tie["reason"]
+    assert srd_verdict(card(28.92, 28.9, restore="bicubic"))["runs_srd"] is False  # within the margin: a tie
+    assert srd_verdict({})["runs_srd"] is None
 
 
 def test_each_network_runs_with_its_own_windows(shipped):

@@ -22,6 +22,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import zmq
@@ -254,10 +255,14 @@ class Worker(threading.Thread):
 
     def _adapt(self, job: JobRecord, progress, should_cancel) -> None:
         """An ``adapt`` job: the runner fine-tunes and publishes the bundle; this worker then serves it too."""
-        adapt = getattr(self.runner, "adapt", None)
-        if not callable(adapt):
+        from edidub_engine.training.adapt import run_adapt_job
+
+        bundles = getattr(self.runner, "bundles", None)
+        if not isinstance(bundles, dict):
             raise InternalError("this daemon's runner cannot adapt models", hint="serve with the default runner (edidub serve --models …)")
-        result = adapt(job.request["adapt"], progress=progress, should_cancel=should_cancel)
+        result = run_adapt_job(job.request["adapt"], bundles=bundles, default=self.runner.default, device=self.runner.device,
+                               progress=progress, should_cancel=should_cancel)
+        bundles[result["name"]] = Path(result["path"])  # served from now on
         describe = getattr(self.runner, "describe_models", None)
         if callable(describe):
             self.models = list(describe())

@@ -152,8 +152,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"{bundle.name} {bundle.version}, own-speech round trips on {len(args.clips)} clip(s), PSNR inside the lower-face mask:")
     print(f"  LSD        {lsd['round_trip_db']:6.2f} dB   (mean-colour fill {lsd['baseline_db']:.2f} dB)")
     print(f"  SRD        {srd['srd_db']:6.2f} dB   (bicubic {srd['bicubic_db']:.2f} dB): "
-          + ("the SRD runs" if srd["beats_bicubic"] else "the SRD does not beat bicubic; `edidub dub` will upsample instead"))
+          + ("the SRD wins its stage" if srd["beats_bicubic"] else "the SRD does not beat bicubic; `edidub dub` will upsample instead"))
     print(f"  end to end {e2e['lower_face_db']:6.2f} dB   (mean-colour fill {e2e['baseline_db']:.2f} dB; restore: {e2e['restore']})")
+    if "with_srd_db" in e2e:
+        print(f"             with the SRD {e2e['with_srd_db']:.2f} dB, with bicubic {e2e['with_bicubic_db']:.2f} dB: "
+              + ("the SRD runs" if e2e["restore"] == "srd" else "the SRD does not gain end to end; `edidub dub` will upsample instead"))
     if args.output:
         from ..files import write_text_atomically
 

@@ -26,8 +26,6 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from edidub_engine.media.probe import ColorTags
-
 __all__ = ["NativePicture", "planar_format"]
 
 # Kr, Kb of each matrix code (ITU-T H.273); the Kg of the luma sum is 1 - Kr - Kb.
@@ -90,11 +88,11 @@ class _Plane:
 class NativePicture:
     """One picture's planes as writable arrays (a copy of the decoded frame), to change a region and encode.
 
-    ``tags`` is the source's colour description (matrix and range; the stated defaults of
-    :class:`ColorTags` where untagged).
+    ``tags`` is the source's colour description, a :class:`~edidub_engine.media.probe.ColorTags`
+    (matrix and range; its stated defaults where untagged).
     """
 
-    def __init__(self, frame: av.VideoFrame, tags: ColorTags):
+    def __init__(self, frame: av.VideoFrame, tags):
         layout = planar_format(frame.format.name)
         if layout is None:
             raise ValueError(f"pixel format {frame.format.name} has no planar layout to composite in")

@@ -35,7 +35,7 @@ import numpy as np
 
 from edidub_engine.errors import CancelledError, InvalidArgumentError, NoFaceError, OutputExistsError
 
-__all__ = ["AdaptClip", "AdaptResult", "adapt_bundle", "clips_from_timeline", "eta_s", "held_back_range", "parse_clip", "work_folder"]
+__all__ = ["AdaptClip", "AdaptResult", "adapt_bundle", "clips_from_timeline", "eta_s", "held_back_range", "parse_clip", "run_adapt_job", "work_folder"]
 
 STATE_NAME = "adapt.json"
 MIN_FACE_FRACTION = 0.8  # of the held-back frames; a clip with fewer is not this actor's close-up
@@ -191,8 +191,8 @@ def adapt_bundle(
     if work.exists() and not resume:
         raise OutputExistsError(f"an adaptation into {out} was stopped part-way ({work} holds it)",
                                 hint="run the same command with --resume to continue it, or remove that folder to start over")
-    if resume and not state_path.is_file():
-        raise InvalidArgumentError(f"nothing to resume: {state_path} not found", hint="run without --resume")
+    if resume and not work.is_dir():
+        raise InvalidArgumentError(f"nothing to resume: {work} not found", hint="run without --resume")
 
     models = LoadedModels.load(info.path)
     if device:
@@ -200,10 +200,9 @@ def adapt_bundle(
     renderer = ShotRenderer(models)
     base_sha = models.identity["sha256"]
 
-    # ---- the clips: training excerpts and held-back stretches
-    (work / "videos").mkdir(parents=True, exist_ok=True)
-    held, used = [], []
-    for k, clip in enumerate(clips):
+    # ---- the clips: held-back stretches (checked before anything is written), then training excerpts
+    held, used, spans = [], [], []
+    for clip in clips:
         clip_info = probe_video(clip.path)
         end = clip_info.frame_count if clip.end is None else min(int(clip.end), clip_info.frame_count)
         if not 0 <= clip.start < end:
@@ -212,16 +211,24 @@ def adapt_bundle(
         first, split, last = held_back_range(int(clip.start), end)
         say(f"clip {clip_info.path.name}: training on frames {first}-{split - 1}, validating on {split}-{last - 1}")
         held.append(_held_back(renderer, clip_info, split, last))
-        excerpt = work / "videos" / f"{k:03d}_{clip_info.path.stem}.mkv"
-        if not excerpt.exists():
-            _excerpt(clip_info, first, split, excerpt)
+        spans.append((clip_info, first, split))
         used.append({"path": str(clip_info.path), "sha256": file_sha256(clip_info.path), "train_frames": [first, split],
                      "validation_frames": [split, last]})
-    report = prepare_dataset(work / "videos", work / "dataset", codebook_path=info.codebook_path, units=info.frontend,
-                             progress=False)
-    if report.failed:
-        bad = report.failed[0]
-        raise NoFaceError(f"{bad.name}: {bad.reason}", hint="adapt on takes where the actor's face is visible and they speak")
+    (work / "videos").mkdir(parents=True, exist_ok=True)
+    try:
+        for k, (clip_info, first, split) in enumerate(spans):
+            excerpt = work / "videos" / f"{k:03d}_{clip_info.path.stem}.mkv"
+            if not excerpt.exists():
+                _excerpt(clip_info, first, split, excerpt)
+        report = prepare_dataset(work / "videos", work / "dataset", codebook_path=info.codebook_path, units=info.frontend,
+                                 progress=False)
+        if report.failed:
+            bad = report.failed[0]
+            raise NoFaceError(f"{bad.name}: {bad.reason}", hint="adapt on takes where the actor's face is visible and they speak")
+    except BaseException:
+        if not state_path.is_file():  # nothing trained yet: leave nothing behind
+            shutil.rmtree(work, ignore_errors=True)
+        raise
 
     # ---- the run: the base LSD's own training settings, fine-tuning from its weights
     card = json.loads((info.lsd_dir / "model_card.json").read_text(encoding="utf-8")) if (info.lsd_dir / "model_card.json").is_file() else {}
@@ -323,9 +330,10 @@ def _write_bundle(info, lsd, out: Path, *, name: str, adaptation: dict[str, Any]
         lsd_card_path.write_text(json.dumps(lsd_card, indent=2) + "\n", encoding="utf-8")
         card = json.loads((tmp / "model_card.json").read_text(encoding="utf-8"))
         base_check = card.pop("check", None) or {}
-        if "srd" in base_check:  # the SRD is the base's own: its verdict against bicubic holds (the LSD's figures do not)
-            card["check"] = {"srd": base_check["srd"], "measured_on": f"{info.name} {info.version} (the same SRD); "
-                             "run `edidub check` for this LSD's figures"}
+        if "srd" in base_check:  # the SRD is the base's own: its verdict (at its stage and end to end) holds; the LSD's figures do not
+            whole = {k: v for k, v in (base_check.get("end_to_end") or {}).items() if k in ("restore", "with_srd_db", "with_bicubic_db")}
+            card["check"] = {"srd": base_check["srd"], "end_to_end": whole,
+                             "measured_on": f"{info.name} {info.version} (the same SRD); run `edidub check` for this LSD's figures"}
         card.update({"name": name, "description": f"{info.name} adapted to an actor's own footage ({len(adaptation['clips'])} clip(s))",
                      "lsd": lsd_card, "adaptation": adaptation})
         write_bundle_manifest(tmp, name=name, version="1", frontend=info.frontend, card=card, defaults=info.defaults)
@@ -334,6 +342,26 @@ def _write_bundle(info, lsd, out: Path, *, name: str, adaptation: dict[str, Any]
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return read_bundle(out).path
+
+
+def run_adapt_job(spec: dict[str, Any], *, bundles: dict[str, Path], default: str, device: str | None = None,
+                  progress: Callable[[str, int, int], None] | None = None, should_cancel: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """A daemon ``adapt`` job on a worker that serves ``bundles``: the adaptation, resumed from the work folder a stopped
+    daemon left; returns the figures ``result`` gives (name, path, before_db, after_db, steps, best_step, seconds, stopped)."""
+    from edidub_engine.errors import ModelMissingError
+
+    base = spec.get("base") or default
+    if base not in bundles:
+        raise ModelMissingError(f"base bundle {base!r} is not served here", hint=f"choose one of {', '.join(sorted(bundles))}")
+    out = Path(spec["out"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    clips = [AdaptClip(Path(c["path"]), int(c.get("start_frame") or 0), c.get("end_frame")) for c in spec["clips"]]
+    result = adapt_bundle(clips, out, base=bundles[base], name=spec["name"], steps=spec.get("steps"), minutes=spec.get("minutes"),
+                          validate_every=int(spec.get("validate_every") or 100), resume=work_folder(out).is_dir(), device=device,
+                          should_cancel=should_cancel,
+                          on_step=(lambda done, total: progress("adapt", done, total or done)) if progress else None)
+    return {"name": spec["name"], "path": str(result.bundle), "before_db": round(result.before_db, 3), "after_db": round(result.best_db, 3),
+            "steps": result.steps, "best_step": result.best_step, "seconds": round(result.seconds, 1), "stopped": result.stopped}
 
 
 def parse_clip(text: str) -> AdaptClip:

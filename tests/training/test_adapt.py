@@ -78,6 +78,7 @@ def test_silent_clips_a_missing_budget_and_an_existing_output_are_refused(starte
             writer.write(frame)
     with pytest.raises(InvalidArgumentError, match="silent_take.mkv.*silent"):
         adapt_bundle([AdaptClip(silent)], tmp_path / "a", base=starter_bundle, steps=2)
+    assert not (tmp_path / ".a.adapt").exists() and not (tmp_path / "a").exists()  # nothing left behind to trip a retry
     with pytest.raises(InvalidArgumentError, match="budget"):
         adapt_bundle([AdaptClip(silent)], tmp_path / "b", base=starter_bundle)
     with pytest.raises(OutputExistsError, match="never overwrites"):
