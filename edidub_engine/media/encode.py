@@ -1,8 +1,8 @@
 """Write a clip: RGB frames in, an atomically published file out.
 
-Three deliverables: ProRes 422 HQ in .mov (the conform/online format, 10-bit
-4:2:2, 24-bit PCM), H.264 in .mp4 (a review copy) and FFV1 in .mkv (lossless,
-the check format: given ``source_format`` it stores the source's own planar
+Deliverables: ProRes 422 HQ in .mov (the conform/online format, 10-bit 4:2:2,
+24-bit PCM), ProRes 4444 XQ and DNxHR HQX in .mov (10-bit masters), H.264 in
+.mp4 (a review copy) and FFV1 in .mkv (lossless, the check format: given ``source_format`` it stores the source's own planar
 pixel format, else RGB; decode(encode(frames)) equals the frames bit for bit).
 Frames come as RGB (:meth:`ClipWriter.write`) or as decoded pictures in the
 source's own format (:meth:`ClipWriter.write_picture`, converted only where the
@@ -81,10 +81,10 @@ _SPECS = {
     Codec.PRORES_HQ: _CodecSpec(".mov", "prores_aw", "yuv422p10le", {"profile": "3", "vendor": "apl0"}, "pcm_s24le", "s32", True, True, False),
     Codec.H264: _CodecSpec(".mp4", "libx264", "yuv420p", {"crf": "18", "preset": "medium"}, "aac", "fltp", True, True, True),
     Codec.FFV1: _CodecSpec(".mkv", "ffv1", "bgr0", {"level": "3", "slicecrc": "1", "g": "1"}, "flac", "s16", False, False, False),
-    # Alpha needs prores_ks (prores_aw writes no alpha plane); profile 4 = 4444, 10-bit with a 16-bit alpha plane.
     # FFmpeg's ProRes and DNxHR encoders store at most 10 bits: a 12-bit source keeps its top 10 in these.
     Codec.PRORES_4444XQ: _CodecSpec(".mov", "prores_ks", "yuv444p10le", {"profile": "5", "vendor": "apl0"}, "pcm_s24le", "s32", True, False, False),
     Codec.DNXHR_HQX: _CodecSpec(".mov", "dnxhd", "yuv422p10le", {"profile": "dnxhr_hqx"}, "pcm_s24le", "s32", True, True, False),
+    # Alpha needs prores_ks (prores_aw writes no alpha plane); profile 4 = 4444, 10-bit with a 16-bit alpha plane.
     Codec.PRORES_4444: _CodecSpec(".mov", "prores_ks", "yuva444p10le", {"profile": "4", "vendor": "apl0", "alpha_bits": "16"}, "pcm_s24le", "s32", True, False, False, 4),
 }
 _BT709 = 1
