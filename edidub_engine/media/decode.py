@@ -41,7 +41,10 @@ __all__ = ["iter_frames", "iter_pictures", "read_frames", "to_rgb"]
 _SEEK_BACKOFFS_S = (Fraction(0), Fraction(2), Fraction(10), Fraction(60))
 # AVColorSpace → swscale matrix.
 _RGB_FORMATS = {"rgb24", "gbrp", "bgr0", "rgba", "bgra", "bgr24", "0rgb", "rgb0", "argb", "abgr"}
-# Full chroma interpolation: without it swscale's >8-bit → RGB path is off by ~2 levels; no slower.
+# Full chroma interpolation: without it swscale's >8-bit → RGB path is off by ~2 levels; no slower. Known, left: the 8-bit
+# path (H.264, MPEG-2) still comes out 1 to 1.5 levels dark against the exact conversion (retalking_face2: -1.0/-1.5/-1.0);
+# ACCURATE_RND fixes it at 2.5x the decode time at 1080p. Outputs do not inherit it (only the change, a difference of two
+# crops decoded alike, goes into the source's own pixels: media.native); the networks' input and RGB comparisons do.
 _YUV_TO_RGB_FLAGS = Interpolation.BILINEAR | Interpolation.FULL_CHR_H_INT
 _FULL_RANGE_FORMATS = {"yuvj420p", "yuvj422p", "yuvj444p", "yuvj440p", "yuvj411p"}
 
