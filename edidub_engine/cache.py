@@ -31,6 +31,12 @@ def default_cache_dir() -> Path:
 
 
 def source_identity(path: str | os.PathLike) -> dict[str, Any]:
+    if not Path(path).exists():  # an image sequence's pattern (media.sequence)
+        from .media.sequence import find_sequence, sequence_identity
+
+        files = find_sequence(path)
+        if files is not None:
+            return sequence_identity(files)
     real = Path(path).resolve()
     stat = real.stat()
     return {"path": str(real), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}

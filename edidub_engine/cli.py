@@ -180,6 +180,14 @@ def _request_from_args(args: argparse.Namespace):
     if not args.video or not args.audio:
         raise InvalidArgumentError("give a VIDEO and --audio DUB.wav, or --shot shot.json", hint="see `edidub dub --help`")
     info = probe_video(args.video)
+    if args.rate is not None:
+        from .media.sequence import with_rate
+        from .shot import parse_rate
+
+        if info.sequence is None:
+            raise InvalidArgumentError(f"--rate is for image sequences; {info.path.name} runs at its own {info.rate} fps",
+                                       hint="leave --rate out for video files")
+        info = with_rate(info, parse_rate(args.rate, where="--rate"))
     start = parse_position(args.start, rate=info.rate, start_timecode=info.start_timecode, what="--start") or 0
     end = parse_position(args.end, rate=info.rate, start_timecode=info.start_timecode, what="--end")
     end = info.frame_count if end is None else end
@@ -197,7 +205,8 @@ def _request_from_args(args: argparse.Namespace):
         )
     return ShotRequest.from_dict({
         "shot_id": args.shot_id,
-        "source": {"path": str(info.path), "start_frame": start, "end_frame": end},
+        "source": {"path": str(info.path), "start_frame": start, "end_frame": end,
+                   **({"rate": str(info.rate)} if info.sequence is not None else {})},
         "dub_audio": [{"path": str(Path(args.audio).expanduser()), "start_s": args.audio_start, "duration_s": args.audio_duration}],
         "output": {"dir": str(Path.cwd()), "codec": args.codec, "patch": args.patch},
         "options": {k: v for k, v in {"steps": args.steps, "inversion_steps": args.inversion_steps,
@@ -266,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
             "dub audio and the source timecode. Frames without a usable face pass through unchanged and are listed."
         ),
     )
-    dub.add_argument("video", nargs="?", help="source clip (opened read-only)")
+    dub.add_argument("video", nargs="?", help="source clip (opened read-only), or an EXR/DPX plate: sh010.%%04d.exr, sh010.####.dpx or its folder")
+    dub.add_argument("--rate", metavar="FPS", help="frame rate of an image sequence whose files declare none (default 24; 24000/1001 forms work)")
     dub.add_argument("--audio", help="the dub speech (wav, flac, or any file with sound)")
     dub.add_argument("--audio-start", type=float, default=0.0, metavar="S", help="where the line starts in the audio file, seconds (default 0)")
     dub.add_argument("--audio-duration", type=float, default=None, metavar="S", help="how much of it to use (default: to the end)")
@@ -276,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="end frame (exclusive), same forms; default: end of clip")
     dub.add_argument("--shot", help="a ShotRequest JSON file instead of the arguments above (for render farms)")
     dub.add_argument("--shot-id", default="shot", help="name used in messages and the default output name")
-    dub.add_argument("-o", "--output", help="output file; default ./<clip>_<shot id>_dub.<ext>; never overwritten")
+    dub.add_argument("-o", "--output", help="output file (a new folder for exr/dpx); default ./<clip>_<shot id>_dub.<ext>; never overwritten")
     dub.add_argument("--codec", default="prores_hq", choices=CODECS, help=CODEC_HELP)
     dub.add_argument("--models", help="model bundle folder (default: $EDIDUB_MODELS/edidub-starter, the user data folder, then the starter bundle that ships)")
     dub.add_argument("--hubert", help="local HuBERT folder, for bundles trained on HuBERT units")

@@ -64,7 +64,8 @@ def report(*, models: str | None = None, hubert_dir: str | None = None, clips: t
         except Exception:  # noqa: BLE001 - an encoder missing from this FFmpeg build
             yield f"encoder {name}: not in this FFmpeg build ({use} unavailable)", MISSING
 
-    from .media.probe import picture_summary, probe_video
+    from .media.probe import probe_video
+    from .media.summary import picture_summary
 
     for clip in clips:
         try:

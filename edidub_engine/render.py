@@ -52,7 +52,8 @@ from .errors import (
 )
 from .pipeline import to_crops
 from .qc import ShotQC
-from .shot import OUTPUT_EXTENSIONS, PassthroughRange, RenderedClip, ShotRequest
+from .shot import OUTPUT_EXTENSIONS, SEQUENCE_CODECS, PassthroughRange, RenderedClip, ShotRequest
+from .timebase import timecode_to_frame
 
 log = logging.getLogger("edidub.render")
 
@@ -322,10 +323,16 @@ class ShotRenderer:
         from .background import Prefetch, Sink
         from .face import FaceSelector
         from .media import ClipWriter, Codec, planar_format, probe_video
+        from .media.decode import source_hdr
+        from .media.probe import ColorTags
 
         t0 = time.perf_counter()
         shot = f"shot {request.shot_id!r}"
         info = probe_video(request.source.path)
+        if request.source.rate is not None:  # an image sequence that declares no rate runs at the request's
+            from .media.sequence import with_rate
+
+            info = with_rate(info, request.source.rate)
         start, end = request.source.start_frame, request.source.end_frame
         if end > info.frame_count:
             raise RangeOutsideMediaError(
@@ -356,7 +363,6 @@ class ShotRenderer:
         original_units = manifest["original_units"].numpy() if cache_hit else self._units(self._source_audio(info, start, end), info.rate, n).shot
 
         job = _Job(self, info, start, n, settings, key, original_units, dub.shot, progress, should_cancel)
-        codec = Codec(request.output.codec)
         patch_path = out.with_name(out.stem + "_patch.mov") if request.output.patch else None
         if patch_path is not None and patch_path.exists():
             raise OutputExistsError(f"{shot}: {patch_path} already exists; EdiDub never overwrites media",
@@ -365,13 +371,15 @@ class ShotRenderer:
         # outside the matte the output is the source sample for sample. Else (palette, grey) through 8-bit RGB.
         job.native = planar_format(info.pix_fmt or "") is not None
         with contextlib.ExitStack() as stack:
-            writer = stack.enter_context(ClipWriter(out, width=info.width, height=info.height, rate=info.rate, codec=codec,
-                                                    timecode=info.timecode_at(start), audio=dub48 if request.output.audio else None,
-                                                    audio_sample_rate_hz=48000, color=info.color,
-                                                    source_format=info.pix_fmt if job.native else None))
+            hdr = source_hdr(info, start)
+            writer = stack.enter_context(self._writer(request, info, out, start, audio=dub48 if request.output.audio else None,
+                                                      native=job.native, hdr=hdr))
             if patch_path is not None:
+                # the patch holds the composited RGB the networks saw: a linear plate's through its view transform (sRGB)
+                patch_color = info.color if "f32" not in (info.pix_fmt or "") else ColorTags(primaries=info.color.primaries, transfer=13)
                 job.patch = stack.enter_context(ClipWriter(patch_path, width=info.width, height=info.height, rate=info.rate,
-                                                           codec=Codec.PRORES_4444, timecode=info.timecode_at(start), color=info.color))
+                                                           codec=Codec.PRORES_4444, timecode=info.timecode_at(start), color=patch_color,
+                                                           hdr=hdr))
             job.writer = writer
             # Stages on their own threads, stopped (LIFO) before the writers abort on an error.
             stack.callback(job.qc.close)
@@ -411,16 +419,48 @@ class ShotRenderer:
         )
 
     # -- pieces --------------------------------------------------------------------------
+    @staticmethod
+    def _writer(request: ShotRequest, info, out: Path, start: int, *, audio, native: bool, hdr=None):
+        """The shot's writer: a video file (ClipWriter), or for ``exr``/``dpx`` a folder of numbered frames whose
+        numbers are the plate's own (a video source: its timecode's frame count), with each plate frame's header."""
+        from .media import ClipWriter, Codec
+        from .media.sequence import SequenceWriter, plate_header
+
+        shot = f"shot {request.shot_id!r}"
+        codec = request.output.codec
+        source_format = info.pix_fmt if native else None
+        if codec not in SEQUENCE_CODECS:
+            if info.sequence is not None and "f32" in (info.pix_fmt or ""):
+                raise InvalidArgumentError(f"{shot}: {info.path.name} is a scene-linear EXR plate; it is written back as EXR",
+                                           hint="use --codec exr (the frames keep the plate's numbers and headers)")
+            return ClipWriter(out, width=info.width, height=info.height, rate=info.rate, codec=Codec(codec),
+                              timecode=info.timecode_at(start), audio=audio, audio_sample_rate_hz=48000, color=info.color,
+                              source_format=source_format, hdr=hdr)
+        plate = info.sequence
+        first = plate.first + start if plate is not None else timecode_to_frame(info.timecode_at(start), info.rate)
+        header = plate_header(plate, start) if plate is not None and plate.kind == codec else None
+        try:
+            return SequenceWriter(out, kind=codec, width=info.width, height=info.height, rate=info.rate,
+                                  source_format=source_format, color=info.color, timecode=info.timecode_at(start),
+                                  first_number=first, header=header, audio=audio, audio_sample_rate_hz=48000)
+        except InvalidArgumentError as exc:
+            raise InvalidArgumentError(f"{shot}: {exc.message}", hint=exc.hint) from None
+
     def _output_path(self, request: ShotRequest, info, explicit: str | Path | None, *, version_up: bool = False) -> Path:
         ext = OUTPUT_EXTENSIONS[request.output.codec]
         if explicit is not None:
             out = Path(explicit).expanduser()
-            if out.suffix.lower() != ext:
+            if ext == "" and out.suffix.lower() in (".exr", ".dpx"):
+                raise InvalidArgumentError(f"shot {request.shot_id!r}: {request.output.codec} frames are written into a new folder; "
+                                           f"{out.name} names a file", hint=f"name the folder, e.g. {out.with_suffix('')}")
+            if ext and out.suffix.lower() != ext:
                 raise InvalidArgumentError(f"shot {request.shot_id!r}: {out.name} must end in {ext} for {request.output.codec}",
                                            hint=f"name it {out.stem}{ext}, or choose the codec that writes {out.suffix}")
         else:
             folder = Path(request.output.dir or ".").expanduser()
-            name = request.output.name or f"{info.path.stem}_{request.shot_id}_dub"
+            from .media.sequence import stem
+
+            name = request.output.name or f"{stem(info)}_{request.shot_id}_dub"
             out = folder / (name if name.endswith(ext) else name + ext)
             if version_up and request.output.name is None:
                 out = next_version(out)

@@ -20,10 +20,14 @@ from .errors import InvalidArgumentError
 
 #: What a shot may be delivered as, and each file's extension (the media writer's; kept here so
 #: light callers — the daemon, the plugins — need not import PyAV to name an output).
-OUTPUT_EXTENSIONS = {"prores_hq": ".mov", "h264": ".mp4", "ffv1": ".mkv", "prores_4444xq": ".mov", "dnxhr_hqx": ".mov"}
+#: An image-sequence codec's output is a folder (no extension) of numbered frames (media.sequence).
+OUTPUT_EXTENSIONS = {"prores_hq": ".mov", "h264": ".mp4", "ffv1": ".mkv", "prores_4444xq": ".mov", "dnxhr_hqx": ".mov",
+                     "exr": "", "dpx": ""}
+SEQUENCE_CODECS = ("exr", "dpx")
 #: One line each for help texts.
 CODEC_HELP = ("prores_hq: ProRes 422 HQ .mov (default); h264: H.264 .mp4 for review; ffv1: FFV1 .mkv, lossless in the source's "
-              "own pixel format; prores_4444xq: ProRes 4444 XQ .mov (10-bit 4:4:4); dnxhr_hqx: DNxHR HQX .mov (10-bit 4:2:2)")
+              "own pixel format; prores_4444xq: ProRes 4444 XQ .mov (10-bit 4:4:4); dnxhr_hqx: DNxHR HQX .mov (10-bit 4:2:2); "
+              "exr: a folder of EXR frames (from EXR plates); dpx: a folder of DPX frames (10-bit and up)")
 CODECS = tuple(OUTPUT_EXTENSIONS)
 
 

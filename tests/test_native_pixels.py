@@ -87,7 +87,7 @@ def _dub(models, source, audio, out_dir, codec):
     out_dir.mkdir()
     request = ShotRequest.from_dict({
         "shot_id": "native", "source": {"path": str(source), "start_frame": 0, "end_frame": FRAMES},
-        "dub_audio": [{"path": str(audio)}], "output": {"dir": str(out_dir), "codec": codec, "patch": codec == "ffv1"},
+        "dub_audio": [{"path": str(audio)}], "output": {"dir": str(out_dir), "codec": codec, "patch": codec in ("ffv1", "prores_hq")},
     })
     return ShotRenderer(models).dub_shot(request)
 
@@ -149,3 +149,24 @@ def test_a_mezzanine_dub_differs_outside_the_matte_only_by_the_codecs_own_genera
     print(f"{codec} from {kind}: mean |luma difference| above the mouth: dub {dub_error:.3f}, plain re-encode {ref_error:.3f} codes; "
           f"Cb bias {bias:.3f}")
     assert dub_error <= ref_error + 0.05 and abs(bias) < 0.5
+
+
+def test_hdr10_metadata_goes_on_to_the_prores_dub_and_its_patch(models, grid, footage_path, tmp_path):
+    from edidub_engine.media.decode import source_hdr
+    from edidub_engine.media.hdr import read_mov_hdr
+    from edidub_engine.media.summary import picture_summary
+
+    source = tmp_path / "hdr.mp4"
+    x265 = ("log-level=error:lossless=1:repeat-headers=1:max-cll=1000,400:"
+            "master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50)")
+    _write_source(source, grid, codec="libx265", pix_fmt="yuv420p10le", options={"x265-params": x265}, tags=PQ_2020)
+    info = probe_video(source)
+    metadata = source_hdr(info)
+    assert metadata is not None and metadata.content_light.max_cll_cd_m2 == 1000
+    assert "MaxCLL 1000" in picture_summary(info)["dub_keeps"]
+    clip = _dub(models, source, footage_path("dub_fr_french1.wav"), tmp_path / "out", "prores_hq")
+    assert read_mov_hdr(clip.path) == metadata and read_mov_hdr(clip.patch_path) == metadata
+    assert probe_video(clip.path).color == info.color
+    sdr = tmp_path / "sdr.mp4"  # an SDR source gets no boxes
+    _write_source(sdr, grid, **{k: v for k, v in SOURCES["8-bit H.264"].items() if k != "suffix"})
+    assert source_hdr(probe_video(sdr)) is None

@@ -24,7 +24,7 @@ from ..evaluation.curation import (
 from ..face import FaceSelector, FaceStatus, FaceTracker
 from ..errors import InvalidArgumentError
 from ..media import VideoInfo, iter_frames, probe_video
-from ..media.probe import picture_summary
+from ..media.summary import picture_summary
 from .cuts import CutDetector
 
 #: Beyond this head rotation (the pose score, any axis) the lower face is seen from the side.

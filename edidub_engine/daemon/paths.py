@@ -93,6 +93,15 @@ class MediaRoots:
     def readable(self, path: str, what: str) -> Path:
         """The real path of a readable file under a root; NOT_FOUND, FORBIDDEN or INVALID_ARG otherwise."""
         real = self.resolve(path, what=what)
+        if not real.exists() and real.suffix.lower() in (".exr", ".dpx"):  # an image sequence's pattern: its frames
+            from edidub_engine.media.sequence import find_sequence
+
+            try:
+                files = find_sequence(real)
+            except EdidubError:
+                files = None
+            if files is not None and all(os.access(files.file(i), os.R_OK) for i in (0, files.count - 1)):
+                return real
         try:
             ok = real.is_file() and os.access(real, os.R_OK)
         except OSError:
@@ -120,13 +129,14 @@ class MediaRoots:
                                        hint="name the folder the render goes into (output.name names the file)")
         if not out_dir.is_dir():
             raise InvalidArgumentError(f"{where}: output folder {shot.output.dir} does not exist", hint="create it first; the daemon does not create folders")
-        name = shot.output.name or _UNSAFE_NAME_CHARS.sub("_", f"{source.stem}_{shot.shot_id}_dub")
+        stem = re.sub(r"[._-]*(%0?\d*d|#+)$", "", source.stem) or source.parent.name  # an image sequence: its name
+        name = shot.output.name or _UNSAFE_NAME_CHARS.sub("_", f"{stem}_{shot.shot_id}_dub")
         if "/" in name or "\\" in name or "\x00" in name or name.startswith(".") or len(name) > 200:
             raise InvalidArgumentError(
                 f"{where}: output.name {name[:80]!r} must be a plain file name (no folders, not hidden, at most 200 characters)"
             )
         extension = CODEC_EXTENSIONS[shot.output.codec]
-        if name.lower().endswith(extension):
+        if extension and name.lower().endswith(extension):
             name = name[: -len(extension)]
         final = out_dir / f"{name}{extension}"
         if os.path.lexists(final):

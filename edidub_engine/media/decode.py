@@ -35,7 +35,7 @@ from av.video.reformatter import Interpolation
 from edidub_engine.errors import MediaDecodeError, RangeOutsideMediaError
 from edidub_engine.media.probe import ColorTags, VideoInfo, open_input, probe_video
 
-__all__ = ["iter_frames", "iter_pictures", "read_frames", "to_rgb"]
+__all__ = ["iter_frames", "iter_pictures", "read_frames", "source_hdr", "to_rgb"]
 
 # Seek this far (seconds) before the range's first frame, then further back if the landing is late.
 _SEEK_BACKOFFS_S = (Fraction(0), Fraction(2), Fraction(10), Fraction(60))
@@ -69,6 +69,11 @@ def _check_range(info: VideoInfo, start_frame: int, end_frame: int | None) -> tu
 def to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """A decoded picture as H×W×3 uint8 RGB (contiguous, owning its memory), with the matrix and range it declares."""
     fmt = frame.format.name
+    if "f32" in fmt:  # a scene-linear plate, through the view transform (media.linear)
+        from edidub_engine.media.linear import to_rgb8
+        from edidub_engine.media.sequence import frame_pixels
+
+        return to_rgb8(frame_pixels(frame)[..., :3])
     if fmt in _RGB_FORMATS:
         rgb = frame.to_ndarray(format="rgb24") if fmt != "rgb24" else frame.to_ndarray()
     else:
@@ -140,6 +145,11 @@ def _pictures(info: VideoInfo, stream, packets) -> Iterator[tuple[int, av.VideoF
 
 def _decode_pictures(info: VideoInfo, start: int, end: int) -> Iterator[tuple[int, av.VideoFrame]]:
     """Grid frames ``[start, end)`` as decoded pictures; a held picture is yielded again as the same object."""
+    if info.sequence is not None:
+        from edidub_engine.media.sequence import iter_sequence_pictures
+
+        yield from iter_sequence_pictures(info, start, end)
+        return
     opened = None
     for backoff in _SEEK_BACKOFFS_S:
         opened = _open_at(info, start, backoff)
@@ -218,3 +228,15 @@ def read_frames(source: str | os.PathLike | VideoInfo, start_frame: int, end_fra
             )
         out[index - start] = rgb
     return out
+
+
+def source_hdr(info: VideoInfo, start_frame: int = 0):
+    """A PQ or HLG clip's HDR10 metadata (:class:`~edidub_engine.media.hdr.HdrMetadata`) from its picture at
+    ``start_frame``; None for SDR (not decoded for it) or a clip that carries none."""
+    if info.color.transfer not in (16, 18) or info.sequence is not None:
+        return None
+    from edidub_engine.media.hdr import hdr_from_frame
+
+    for _, picture in _decode_pictures(info, start_frame, start_frame + 1):
+        return hdr_from_frame(picture)
+    return None

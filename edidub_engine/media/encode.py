@@ -33,7 +33,7 @@ from typing import Protocol
 import av
 import numpy as np
 
-from edidub_engine.errors import InvalidArgumentError, MediaEncodeError
+from edidub_engine.errors import InvalidArgumentError, MediaDecodeError, MediaEncodeError
 from edidub_engine.media.atomic import AtomicOutput
 from edidub_engine.media.probe import ColorTags
 from edidub_engine.timebase import RateLike, frame_to_timecode, normalize_rate, round_half_up, timecode_to_frame
@@ -155,6 +155,8 @@ class ClipWriter:
     manager: leaving the block normally publishes, an exception aborts (no file
     under ``path``, no temp file left). ``audio`` is mono float32 at
     ``audio_sample_rate_hz``; it is fitted to exactly the video's duration.
+    ``hdr`` (:class:`~edidub_engine.media.hdr.HdrMetadata`): the source's mastering display and
+    light levels, written into a ``.mov``'s sample entry.
     """
 
     def __init__(
@@ -170,6 +172,7 @@ class ClipWriter:
         audio_sample_rate_hz: int = 16000,
         color: ColorTags | None = None,
         source_format: str | None = None,
+        hdr=None,
     ):
         try:
             self.codec = Codec(codec)
@@ -197,6 +200,8 @@ class ClipWriter:
         # The source's colour tags, carried over; RGB frames are converted back to YUV with the matrix and range
         # they were decoded with (decode.iter_frames), so colours and sample values stay put. None: BT.709 limited.
         self.color = color if color is not None else ColorTags(matrix=_BT709, primaries=_BT709, transfer=_BT709, range=_LIMITED_RANGE)
+        if self.color.matrix == 0 and spec.yuv:  # an RGB source (a DPX plate) stored as Y'CbCr: the stated matrix, limited range
+            self.color = dataclasses.replace(self.color, matrix=2, range=_LIMITED_RANGE)
         self._matrix = self.color.conversion_matrix(self.width, self.height)
         if self.color.matrix == 2 and spec.video_codec in ("prores_aw", "prores_ks", "dnxhd"):
             # These bitstreams always name a matrix (DNxHR says BT.709 even for SD): name the one the samples are in.
@@ -225,6 +230,9 @@ class ClipWriter:
                 raise InvalidArgumentError(f"audio_sample_rate_hz={audio_sample_rate_hz} is not a positive whole number")
             self._audio = _resample_mono(samples, int(audio_sample_rate_hz), OUTPUT_AUDIO_SAMPLE_RATE_HZ, spec.audio_format)
 
+        # HDR10 mastering / content light metadata (media.hdr): PyAV cannot attach it, so it goes into the .mov's
+        # sample entry after muxing, before the file is published. Matroska (FFV1) and MP4 outputs go without.
+        self.hdr = hdr if spec.extension == ".mov" else None
         self._atomic = AtomicOutput(self.path)
         self.frames_written = 0
         self._audio_sent = 0
@@ -388,7 +396,11 @@ class ClipWriter:
                 self._write_audio_until(self.frames_written, final=True)
                 self._container.mux(self._audio_stream.encode(None))
             self._container.close()
-        except (av.FFmpegError, OSError) as exc:
+            if self.hdr is not None:
+                from edidub_engine.media.hdr import write_mov_hdr
+
+                write_mov_hdr(self._atomic.temp_path, self.hdr)
+        except (av.FFmpegError, OSError, MediaDecodeError) as exc:
             self.abort()
             raise MediaEncodeError(
                 f"finishing {self.path.name} failed ({exc})", hint="check free space and permissions in the output folder"

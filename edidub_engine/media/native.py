@@ -17,6 +17,9 @@ non-linear code values, as the crops are.
 
 Packed and semi-planar layouts (``nv12``, ``uyvy422``, ``bgr0``…) are first re-laid out as the
 planar format of the same depth and subsampling, which swscale does without loss.
+
+Float RGB (an EXR plate, ``gbrpf32le``) is scene-linear: its change goes through the view transform
+the networks saw the plate through and back (:mod:`.linear`), again only where the change is not zero.
 """
 
 from __future__ import annotations
@@ -34,11 +37,16 @@ _LUMA_WEIGHTS = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6: (0.
 _SWS_WEIGHTS = {"ITU709": (0.2126, 0.0722), "ITU601": (0.299, 0.114)}
 
 
+_FLOAT_PLANAR = {"gbrpf32le", "gbrapf32le"}
+_FLOAT_TWINS = {"rgbf32le": "gbrpf32le", "rgbaf32le": "gbrapf32le", "gbrpf16le": "gbrpf32le", "gbrapf16le": "gbrapf32le",
+                "rgbf16le": "gbrpf32le", "rgbaf16le": "gbrapf32le"}
+
+
 def _simple_planar(fmt: av.VideoFormat) -> bool:
     """Every component on a plane of its own, native-endian words, no palette or Bayer."""
     comps = fmt.components
     return (fmt.is_planar and not fmt.has_palette and not fmt.is_bayer and not fmt.is_big_endian
-            and len({c.plane for c in comps}) == len(comps) and all(c.bits <= 16 for c in comps))
+            and len({c.plane for c in comps}) == len(comps) and all(c.bits <= 16 for c in comps)) or fmt.name in _FLOAT_PLANAR
 
 
 def planar_format(pix_fmt: str) -> str | None:
@@ -50,6 +58,8 @@ def planar_format(pix_fmt: str) -> str | None:
         return None
     if _simple_planar(fmt):
         return fmt.name
+    if fmt.name in _FLOAT_TWINS or "f32" in fmt.name or "f16" in fmt.name:
+        return _FLOAT_TWINS.get(fmt.name)
     if fmt.has_palette or fmt.is_bayer or fmt.is_bit_stream:
         return None
     bits = max(c.bits for c in fmt.components)
@@ -78,9 +88,9 @@ def _log2(n: int) -> int:
 
 @dataclass(frozen=True)
 class _Plane:
-    array: np.ndarray  # [h, w] of the plane's samples (uint8 or uint16), writable
+    array: np.ndarray  # [h, w] of the plane's samples (uint8, uint16 or float32), writable
     kind: str  # "Y", "Cb", "Cr", "R", "G", "B", "A"
-    bits: int
+    bits: int  # 32: float, scene-linear
     sub_x: int  # log2 of the horizontal / vertical subsampling
     sub_y: int
 
@@ -110,7 +120,7 @@ class NativePicture:
         rgb_kinds = iter("RGB")
         for c in fmt.components:
             plane = frame.planes[c.plane]
-            dtype = np.uint8 if c.bits <= 8 else np.uint16
+            dtype = np.float32 if c.bits == 32 else (np.uint8 if c.bits <= 8 else np.uint16)
             words = np.frombuffer(plane, dtype=dtype).reshape(plane.height, plane.line_size // dtype().itemsize)
             sub_x = _log2(self.width // max(1, plane.width)) if plane.width < self.width else 0
             sub_y = _log2(self.height // max(1, plane.height)) if plane.height < self.height else 0
@@ -148,6 +158,9 @@ class NativePicture:
         for plane in self.planes:
             if plane.kind == "A":
                 continue
+            if plane.bits == 32:
+                self._add_linear(plane, x0, y0, components[plane.kind])
+                continue
             luma_scale, chroma_scale = self._scales(plane.bits)
             values = components[plane.kind] * (chroma_scale if plane.kind in ("Cb", "Cr") else luma_scale)
             px, py = plane.sub_x, plane.sub_y
@@ -162,6 +175,17 @@ class NativePicture:
             values = values[: region.shape[0], : region.shape[1]]
             top_code = (1 << plane.bits) - 1
             region[...] = np.clip(region + np.rint(values), 0, top_code).astype(region.dtype)
+
+    @staticmethod
+    def _add_linear(plane: _Plane, x0: int, y0: int, change: np.ndarray) -> None:
+        """A scene-linear plane: the display-referred change through the view transform and back (:mod:`.linear`)."""
+        from edidub_engine.media.linear import to_display, to_linear
+
+        region = plane.array[y0 : y0 + change.shape[0], x0 : x0 + change.shape[1]]
+        change = change[: region.shape[0], : region.shape[1]]
+        shown = to_display(region)
+        delta = to_linear(shown + change) - to_linear(shown)
+        region[...] = np.where(change != 0, region + delta, region).astype(np.float32)
 
     # ------------------------------------------------------------------ out
     def to_frame(self) -> av.VideoFrame:

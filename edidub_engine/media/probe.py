@@ -17,13 +17,14 @@ from __future__ import annotations
 import functools
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
 from edidub_engine.errors import MediaDecodeError, MediaNotFoundError
+from edidub_engine.media.info import SWS_MATRIX, ColorTags, VideoInfo, pixel_bit_depth  # noqa: F401 - re-exported
 from edidub_engine.timebase import (
     frame_to_timecode,
     is_drop_frame_rate,
@@ -32,104 +33,10 @@ from edidub_engine.timebase import (
     timecode_to_frame,
 )
 
-__all__ = ["ColorTags", "HeaderLengths", "VideoInfo", "picture_summary", "pixel_bit_depth", "header_lengths", "probe_video", "open_input"]
+__all__ = ["ColorTags", "HeaderLengths", "VideoInfo", "pixel_bit_depth", "header_lengths", "probe_video", "open_input"]
 
 _DEFAULT_TIMECODE_FRAME = 0
 _MAX_PLAUSIBLE_RATE = 480
-
-
-# FFmpeg's codes (AVColorSpace, AVColorPrimaries, AVColorTransferCharacteristic, AVColorRange): 2 / 0 = unspecified.
-_MATRIX_NAMES = {0: "rgb", 1: "bt709", 2: "unspecified", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020nc", 10: "bt2020c"}
-_PRIMARIES_NAMES = {1: "bt709", 2: "unspecified", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 11: "dci-p3", 12: "display-p3"}
-_TRANSFER_NAMES = {1: "bt709", 2: "unspecified", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 8: "linear", 13: "srgb", 14: "bt2020-10",
-                   15: "bt2020-12", 16: "pq", 18: "hlg"}
-_RANGE_NAMES = {0: "unspecified", 1: "limited", 2: "full"}
-# swscale's matrix for a matrix code (decode and encode convert with the same one)
-SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
-
-
-@dataclass(frozen=True)
-class ColorTags:
-    """A stream's colour description as FFmpeg codes, carried from source to output unchanged.
-
-    ``matrix`` (YUV↔RGB), ``primaries``, ``transfer`` (SDR, PQ 16, HLG 18) and ``range``
-    (1 limited, 2 full).  Untagged stays untagged in the output, so an NLE guesses the same for
-    the dub as for its original; the conversions use :meth:`conversion_matrix` and
-    :meth:`full_range`, the stated defaults for an untagged stream: BT.709 above 576 lines or
-    1024 columns, BT.601 below, limited range.
-    """
-
-    matrix: int = 2
-    primaries: int = 2
-    transfer: int = 2
-    range: int = 0
-
-    def conversion_matrix(self, width: int, height: int) -> str:
-        """swscale's name of the YUV↔RGB matrix to convert with."""
-        if self.matrix in SWS_MATRIX:
-            return SWS_MATRIX[self.matrix]
-        return "ITU709" if (height > 576 or width > 1024) else "ITU601"
-
-    @property
-    def full_range(self) -> bool:
-        return self.range == 2
-
-    def describe(self) -> str:
-        """``bt709/bt709/bt709, limited range`` (matrix/primaries/transfer)."""
-        names = (_MATRIX_NAMES.get(self.matrix, str(self.matrix)), _PRIMARIES_NAMES.get(self.primaries, str(self.primaries)),
-                 _TRANSFER_NAMES.get(self.transfer, str(self.transfer)))
-        text = "untagged" if set(names) == {"unspecified"} else "/".join(names)
-        return f"{text}, {_RANGE_NAMES.get(self.range, str(self.range))} range"
-
-
-def pixel_bit_depth(pix_fmt: str | None) -> int | None:
-    """Bits per sample of a pixel format (``yuv422p10le`` → 10), or None when unknown."""
-    try:
-        return max(c.bits for c in av.VideoFormat(pix_fmt).components) if pix_fmt else None
-    except (ValueError, TypeError):
-        return None
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """A video file's frame grid and clocks; frames are ``[0, frame_count)`` at ``rate``."""
-
-    path: Path
-    width: int
-    height: int
-    rate: Fraction
-    frame_count: int
-    start_timecode: str
-    drop_frame: bool
-    codec: str
-    variable_frame_rate: bool
-    video_start_s: float
-    has_audio: bool
-    audio_sample_rate_hz: int | None
-    audio_start_s: float | None
-    duration_s: float
-    pix_fmt: str | None = None
-    codec_profile: str | None = None
-    audio_codec: str | None = None
-    audio_channels: int | None = None
-    color: ColorTags = field(default_factory=ColorTags)
-    # Exact clock of frame 0, for decode's pts → grid mapping (not part of the display).
-    time_base: Fraction = field(default=Fraction(1), repr=False)
-    start_pts: int = field(default=0, repr=False)
-
-    def timecode_at(self, frame: int) -> str:
-        """Timecode of a grid frame (the start timecode plus ``frame``)."""
-        start = timecode_to_frame(self.start_timecode, self.rate)
-        return frame_to_timecode(start + int(frame), self.rate, self.drop_frame)
-
-    @property
-    def video_start(self) -> Fraction:
-        """Exact ``video_start_s``."""
-        return self.start_pts * self.time_base
-
-    def slot_of_pts(self, pts: int) -> int:
-        """The grid frame nearest to a video pts (halves round up)."""
-        return round_half_up((pts - self.start_pts) * self.time_base * self.rate)
 
 
 def open_input(path: Path, what: str = "media"):
@@ -287,8 +194,14 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     """Read a video file's grid, timecode and clocks.
 
     Raises MediaNotFoundError for a missing file, MediaDecodeError for a file
-    that is not video (text, audio-only).
+    that is not video (text, audio-only). An EXR or DPX plate (``sh010.%04d.exr``,
+    ``sh010.####.dpx`` or its folder) is probed from its files (:mod:`.sequence`).
     """
+    from edidub_engine.media.sequence import find_sequence, probe_sequence
+
+    files = find_sequence(path)
+    if files is not None:
+        return probe_sequence(files)
     resolved = Path(path).expanduser().resolve()
     if not resolved.exists():
         raise MediaNotFoundError(
@@ -339,31 +252,12 @@ def _header_cached(path_str: str, size: int, mtime_ns: int) -> HeaderLengths:
 def header_lengths(path: str | os.PathLike) -> HeaderLengths:
     """A media file's video and audio length from its headers only, in milliseconds for any file size (cached)."""
     resolved = Path(path)
+    if not resolved.exists():
+        from edidub_engine.media.sequence import find_sequence, probe_sequence
+
+        files = find_sequence(resolved)
+        if files is not None:  # an image sequence: its frames at its rate
+            info = probe_sequence(files)
+            return HeaderLengths(video_s=info.duration_s, audio_s=None, video_rate=info.rate)
     stat = resolved.stat()
     return _header_cached(str(resolved), stat.st_size, stat.st_mtime_ns)
-
-
-def picture_summary(info: VideoInfo) -> dict:
-    """A clip's pixel format, bit depth and colour tags, and in words what a dub keeps of them (``edidub analyze``)."""
-    depth = pixel_bit_depth(info.pix_fmt)
-    hdr = info.color.transfer in (16, 18)
-    from edidub_engine.media.native import planar_format
-
-    layout = planar_format(info.pix_fmt or "")
-    if layout is None:
-        keeps = ("the dub keeps the colour tags and converts with the clip's own matrix and range; this pixel format has no "
-                 "planar layout, so frames pass through 8-bit RGB and outside the mouth samples can differ by a level or two")
-    else:
-        keeps = (f"outside the mouth the dub is the source sample for sample in its own {layout}"
-                 f"{' (re-laid out from ' + str(info.pix_fmt) + ' without loss)' if layout != info.pix_fmt else ''}, with its colour "
-                 "tags; inside the matte only the edit's change is added to the source's samples. Exact in FFV1 "
-                 "(lossless, in the source's format); ProRes 422 HQ (10-bit 4:2:2) and H.264 (8-bit 4:2:0) add their own "
-                 "generation loss")
-        if depth and depth > 10:
-            keeps += f", and store {depth}-bit samples at 10 (ProRes) or 8 (H.264) bits"
-    if hdr:
-        keeps += "; the networks see the PQ/HLG signal as coded (no tone mapping)"
-    return {"codec": info.codec, "profile": info.codec_profile, "pix_fmt": info.pix_fmt, "bit_depth": depth,
-            "color": {"matrix": info.color.matrix, "primaries": info.color.primaries, "transfer": info.color.transfer,
-                      "range": info.color.range, "description": info.color.describe()},
-            "dub_keeps": keeps}
