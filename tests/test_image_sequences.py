@@ -242,3 +242,26 @@ def test_the_view_transform_round_trips_and_a_zero_change_keeps_every_bit():
         shown = to_display(p.array[mask]) - to_display(b[mask])
         moved = b[mask] < 0.9  # a sample the view does not clip moves by the change, displayed
         assert np.allclose(shown[moved & (b[mask] >= 0)], 10 / 255, atol=1e-6)
+
+
+def test_the_daemon_admits_a_plate_under_its_roots_and_names_its_output_folder(grid, tmp_path):
+    from edidub_engine.daemon.admission import check_against_media
+    from edidub_engine.daemon.paths import MediaRoots, partial_files, remove_partial
+
+    pattern = _write_plate(tmp_path / "plate", grid[:4], "dpx")
+    (tmp_path / "out").mkdir()
+    roots = MediaRoots([tmp_path], output_root=tmp_path / "out")
+    shot = ShotRequest.from_dict({"shot_id": "sh010", "source": {"path": str(pattern), "start_frame": 0, "end_frame": 4},
+                                  "dub_audio": [{"path": str(pattern.parent / "plate.1001.dpx")}], "output": {"codec": "dpx"}})
+    prepared = roots.prepare(shot)
+    assert prepared.output_path == tmp_path / "out" / "plate_sh010_dub"
+    too_long = ShotRequest.from_dict({**shot.to_dict(), "source": {"path": str(pattern), "start_frame": 0, "end_frame": 40}})
+    with pytest.raises(InvalidArgumentError, match="past the end"):
+        check_against_media(too_long)
+    # what an interrupted render of it left is a hidden folder, and it is cleared
+    partial = tmp_path / "out" / ".plate_sh010_dub.partial-x1"
+    partial.mkdir()
+    (partial / "plate_sh010_dub.1001.dpx").write_bytes(b"half")
+    assert partial_files(prepared.output_path) == [partial]
+    remove_partial(partial)
+    assert not partial.exists()

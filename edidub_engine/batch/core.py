@@ -449,13 +449,13 @@ def _choose_mode(config: BatchConfig, pending: Sequence[ShotRequest]):
 
 def _clear_the_way(pending: list[ShotRequest], state: BatchState, summary) -> list[ShotRequest]:
     """Remove what an interrupted render left (hidden partial files); fail shots whose output is in the way."""
-    from edidub_engine.daemon.paths import CODEC_EXTENSIONS, partial_files
+    from edidub_engine.daemon.paths import CODEC_EXTENSIONS, partial_files, remove_partial
 
     keep = []
     for shot in pending:
         final = Path(shot.output.dir) / f"{shot.output.name}{CODEC_EXTENSIONS[shot.output.codec]}"
         for partial in partial_files(final):
-            partial.unlink(missing_ok=True)
+            remove_partial(partial)
         if os.path.lexists(final):
             why = ("it or its request changed since this batch rendered it" if state.entry(shot.shot_id).get("clip")
                    else "this batch's state does not record it")

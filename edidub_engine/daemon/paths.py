@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from edidub_engine.daemon.protocol import ForbiddenError
 from edidub_engine.errors import EdidubError, InvalidArgumentError, MediaNotFoundError, OutputExistsError
 from edidub_engine.shot import OUTPUT_EXTENSIONS, ShotRequest
 
-__all__ = ["CODEC_EXTENSIONS", "MediaRoots", "PreparedShot", "partial_files"]
+__all__ = ["CODEC_EXTENSIONS", "MediaRoots", "PreparedShot", "partial_files", "remove_partial"]
 
 # Same as edidub_engine.media.Codec(...).extension (a test checks); not imported, to keep PyAV out of the socket loop.
 CODEC_EXTENSIONS = OUTPUT_EXTENSIONS  # one table for the whole engine
@@ -92,16 +93,10 @@ class MediaRoots:
 
     def readable(self, path: str, what: str) -> Path:
         """The real path of a readable file under a root; NOT_FOUND, FORBIDDEN or INVALID_ARG otherwise."""
+        plate = self._plate(path, what)
+        if plate is not None:
+            return plate
         real = self.resolve(path, what=what)
-        if not real.exists() and real.suffix.lower() in (".exr", ".dpx"):  # an image sequence's pattern: its frames
-            from edidub_engine.media.sequence import find_sequence
-
-            try:
-                files = find_sequence(real)
-            except EdidubError:
-                files = None
-            if files is not None and all(os.access(files.file(i), os.R_OK) for i in (0, files.count - 1)):
-                return real
         try:
             ok = real.is_file() and os.access(real, os.R_OK)
         except OSError:
@@ -109,6 +104,22 @@ class MediaRoots:
         if not ok:
             raise MediaNotFoundError(f"{what}: {path} is not a readable file", hint="check the path and that its drive is mounted", details={"path": path})
         return real
+
+    def _plate(self, path: str, what: str) -> Path | None:
+        """An EXR/DPX image sequence (a pattern, or a folder holding one) under a root: its pattern, frames readable."""
+        named = Path(path)
+        is_pattern = named.suffix.lower() in (".exr", ".dpx") and ("%" in named.name or "#" in named.name)
+        if not is_pattern and not (named.is_absolute() and named.is_dir()):
+            return None
+        folder = self.resolve(str(named.parent if is_pattern else named), what=what)
+        from edidub_engine.media.sequence import find_sequence
+
+        files = find_sequence(folder / named.name if is_pattern else folder)
+        if files is None:
+            return None
+        if not all(os.access(files.file(i), os.R_OK) for i in (0, files.count - 1)):
+            raise MediaNotFoundError(f"{what}: the frames of {path} cannot be read", hint="check the files' permissions", details={"path": path})
+        return Path(files.pattern)
 
     def prepare(self, shot: ShotRequest) -> PreparedShot:
         """Check every path of ``shot`` and return it with resolved paths and its final output path."""
@@ -160,6 +171,14 @@ def partial_files(final_path: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(folder.glob(f".{glob_escape(final_path.stem)}.partial-*{glob_escape(final_path.suffix)}"))
+
+
+def remove_partial(partial: Path) -> None:
+    """Remove what :func:`partial_files` found: a file, or an image sequence's hidden folder of frames."""
+    if partial.is_dir() and not partial.is_symlink():
+        shutil.rmtree(partial, ignore_errors=True)
+    else:
+        partial.unlink(missing_ok=True)
 
 
 def glob_escape(text: str) -> str:

@@ -35,7 +35,7 @@ import zmq
 from edidub_engine import __version__
 from edidub_engine.daemon.admission import check_against_media
 from edidub_engine.daemon.connection import ConnectionInfo, is_local_endpoint, private_to_owner, read_connection, write_connection
-from edidub_engine.daemon.paths import MediaRoots, partial_files
+from edidub_engine.daemon.paths import MediaRoots, partial_files, remove_partial
 from edidub_engine.daemon.protocol import (
     ACTIONS,
     DEFAULT_EVENTS_PORT,
@@ -283,7 +283,7 @@ class Server:
             if job.output_path:
                 for partial in partial_files(Path(job.output_path)):
                     log.info("removing %s, left by an interrupted attempt of job %s", partial, job.job_id)
-                    partial.unlink(missing_ok=True)
+                    remove_partial(partial)
             log.info("job %s (shot %s) was running when the daemon stopped; re-queued", job.job_id, job.shot_id)
         for job in cancelled:
             log.info("job %s was being cancelled when the daemon stopped; marked cancelled", job.job_id)

@@ -12,6 +12,8 @@ __all__ = ["picture_summary"]
 def picture_summary(info: VideoInfo) -> dict:
     """A clip's pixel format, bit depth and colour tags, and in words what a dub keeps of them (``edidub analyze``)."""
     depth = pixel_bit_depth(info.pix_fmt)
+    if info.sequence is not None and info.codec == "exr":  # decoded as float32; the files hold half or float
+        depth = 16 if info.codec_profile == "half" else 32
     hdr = info.color.transfer in (16, 18)
     layout = planar_format(info.pix_fmt or "")
     if layout is None:
@@ -32,7 +34,7 @@ def picture_summary(info: VideoInfo) -> dict:
         keeps += (f"; its HDR10 metadata ({mastering.describe()}) goes into .mov outputs (ProRes, DNxHR), not into FFV1 .mkv or H.264"
                   if mastering is not None else "; it carries no HDR10 mastering or light-level metadata")
     if info.sequence is not None:
-        keeps = (f"a {info.codec.upper()} plate of {info.sequence.count} frames numbered from {info.sequence.first}"
+        keeps = (f"{'an' if info.codec == 'exr' else 'a'} {info.codec.upper()} plate of {info.sequence.count} frames numbered from {info.sequence.first}"
                  f"{'' if info.sequence.rate_declared else f' (no rate in its files: {info.rate} fps assumed, --rate sets it)'}; "
                  + ("dubbed to EXR (--codec exr) every sample outside the mouth keeps its bits and every frame its number and "
                     "header; the networks see it through the sRGB view transform" if info.codec == "exr" else

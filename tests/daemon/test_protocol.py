@@ -151,6 +151,8 @@ def test_client_import_leaves_heavy_modules_out():
 
 def test_codec_extensions_match_the_media_writer():
     from edidub_engine.media import Codec
+    from edidub_engine.shot import SEQUENCE_CODECS
 
-    # every deliverable a request may ask for is a media codec with the same extension
-    assert all(Codec(name).extension == ext for name, ext in CODEC_EXTENSIONS.items())
+    # every deliverable a request may ask for is a media codec with the same extension, or a folder of image frames
+    assert all(Codec(name).extension == ext for name, ext in CODEC_EXTENSIONS.items() if name not in SEQUENCE_CODECS)
+    assert all(CODEC_EXTENSIONS[name] == "" for name in SEQUENCE_CODECS)
