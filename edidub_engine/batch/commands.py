@@ -48,6 +48,12 @@ def add_batch_parser(subparsers: argparse._SubParsersAction) -> None:
     batch.add_argument("--ray-actors", type=int, metavar="N", help="at most N actors (default: one per GPU, else one per CPU)")
     batch.add_argument("--cache-dir", help="inversion cache folder (default: the user cache)")
     batch.add_argument("--no-cache", action="store_true", help="do not read or write the inversion cache")
+    batch.add_argument("--adapt", action="append", default=[], metavar="PATTERN",
+                       help="adapt the model to an actor first: the clips whose names match PATTERN (shell pattern, any case: "
+                            "ANNA_*) are that actor's takes, and their shots are dubbed with the adapted bundle (repeatable, one per "
+                            "actor; cached by its inputs, so every language reuses it)")
+    batch.add_argument("--adapt-minutes", type=float, metavar="N", help="each actor's adaptation budget in minutes (default 20)")
+    batch.add_argument("--adapt-steps", type=int, metavar="N", help="each actor's adaptation budget in training steps")
     batch.add_argument("--partial", action="store_true", help="write the timeline even when some shots failed (they are left out and listed)")
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     batch.set_defaults(func=cmd_batch)
@@ -144,6 +150,9 @@ def config_from_args(args: argparse.Namespace):
         quiet=args.quiet,
         timeline_rate=args.rate,
         timeline_name=args.timeline_name,
+        adapt=list(args.adapt),
+        adapt_minutes=args.adapt_minutes if (args.adapt_minutes or args.adapt_steps) else (20.0 if args.adapt else None),
+        adapt_steps=args.adapt_steps,
     )
 
 

@@ -39,7 +39,7 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,9 @@ class BatchConfig:
     quiet: bool = False
     timeline_rate: str | None = None  # EDLs only
     timeline_name: str | None = None  # files holding several timelines (AAF, FCP X)
+    adapt: list[str] = field(default_factory=list)  # clip-name patterns, one per actor: adapt before rendering (batch.adaptation)
+    adapt_minutes: float | None = None  # each actor's budget (with neither: 20 minutes)
+    adapt_steps: int | None = None
 
     def resolved_output(self) -> Path:
         return Path(self.output).expanduser().absolute() if self.output else default_output(Path(self.timeline).expanduser().absolute())
@@ -228,11 +231,15 @@ class _Callbacks:
         self.progress, self.done, self.failed = progress, done, failed
 
 
-def _render_locally(pending: Sequence[ShotRequest], cb: _Callbacks, renderer_factory: Callable[[], Any]) -> None:
-    renderer = None
+def _render_locally(pending: Sequence[ShotRequest], cb: _Callbacks, renderer_factory: Callable[[], Any],
+                    actor_factories: dict[str, Callable[[], Any]] | None = None) -> None:
+    """Each shot with the renderer of its bundle: an actor's adapted one (``options.model``), else the batch's."""
+    renderers: dict[str | None, Any] = {}
     for shot in pending:
-        if renderer is None:
-            renderer = renderer_factory()
+        which = shot.options.model if actor_factories and shot.options.model in actor_factories else None
+        if which not in renderers:
+            renderers[which] = renderer_factory() if which is None else actor_factories[which]()
+        renderer = renderers[which]
         try:
             clip = renderer.dub_shot(shot, progress=lambda stage, done, total, _id=shot.shot_id: cb.progress(_id, stage, done, total))
         except EdidubError as err:
@@ -337,10 +344,29 @@ def run_batch(
     summary = BatchSummary(batch_id=state.batch_id, skipped=list(plan.skipped), rate=plan.shot_list.rate)
     summary.notes.extend(read.warnings + plan.shot_list.warnings)
 
-    fingerprints = {s.shot_id: shot_fingerprint(s) for s in plan.shots}
+    say = (lambda text: None) if config.quiet else (lambda text: print(f"edidub batch: {text}", file=sys.stderr, flush=True))
+    if not config.quiet:  # the dry run's table first: what will be dubbed, what is left out and why
+        print(format_shot_list(plan.shot_list), file=sys.stderr, flush=True)
+    shots, actor_factories = list(plan.shots), {}
+    mode = client = endpoint = None
+    if config.adapt and plan.shots:  # one adapted bundle per actor first; its name is part of each shot's fingerprint
+        from .adaptation import adapt_actors, assign_bundles
+
+        if config.mode == "ray":
+            raise InvalidArgumentError("--adapt does not run on Ray yet", hint="adapt first (edidub adapt … -o DIR), then batch with --models DIR")
+        mode, client, endpoint = _choose_mode(config, plan.shots)
+        try:
+            actors = adapt_actors(config, client=client if mode == "daemon" else None, log=say)
+        except BaseException:
+            if client is not None:
+                client.close()
+            raise
+        shots = assign_bundles(plan.shots, actors)
+        actor_factories = {a.name: default_renderer_factory(replace(config, models=str(a.path))) for a in actors if a.path is not None}
+    fingerprints = {s.shot_id: shot_fingerprint(s) for s in shots}
     rendered: dict[str, RenderedClip] = {}
     pending: list[ShotRequest] = []
-    for shot in plan.shots:
+    for shot in shots:
         clip = state.reusable(shot, fingerprints[shot.shot_id])
         if clip is not None:
             rendered[shot.shot_id] = clip
@@ -348,12 +374,10 @@ def run_batch(
         else:
             pending.append(shot)
 
-    say = (lambda text: None) if config.quiet else (lambda text: print(f"edidub batch: {text}", file=sys.stderr, flush=True))
-    if not config.quiet:  # the dry run's table first: what will be dubbed, what is left out and why
-        print(format_shot_list(plan.shot_list), file=sys.stderr, flush=True)
     say(f"{Path(config.timeline).name}: {len(plan.shots)} shot(s) to dub" + (f" ({len(rendered)} already rendered)" if rendered else "")
         + f", {len(plan.skipped)} clip(s) skipped")
-    mode, client, endpoint = _choose_mode(config, pending)
+    if mode is None:
+        mode, client, endpoint = _choose_mode(config, pending)
     if pending:
         say({"daemon": f"rendering {len(pending)} shot(s) through the daemon at {endpoint}",
              "ray": f"rendering {len(pending)} shot(s) on Ray ({config.ray or 'a local cluster'}); starting the workers…"}.get(
@@ -393,7 +417,7 @@ def run_batch(
                 render_on_ray(pending, cb, address=config.ray or "local", models=config.models, actors=config.ray_actors,
                               cache_dir=None if config.no_cache else config.cache_dir)
             else:
-                _render_locally(pending, cb, renderer_factory or default_renderer_factory(config))
+                _render_locally(pending, cb, renderer_factory or default_renderer_factory(config), actor_factories)
     finally:
         progress.close()
         if client is not None:

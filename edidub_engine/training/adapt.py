@@ -153,13 +153,15 @@ def adapt_bundle(
     resume: bool = False,
     device: str | None = None,
     overrides: dict[str, Any] | None = None,
+    lr: float | None = None,
     log: Callable[[str], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> AdaptResult:
     """Fine-tune ``base``'s LSD on ``clips`` and write the adapted bundle to ``out_dir`` (see the module docstring).
 
-    ``steps``/``minutes``: budgets (at least one; the first reached ends training). ``overrides``:
+    ``steps``/``minutes``: budgets (at least one; the first reached ends training). ``lr``: the learning
+    rate (default the base's, at most 2e-4). ``overrides``:
     TrainConfig fields (tests use tiny batches). ``on_step(done, total)`` reports progress
     (total 0 when only a time budget bounds it); ``log`` gets one line per validation.
     The work folder ``.<out name>.adapt`` beside ``out_dir`` holds the resumable state.
@@ -235,7 +237,7 @@ def adapt_bundle(
     trained = {k: v for k, v in ((card.get("training") or {}).get("config") or {}).items() if k != "format"}
     base_config = TrainConfig.from_dict(trained) if trained else TrainConfig(task="lsd", model_preset="lsd-tiny")
     budget = int(steps) if steps else 1_000_000
-    lr = min(base_config.lr, 2e-4)  # fine-tuning: a tenth of the starter's peak, constant after a short warm-up
+    lr = float(lr) if lr else min(base_config.lr, 2e-4)  # fine-tuning: a tenth of the starter's peak, constant after a warm-up
     config = replace(base_config, init_from=str(info.lsd_dir), steps=budget, lr=lr, min_lr=lr, warmup_steps=min(50, budget),
                      checkpoint_every=validate_every, keep_checkpoints=2, log_every=max(1, validate_every // 4),
                      ema_decay=min(base_config.ema_decay, 0.99), **(overrides or {}))

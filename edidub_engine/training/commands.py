@@ -228,6 +228,7 @@ def add_adapt_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--minutes", type=float, default=None, help="wall-clock budget in minutes (checked between validations)")
     p.add_argument("--validate-every", type=int, default=100, help="steps between validations (default 100)")
     p.add_argument("--patience", type=int, default=3, help="stop after this many validations without improvement (default 3)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the base's, at most 2e-4)")
     p.add_argument("--resume", action="store_true", help="continue an adaptation that was stopped")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
@@ -265,7 +266,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
             raise InvalidArgumentError("no clips to adapt on", hint="give the actor's takes (CLIP…) or --timeline CUT --clip-name PATTERN")
         result = adapt_bundle(clips, args.output, base=args.base, name=args.name, steps=args.steps,
                               minutes=args.minutes, validate_every=args.validate_every, patience=args.patience,
-                              resume=args.resume, device=args.device, log=say, on_step=on_step)
+                              resume=args.resume, device=args.device, log=say, on_step=on_step, lr=args.lr)
     print(f"wrote {result.bundle}: validation {result.before_db:.2f} dB (base) -> {result.best_db:.2f} dB "
           f"(step {result.best_step} of {result.steps}, {result.seconds / 60:.1f} min; {result.stopped}). "
           f"Dub with it: edidub dub … --models {result.bundle}")
