@@ -17,7 +17,12 @@ training, started from the base bundle's LSD:
    the clips and frames used, steps, time, device and the figures before and after. The base
    bundle is never written to.
 
-The SRD is kept from the base bundle (the shipped starter restores with bicubic upsampling).
+5. the SRD then fine-tunes the same way on the same takes (a quarter of the budget), validated by
+   its own stage on the held-back frames (PSNR inside the mask of the restored high-res crop);
+   its weights replace the base's only if they beat them there;
+6. ``edidub check`` runs on the new bundle over the first take's held-back stretch and writes its
+   figures into the card, so ``--restore auto`` runs the adapted SRD only if it beats bicubic at
+   its stage and end to end on frames it never trained on.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from edidub_engine.errors import CancelledError, InvalidArgumentError, NoFaceError, OutputExistsError
+from edidub_engine.shot import MIN_ADAPT_TAKE_FRAMES
 
 __all__ = ["AdaptClip", "AdaptResult", "adapt_bundle", "clips_from_timeline", "eta_s", "held_back_range", "parse_clip", "run_adapt_job", "work_folder"]
 
@@ -75,16 +81,18 @@ def held_back_range(start: int, end: int) -> tuple[int, int, int]:
     held = min(75, max(25, round(0.2 * n)))
     if n - held < 50:
         raise InvalidArgumentError(f"frames {start}-{end - 1} are too short to adapt on ({n} frames)",
-                                   hint="give at least 75 frames (3 s at 25 fps) of the actor speaking")
+                                   hint=f"give at least {MIN_ADAPT_TAKE_FRAMES} frames (3 s at 25 fps) of the actor speaking")
     return start, end - held, end
 
 
 @dataclass
 class _Held:
     name: str
-    crops: np.ndarray
+    crops: np.ndarray  # [N, s, s, 3] at the LSD size
     masks: np.ndarray
     units: np.ndarray
+    hr: np.ndarray  # [N, S, S, 3] at the SRD size: what the SRD restores
+    hr_masks: np.ndarray
 
 
 def _excerpt(info, start: int, end: int, out: Path) -> None:
@@ -115,7 +123,16 @@ def _held_back(renderer, info, start: int, end: int) -> _Held:
         raise NoFaceError(f"{info.path.name}: a face was found in only {len(ok)} of frames {start}-{end - 1}",
                           hint="adapt on takes where the actor's face is visible, frontal enough and uncovered")
     units = renderer._units(audio, info.rate, end - start).shot
-    return _Held(info.path.name, track.crops[ok], track.masks[ok], units[ok])
+    from edidub_engine.face import lower_face_mask, warp_crop
+    from edidub_engine.media import iter_frames
+
+    size, wanted, hr, hr_masks = renderer.pipeline.srd_size, set(ok), [], []
+    for index, frame in iter_frames(info, start, end):
+        if index - start in wanted:
+            matrix = renderer._matrix(track.matrices[index - start], size)
+            hr.append(warp_crop(frame, matrix, size))
+            hr_masks.append(lower_face_mask(track.landmarks[index - start], matrix, size) > 0.5)
+    return _Held(info.path.name, track.crops[ok], track.masks[ok], units[ok], np.stack(hr), np.stack(hr_masks))
 
 
 def _validate(renderer, held: Sequence[_Held]) -> float:
@@ -127,6 +144,19 @@ def _validate(renderer, held: Sequence[_Held]) -> float:
     for h in held:
         out = pipeline.lip_sync(h.crops, h.masks, h.units, h.units, settings=replace(pipeline.settings, seed=0))
         figures.append(psnr(out, h.crops, np.repeat(h.masks.astype(bool)[..., None], 3, axis=-1)))
+    return float(np.mean(figures))
+
+
+def _validate_srd(renderer, held: Sequence[_Held], mode: str = "srd") -> float:
+    """Mean PSNR inside the mask of the held-back high-res crops restored from their own low-res crops (``mode``
+    "bicubic": the baseline an SRD must beat)."""
+    from edidub_engine.evaluation.metrics import psnr
+
+    pipeline = renderer.pipeline
+    figures = []
+    for h in held:
+        out = pipeline.restore(h.hr, h.hr_masks, h.crops, seed=0, mode=mode, settings=pipeline.settings)
+        figures.append(psnr(out, h.hr, np.repeat(h.hr_masks[..., None], 3, axis=-1)))
     return float(np.mean(figures))
 
 
@@ -166,16 +196,13 @@ def adapt_bundle(
     (total 0 when only a time budget bounds it); ``log`` gets one line per validation.
     The work folder ``.<out name>.adapt`` beside ``out_dir`` holds the resumable state.
     """
-    import torch
-
     from edidub_engine.files import write_json_atomically
     from edidub_engine.media import probe_video
     from edidub_engine.models.bundle import read_bundle, resolve_bundle
     from edidub_engine.render import LoadedModels, ShotRenderer
 
-    from .config import CONFIG_NAME, TrainConfig
+    from .config import TrainConfig
     from .prepare import file_sha256, prepare_dataset
-    from .trainer import latest_checkpoint, train
 
     say = log or (lambda _line: None)
     if steps is None and minutes is None:
@@ -203,7 +230,7 @@ def adapt_bundle(
     base_sha = models.identity["sha256"]
 
     # ---- the clips: held-back stretches (checked before anything is written), then training excerpts
-    held, used, spans = [], [], []
+    held, used, spans, spans_held = [], [], [], []
     for clip in clips:
         clip_info = probe_video(clip.path)
         end = clip_info.frame_count if clip.end is None else min(int(clip.end), clip_info.frame_count)
@@ -214,6 +241,7 @@ def adapt_bundle(
         say(f"clip {clip_info.path.name}: training on frames {first}-{split - 1}, validating on {split}-{last - 1}")
         held.append(_held_back(renderer, clip_info, split, last))
         spans.append((clip_info, first, split))
+        spans_held.append((clip_info.path, split, last))
         used.append({"path": str(clip_info.path), "sha256": file_sha256(clip_info.path), "train_frames": [first, split],
                      "validation_frames": [split, last]})
     (work / "videos").mkdir(parents=True, exist_ok=True)
@@ -232,118 +260,218 @@ def adapt_bundle(
             shutil.rmtree(work, ignore_errors=True)
         raise
 
-    # ---- the run: the base LSD's own training settings, fine-tuning from its weights
-    card = json.loads((info.lsd_dir / "model_card.json").read_text(encoding="utf-8")) if (info.lsd_dir / "model_card.json").is_file() else {}
-    trained = {k: v for k, v in ((card.get("training") or {}).get("config") or {}).items() if k != "format"}
-    base_config = TrainConfig.from_dict(trained) if trained else TrainConfig(task="lsd", model_preset="lsd-tiny")
-    budget = int(steps) if steps else 1_000_000
-    lr = float(lr) if lr else min(base_config.lr, 2e-4)  # fine-tuning: a tenth of the starter's peak, constant after a warm-up
-    config = replace(base_config, init_from=str(info.lsd_dir), steps=budget, lr=lr, min_lr=lr, warmup_steps=min(50, budget),
-                     checkpoint_every=validate_every, keep_checkpoints=2, log_every=max(1, validate_every // 4),
-                     ema_decay=min(base_config.ema_decay, 0.99), **(overrides or {}))
-    run = work / "run"
-
+    # ---- the runs: each network with its own base training settings, fine-tuning from its weights
+    lsd_config = _fine_tune_config(info.lsd_dir, TrainConfig(task="lsd", model_preset="lsd-tiny"), steps=int(steps) if steps else None,
+                                   lr=lr, validate_every=validate_every, overrides=overrides)
+    srd_config = _fine_tune_config(info.srd_dir, None, steps=max(1, int(steps) // 4) if steps else None, lr=lr,
+                                   validate_every=validate_every, overrides=overrides)
     state = json.loads(state_path.read_text(encoding="utf-8")) if resume else {}
     if state and state.get("base_sha256") != base_sha:
         raise InvalidArgumentError("the stopped adaptation started from another base bundle", hint=f"remove {work} to start over")
+    if state and "lsd" not in state:
+        raise InvalidArgumentError(f"{work} was left by an older EdiDub", hint=f"remove {work} to start over")
     if not state:
         before = _validate(renderer, held)
         say(f"base {info.name} {info.version}: validation {before:.2f} dB inside the mask (own-speech round trip)")
-        state = {"base_sha256": base_sha, "before_db": before, "best_db": before, "best_step": 0, "step": 0,
-                 "seconds": 0.0, "history": [{"step": 0, "validation_db": before}]}
+        state = {"base_sha256": base_sha, "lsd": _net_state(before)}
+        if srd_config is not None:
+            srd_before, bicubic = _validate_srd(renderer, held), _validate_srd(renderer, held, "bicubic")
+            say(f"base SRD: {srd_before:.2f} dB inside the mask on the held-back crops (bicubic {bicubic:.2f} dB)")
+            state["srd"] = {**_net_state(srd_before), "bicubic_db": bicubic}
         write_json_atomically(state_path, state)
-    best_path = work / "best.pt"
+    total_s = None if minutes is None else 60.0 * float(minutes)
+    common = dict(state=state, state_path=state_path, validate_every=validate_every, patience=patience, device=device, say=say,
+                  should_cancel=should_cancel)
     lsd = renderer.pipeline.lsd
-    started, stopped = time.perf_counter() - float(state["seconds"]), ""
-    while True:
-        step = int(state["step"])
-        since_best = (step - int(state["best_step"])) // validate_every
-        if step >= budget:
-            stopped = f"reached {budget} steps"
-        elif minutes is not None and time.perf_counter() - started >= 60.0 * minutes:
-            stopped = f"reached the {minutes:g}-minute budget"
-        elif since_best >= patience:
-            stopped = f"no better validation for {patience} checks"
-        elif should_cancel is not None and should_cancel():
-            stopped = "cancelled"
-        if stopped:
-            break
-        target = min(budget, step + validate_every)
-        fresh = not (run / CONFIG_NAME).is_file()
-        train(work / "dataset" if fresh else None, run, config if fresh else None, resume=not fresh, until_step=target,
-              device=device, progress=False, command=["edidub", "adapt"],
-              data_licence="the production's own footage of the actor (user-supplied)")
-        _load_ema(latest_checkpoint(run), lsd)
-        figure = _validate(renderer, held)
-        state["history"].append({"step": target, "validation_db": figure})
-        if figure > float(state["best_db"]):
-            torch.save({k: v.detach().clone() for k, v in lsd.state_dict().items()}, best_path)
-            state["best_db"], state["best_step"] = figure, target
-        state["step"], state["seconds"] = target, time.perf_counter() - started
-        write_json_atomically(state_path, state)
-        say(f"step {target}: validation {figure:.2f} dB (best {state['best_db']:.2f} at step {state['best_step']}, "
-            f"base {state['before_db']:.2f})")
-        if on_step is not None:
-            on_step(target, budget if steps else 0)
-    if stopped == "cancelled":
-        raise CancelledError(f"adaptation cancelled at step {state['step']}; --resume continues it")
+    _fine_tune("lsd", lsd, run=work / "run", config=lsd_config, dataset=work / "dataset", validate=lambda: _validate(renderer, held),
+               seconds=None if total_s is None else 0.75 * total_s,
+               on_step=None if on_step is None else (lambda done, total: on_step(done, total)), **common)
+    if srd_config is not None and state["lsd"]["stopped"] != "cancelled":
+        left = None if total_s is None else max(0.0, total_s - float(state["lsd"]["seconds"]))
+        _fine_tune("srd", renderer.pipeline.srd, run=work / "run-srd", config=srd_config, dataset=work / "dataset",
+                   validate=lambda: _validate_srd(renderer, held), seconds=left, on_step=None, **common)
+    if any(state.get(net, {}).get("stopped") == "cancelled" for net in ("lsd", "srd")):
+        raise CancelledError(f"adaptation cancelled at step {state['lsd']['step']}; --resume continues it")
 
-    seconds = time.perf_counter() - started
+    own, seconds = state["lsd"], sum(float(state.get(net, {}).get("seconds", 0.0)) for net in ("lsd", "srd"))
     adaptation = {
         "made_from": "the user's own footage of the actor (not redistributable with the bundle unless its rights allow)",
         "base": {"name": info.name, "version": info.version, "sha256": base_sha},
-        "clips": used, "steps": int(state["step"]), "best_step": int(state["best_step"]), "seconds": round(seconds, 1),
-        "device": str(next(lsd.parameters()).device), "stopped": stopped,
+        "clips": used, "steps": int(own["step"]), "best_step": int(own["best_step"]), "seconds": round(seconds, 1),
+        "device": str(next(lsd.parameters()).device), "stopped": own["stopped"],
         "validation": {"metric": "own-speech round trip, PSNR inside the lower-face mask at the LSD size, held-back frames",
-                       "before_db": round(float(state["before_db"]), 3), "after_db": round(float(state["best_db"]), 3),
-                       "history": state["history"]},
-        "config": {k: v for k, v in config.to_dict().items() if k in ("lr", "batch_size", "window_frames", "size", "ema_decay")},
+                       "before_db": round(float(own["before_db"]), 3), "after_db": round(float(own["best_db"]), 3),
+                       "history": own["history"]},
+        "config": {k: v for k, v in lsd_config.to_dict().items() if k in ("lr", "batch_size", "window_frames", "size", "ema_decay")},
     }
-    if best_path.is_file():
-        lsd.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
-    else:  # nothing beat the base: the bundle carries the base weights, and says so
-        lsd.load_state_dict(LoadedModels.load(info.path).lsd.state_dict())
-    bundle = _write_bundle(info, lsd, out, name=name or f"{info.name}-{Path(clips[0].path).stem}", adaptation=adaptation)
+    _best_or_base(lsd, work / "best-lsd.pt", LoadedModels.load(info.path).lsd)
+    srd = None
+    if "srd" in state and (work / "best-srd.pt").is_file():  # the adapted SRD beat the base's on the held-back crops
+        srd = renderer.pipeline.srd
+        _best_or_base(srd, work / "best-srd.pt", None)
+        mine = state["srd"]
+        adaptation["srd"] = {"steps": int(mine["step"]), "best_step": int(mine["best_step"]), "stopped": mine["stopped"],
+                             "validation": {"metric": "PSNR inside the lower-face mask of the held-back high-res crops, restored "
+                                                      "from their own low-res crops", "before_db": round(float(mine["before_db"]), 3),
+                                            "after_db": round(float(mine["best_db"]), 3), "bicubic_db": round(float(mine["bicubic_db"]), 3),
+                                            "history": mine["history"]}}
+    elif "srd" in state:
+        adaptation["srd"] = {"kept": "the base's SRD (fine-tuning did not beat it on the held-back crops)",
+                             "steps": int(state["srd"]["step"]), "history": state["srd"]["history"]}
+    bundle = _write_bundle(info, lsd, out, name=name or f"{info.name}-{Path(clips[0].path).stem}", adaptation=adaptation, srd=srd,
+                           check=lambda folder: _check_adapted(folder, spans_held[0], say))
     shutil.rmtree(work, ignore_errors=True)
-    return AdaptResult(bundle=bundle, steps=int(state["step"]), seconds=seconds, before_db=float(state["before_db"]),
-                       best_db=float(state["best_db"]), best_step=int(state["best_step"]), history=state["history"], stopped=stopped)
+    return AdaptResult(bundle=bundle, steps=int(own["step"]), seconds=seconds, before_db=float(own["before_db"]),
+                       best_db=float(own["best_db"]), best_step=int(own["best_step"]), history=own["history"], stopped=own["stopped"])
 
 
-def _write_bundle(info, lsd, out: Path, *, name: str, adaptation: dict[str, Any]) -> Path:
-    """The base bundle's files with the adapted LSD weights and cards, published atomically at ``out``."""
+def _net_state(before: float) -> dict[str, Any]:
+    return {"before_db": before, "best_db": before, "best_step": 0, "step": 0, "seconds": 0.0, "stopped": "",
+            "history": [{"step": 0, "validation_db": before}]}
+
+
+def _fine_tune_config(network_dir: Path, fallback, *, steps: int | None, lr: float | None, validate_every: int, overrides):
+    """The network's own training settings from its card, turned into a fine-tune from its weights (None: no card
+    and no fallback, so this network is not adapted)."""
+    from .config import TrainConfig
+
+    card_path = network_dir / "model_card.json"
+    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+    trained = {k: v for k, v in ((card.get("training") or {}).get("config") or {}).items() if k != "format"}
+    if not trained and fallback is None:
+        return None
+    base = TrainConfig.from_dict(trained) if trained else fallback
+    budget = steps or 1_000_000
+    rate = float(lr) if lr else min(base.lr, 2e-4)  # fine-tuning: a tenth of the starter's peak, constant after a warm-up
+    return replace(base, init_from=str(network_dir), steps=budget, lr=rate, min_lr=rate, warmup_steps=min(50, budget),
+                   checkpoint_every=validate_every, keep_checkpoints=2, log_every=max(1, validate_every // 4),
+                   ema_decay=min(base.ema_decay, 0.99), **(overrides or {}))
+
+
+def _fine_tune(net: str, model, *, run: Path, config, dataset: Path, validate: Callable[[], float], seconds: float | None,
+               state: dict[str, Any], state_path: Path, validate_every: int, patience: int, device, say, should_cancel, on_step) -> None:
+    """Train ``model`` in chunks of ``validate_every`` steps from where ``state[net]`` stands, validating after each and
+    keeping the best weights in ``best-<net>.pt``; records in ``state[net]["stopped"]`` why it stopped."""
     import torch
-    from safetensors.torch import load_file, save_file
 
+    from edidub_engine.files import write_json_atomically
+
+    from .config import CONFIG_NAME
+    from .trainer import latest_checkpoint, train
+
+    own = state[net]
+    if own["stopped"]:
+        return
+    best_path = run.parent / f"best-{net}.pt"
+    started = time.perf_counter() - float(own["seconds"])
+    while True:
+        step = int(own["step"])
+        if step >= config.steps:
+            stopped = f"reached {config.steps} steps"
+        elif seconds is not None and time.perf_counter() - started >= seconds:
+            stopped = f"reached its {seconds / 60:.1f}-minute share of the budget"
+        elif (step - int(own["best_step"])) // validate_every >= patience:
+            stopped = f"no better validation for {patience} checks"
+        elif should_cancel is not None and should_cancel():
+            stopped = "cancelled"
+        else:
+            stopped = ""
+        if stopped:
+            own["stopped"] = stopped if stopped != "cancelled" else ""
+            write_json_atomically(state_path, state)
+            if stopped == "cancelled":
+                own["stopped"] = "cancelled"
+            return
+        target = min(config.steps, step + validate_every)
+        fresh = not (run / CONFIG_NAME).is_file()
+        train(dataset if fresh else None, run, config if fresh else None, resume=not fresh, until_step=target, device=device,
+              progress=False, command=["edidub", "adapt"], data_licence="the production's own footage of the actor (user-supplied)")
+        _load_ema(latest_checkpoint(run), model)
+        figure = validate()
+        own["history"].append({"step": target, "validation_db": figure})
+        if figure > float(own["best_db"]):
+            torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, best_path)
+            own["best_db"], own["best_step"] = figure, target
+        own["step"], own["seconds"] = target, time.perf_counter() - started
+        write_json_atomically(state_path, state)
+        say(f"{net.upper()} step {target}: validation {figure:.2f} dB (best {own['best_db']:.2f} at step {own['best_step']}, "
+            f"base {own['before_db']:.2f})")
+        if on_step is not None:
+            on_step(target, config.steps if config.steps < 1_000_000 else 0)
+
+
+def _best_or_base(model, best_path: Path, base_model) -> None:
+    """The best weights a fine-tune kept, else (nothing beat the base) the base's own."""
+    import torch
+
+    if best_path.is_file():
+        model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
+    elif base_model is not None:
+        model.load_state_dict(base_model.state_dict())
+
+
+def _check_adapted(bundle: Path, held: tuple, say) -> None:
+    """``edidub check`` on the held-back stretch of the first take, written into the card: what ``--restore auto``
+    decides from (the adapted SRD runs only if it beats bicubic at its stage and end to end)."""
+    from edidub_engine.evaluation.check import check_bundle, write_check_into_card
+
+    path, start, end = held
+    summary = check_bundle(bundle, [str(path)], start=start, frames=min(end - start, 25))
+    summary["measured_on"] = f"frames {start}-{start + min(end - start, 25) - 1} of {Path(path).name}, held back from the adaptation"
+    write_check_into_card(bundle, summary)
+    whole = summary.get("end_to_end") or {}
+    say(f"check on held-back frames: end to end {whole.get('lower_face_db', float('nan')):.2f} dB, restores with {whole.get('restore')}")
+
+
+def _write_bundle(info, lsd, out: Path, *, name: str, adaptation: dict[str, Any], srd=None,
+                  check: Callable[[Path], None] | None = None) -> Path:
+    """The base bundle's files with the adapted weights (the LSD, and the SRD when it was adapted) and cards, checked by
+    ``check(folder)`` before it is published atomically at ``out``."""
     from edidub_engine.models.bundle import read_bundle, write_bundle_manifest
 
-    from .export import _publish_dir, _sha256
+    from .export import _publish_dir
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
         shutil.copytree(info.path, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-        weights = tmp / "lsd" / "diffusion_pytorch_model.safetensors"
-        dtypes = {k: v.dtype for k, v in load_file(weights).items()}  # the base's storage precision (fp16 for the starter)
-        state = lsd.state_dict()
-        save_file({k: state[k].detach().to("cpu", dtypes.get(k, torch.float32)).contiguous() for k in dtypes}, weights)
-        lsd_card_path = tmp / "lsd" / "model_card.json"
-        lsd_card = json.loads(lsd_card_path.read_text(encoding="utf-8")) if lsd_card_path.is_file() else {}
-        lsd_card["adaptation"] = adaptation
-        lsd_card.setdefault("model", {}).setdefault("weights", {})["sha256"] = _sha256(weights)
-        lsd_card_path.write_text(json.dumps(lsd_card, indent=2) + "\n", encoding="utf-8")
+        cards = {"lsd": _save_weights(tmp / "lsd", lsd, adaptation)}
+        if srd is not None:
+            cards["srd"] = _save_weights(tmp / "srd", srd, adaptation["srd"])
         card = json.loads((tmp / "model_card.json").read_text(encoding="utf-8"))
         base_check = card.pop("check", None) or {}
-        if "srd" in base_check:  # the SRD is the base's own: its verdict (at its stage and end to end) holds; the LSD's figures do not
+        if "srd" in base_check and srd is None:  # the base's SRD: its verdict holds until the check below measures this bundle
             whole = {k: v for k, v in (base_check.get("end_to_end") or {}).items() if k in ("restore", "with_srd_db", "with_bicubic_db")}
             card["check"] = {"srd": base_check["srd"], "end_to_end": whole,
                              "measured_on": f"{info.name} {info.version} (the same SRD); run `edidub check` for this LSD's figures"}
         card.update({"name": name, "description": f"{info.name} adapted to an actor's own footage ({len(adaptation['clips'])} clip(s))",
-                     "lsd": lsd_card, "adaptation": adaptation})
+                     **cards, "adaptation": adaptation})
         write_bundle_manifest(tmp, name=name, version="1", frontend=info.frontend, card=card, defaults=info.defaults)
+        if check is not None:
+            check(tmp)
         _publish_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return read_bundle(out).path
+
+
+def _save_weights(folder: Path, model, adaptation: dict[str, Any]) -> dict[str, Any]:
+    """``model``'s weights over the base's in ``folder`` (in the base's storage precision), and its card saying so."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from .export import _sha256
+
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    dtypes = {k: v.dtype for k, v in load_file(weights).items()}  # the base's storage precision (fp16 for the starter)
+    state = model.state_dict()
+    save_file({k: state[k].detach().to("cpu", dtypes.get(k, torch.float32)).contiguous() for k in dtypes}, weights)
+    card_path = folder / "model_card.json"
+    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+    card["adaptation"] = adaptation
+    card.setdefault("model", {}).setdefault("weights", {})["sha256"] = _sha256(weights)
+    card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    return card
 
 
 def run_adapt_job(spec: dict[str, Any], *, bundles: dict[str, Path], default: str, device: str | None = None,
@@ -397,12 +525,12 @@ def clips_from_timeline(path: str | Path, *, clip_name: str, picture_tracks: Seq
         name = str(shot.record.get("clip") or "")
         if not fnmatch.fnmatch(name.lower(), clip_name.lower()):
             continue
-        if shot.source.end_frame - shot.source.start_frame < 75:
-            say(f"left out {name}: {shot.source.end_frame - shot.source.start_frame} frames, fewer than the 75 adaptation needs")
+        if shot.source.end_frame - shot.source.start_frame < MIN_ADAPT_TAKE_FRAMES:
+            say(f"left out {name}: {shot.source.end_frame - shot.source.start_frame} frames, fewer than the {MIN_ADAPT_TAKE_FRAMES} adaptation needs")
             continue
         clips.append(AdaptClip(Path(shot.source.path), shot.source.start_frame, shot.source.end_frame))
     if not clips:
-        raise InvalidArgumentError(f"no clip of {Path(path).name} matches {clip_name!r} with 75 frames or more",
+        raise InvalidArgumentError(f"no clip of {Path(path).name} matches {clip_name!r} with {MIN_ADAPT_TAKE_FRAMES} frames or more",
                                    hint="name the actor's clips in the cut with a common pattern (e.g. ANNA_*) and pass it as --clip-name")
     return clips
 
