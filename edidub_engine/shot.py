@@ -24,6 +24,9 @@ from .errors import InvalidArgumentError
 OUTPUT_EXTENSIONS = {"prores_hq": ".mov", "h264": ".mp4", "ffv1": ".mkv", "prores_4444xq": ".mov", "dnxhr_hqx": ".mov",
                      "exr": "", "dpx": ""}
 SEQUENCE_CODECS = ("exr", "dpx")
+#: The shortest take an actor adaptation learns from: 50 frames to train on and 25 held back for validation
+#: (here, not in training, so the plugins — Resolve's Python has no numpy — check it before they submit).
+MIN_ADAPT_TAKE_FRAMES = 75
 #: One line each for help texts.
 CODEC_HELP = ("prores_hq: ProRes 422 HQ .mov (default); h264: H.264 .mp4 for review; ffv1: FFV1 .mkv, lossless in the source's "
               "own pixel format; prores_4444xq: ProRes 4444 XQ .mov (10-bit 4:4:4); dnxhr_hqx: DNxHR HQX .mov (10-bit 4:2:2); "

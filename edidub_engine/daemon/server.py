@@ -79,7 +79,7 @@ from edidub_engine.daemon.protocol import (
 from edidub_engine.daemon.store import JobRecord, JobStore
 from edidub_engine.daemon.worker import LiveProgress, RunnerFactory, Worker, WorkerShared, load_runner_factory
 from edidub_engine.errors import CancelledError, EdidubError, InvalidArgumentError, ModelMissingError, OutputExistsError
-from edidub_engine.shot import CODECS, DubOptions, RenderedClip
+from edidub_engine.shot import CODECS, MIN_ADAPT_TAKE_FRAMES, DubOptions, RenderedClip
 
 __all__ = ["Server", "ServerSettings", "is_local_endpoint"]
 
@@ -543,6 +543,10 @@ class Server:
             path = self.roots.readable(clip.path, f"clips[{index}]")
             if clip.end_frame is not None and clip.end_frame <= clip.start_frame:
                 raise InvalidArgumentError(f"clips[{index}]: end_frame {clip.end_frame} is not after start_frame {clip.start_frame}")
+            if clip.end_frame is not None and clip.end_frame - clip.start_frame < MIN_ADAPT_TAKE_FRAMES:
+                raise InvalidArgumentError(f"clips[{index}]: {clip.end_frame - clip.start_frame} frames of {Path(clip.path).name} are "
+                                           f"fewer than the {MIN_ADAPT_TAKE_FRAMES} an adaptation needs",
+                                           hint="give takes of at least 3 s where the actor speaks", details={"index": index})
             clips.append({"path": str(path), "start_frame": clip.start_frame, "end_frame": clip.end_frame})
         out = folder / request.name
         if out.exists() or self.store.active_outputs([str(out)]):

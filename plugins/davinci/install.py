@@ -1,5 +1,7 @@
 """``edidub install resolve [--user] [--uninstall]``: the Resolve scripts into Fusion/Scripts/Edit.
 
+The scripts: *EdiDub Dub Shot*, *EdiDub Dub Timeline* and *EdiDub Adapt to Actor* (:data:`SCRIPT_NAMES`).
+
 cli.py adds the command with one line::
 
     from plugins.davinci.install import add_install_parser
@@ -36,7 +38,7 @@ from edidub_engine.errors import EdidubError, InvalidArgumentError
 __all__ = ["SCRIPT_NAMES", "add_install_parser", "install", "scripts_folder", "uninstall"]
 
 HERE = Path(__file__).resolve().parent
-SCRIPT_NAMES = ("EdiDub Dub Shot.py", "EdiDub Dub Timeline.py")
+SCRIPT_NAMES = ("EdiDub Dub Shot.py", "EdiDub Dub Timeline.py", "EdiDub Adapt to Actor.py")
 MENU = "Edit"  # Workspace ▸ Scripts ▸ Edit: the Edit page, where the editor works
 MANIFEST = ".edidub-install.json"
 _BEGIN, _END = "# >>> edidub bootstrap >>>", "# <<< edidub bootstrap <<<"
@@ -155,7 +157,8 @@ def _cmd_install(args: argparse.Namespace) -> int:
         return 0
     for path in install(folder):
         print(f"wrote {path}")
-    print("In Resolve: Workspace ▸ Scripts ▸ Edit ▸ EdiDub Dub Shot / EdiDub Dub Timeline (restart Resolve to see them).")
+    print("In Resolve: Workspace ▸ Scripts ▸ Edit ▸ EdiDub Dub Shot / EdiDub Dub Timeline / EdiDub Adapt to Actor "
+          "(restart Resolve to see them).")
     print("They talk to the daemon: start it with `edidub serve --media-root <media folder>`.")
     return 0
 

@@ -32,6 +32,7 @@ class Placed:
     duration: int
     ok: bool
     problem: str | None = None
+    model: str = ""  # the bundle that dubbed it (RenderedClip.model)
 
 
 def _edidub_bin(ctx: _Context) -> Any:
@@ -99,7 +100,7 @@ def place(ctx: _Context, clip: RenderedClip, job_id: str, picture: int, record_s
         ctx.timeline.DeleteClips([item], False)
         ctx.media_pool.AppendToTimeline([dict(info, endFrame=frames - 1)])
         item = _placed_item(ctx, track, record_start)
-    placed = Placed(clip.shot_id, job_id, clip.path, track, record_start, duration, False)
+    placed = Placed(clip.shot_id, job_id, clip.path, track, record_start, duration, False, model=str((clip.model or {}).get("name") or ""))
     if item is None:
         placed.problem = (f"Resolve did not place the dubbed clip on V{track} at frame {record_start} "
                           f"(the range may be occupied); it is in the {BIN_NAME!r} bin")
@@ -110,6 +111,8 @@ def place(ctx: _Context, clip: RenderedClip, job_id: str, picture: int, record_s
         return placed
     placed.ok = True
     note = f"EdiDub job {job_id}; shot {clip.shot_id}; {clip.frames_edited} frame(s) edited"
+    if placed.model:
+        note += f"; model {placed.model}"
     quality = (clip.qc or {}).get("quality") or {}
     review = quality.get("verdict") == "review"
     if quality:

@@ -1,6 +1,8 @@
-"""How a script shows progress and messages: a UIManager window where Resolve offers one, else the Console.
+"""How a script shows progress and messages, and asks for a name: a UIManager window where Resolve offers one,
+else the Console.
 
-Both take the same ``step`` / ``cancel`` callables, so the flows never know which one they have.
+Both take the same ``step`` / ``cancel`` callables, so the flows never know which one they have.  The Console
+cannot ask: there :meth:`~ConsoleProgress.ask` takes the proposal (the flows say where to set it instead).
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ class ConsoleProgress:
 
     def message(self, title: str, text: str) -> None:
         self._out(f"[EdiDub] {title}: {text}")
+
+    def ask(self, title: str, label: str, proposal: str) -> str | None:
+        """The editor's answer (None: cancelled); the Console takes ``proposal`` as it is."""
+        if proposal:
+            self._out(f"[EdiDub] {title}: {label}: {proposal}")
+        return proposal
 
     def run(self, title: str, step: Callable[[], tuple[float, str, bool]], cancel: Callable[[], None], poll_s: float = 0.5) -> bool:
         """Call ``step()`` until it says done; returns False when cancelled (never, on the console)."""
@@ -54,6 +62,30 @@ class UIProgress(ConsoleProgress):
         win.Show()
         disp.RunLoop()
         win.Hide()
+
+    def ask(self, title: str, label: str, proposal: str) -> str | None:
+        ui, disp = self.ui, self.disp
+        win = disp.AddWindow(
+            {"ID": "EdiDubAsk", "WindowTitle": f"EdiDub: {title}", "Geometry": [200, 200, 460, 130]},
+            ui.VGroup([
+                ui.Label({"ID": "Text", "Text": label, "WordWrap": True}),
+                ui.LineEdit({"ID": "Answer", "Text": proposal}),
+                ui.HGroup([ui.HGap(0, 1), ui.Button({"ID": "Cancel", "Text": "Cancel"}), ui.Button({"ID": "OK", "Text": "OK"})]),
+            ]),
+        )
+        answer: dict[str, str | None] = {"text": None}
+
+        def ok(ev):
+            answer["text"] = str(win.GetItems()["Answer"].Text or "").strip()
+            disp.ExitLoop()
+
+        disp.On.OK.Clicked = ok
+        disp.On.Cancel.Clicked = lambda ev: disp.ExitLoop()
+        disp.On.EdiDubAsk.Close = lambda ev: disp.ExitLoop()
+        win.Show()
+        disp.RunLoop()
+        win.Hide()
+        return answer["text"]
 
     def run(self, title, step, cancel, poll_s: float = 0.5) -> bool:
         ui, disp = self.ui, self.disp

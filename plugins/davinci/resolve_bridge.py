@@ -1,11 +1,12 @@
-"""What the Resolve scripts do: the two flows, from reading the shot to placing the dubbed clip.
+"""What the Resolve scripts do: the dub flows, from reading the shot to placing the dubbed clip.
 
-The menu scripts (``scripts/EdiDub Dub Shot.py``, ``scripts/EdiDub Dub Timeline.py``) are thin:
-they find this module through the bootstrap ``edidub install resolve`` writes into them and call
-:func:`run_menu_script`.  The flows sit here; the parts they use each have a module:
-:mod:`.reading` (the shot from Resolve), :mod:`.placement` (the result back on the timeline),
-:mod:`.progress`, :mod:`.settings` and :mod:`.errors`.  The names scripts and tests reach through
-this module are re-exported from those.
+The menu scripts (``scripts/EdiDub Dub Shot.py``, ``scripts/EdiDub Dub Timeline.py``,
+``scripts/EdiDub Adapt to Actor.py``) are thin: they find this module through the bootstrap
+``edidub install resolve`` writes into them and call :func:`run_menu_script`.  The dub flows sit
+here, Adapt to Actor in :mod:`.adapt`; the parts they use each have a module: :mod:`.reading`
+(the shot from Resolve), :mod:`.placement` (the result back on the timeline), :mod:`.jobs` (the
+daemon and its jobs), :mod:`.progress`, :mod:`.settings` and :mod:`.errors`.  The names scripts
+and tests reach through this module are re-exported from those.
 
 Only documented Resolve scripting calls are used, here and in those modules (the README of Jul
 2026, see ``../shared/notes/nle-integration.md``; ``tests/davinci/resolve_api.py`` keeps the list
@@ -28,18 +29,21 @@ from typing import Any
 
 import opentimelineio as otio
 
-from edidub_engine.client import Client, DaemonDownError, JobState
+from edidub_engine.client import Client
 from edidub_engine.errors import EdidubError
 from edidub_engine.shot import DubOptions, OutputSpec, RenderedClip
 from otio_adapters import REASONS, ShotList, shots_from_timeline
 
+from .adapt import AdaptReport, adapt_to_actor
 from .errors import ResolveScriptError
+from .jobs import connect, watch
 from .placement import Placed, place
 from .progress import ConsoleProgress, make_progress
 from .reading import TRACK_NAME, _Context, _context, _dub_track, _find_shot_item, _items, shot_timeline
 from .settings import QUALITY_PRESETS, save_settings, settings_path
 
 # re-exported: scripts and tests reach these through resolve_bridge
+from .jobs import SERVE_HINT  # noqa: F401
 from .placement import BIN_NAME, MARKER_COLOR, REVIEW_MARKER_COLOR  # noqa: F401
 from .progress import UIProgress  # noqa: F401
 from .reading import _speed, parse_timeline_rate, timecode_to_frame  # noqa: F401
@@ -47,9 +51,11 @@ from .settings import ProjectSettings, load_settings  # noqa: F401
 
 __all__ = [
     "QUALITY_PRESETS",
+    "AdaptReport",
     "DubReport",
     "ProjectSettings",
     "ResolveScriptError",
+    "adapt_to_actor",
     "dub_shot",
     "dub_timeline",
     "load_settings",
@@ -58,9 +64,6 @@ __all__ = [
     "save_settings",
     "settings_path",
 ]
-
-SERVE_HINT = "start it in a terminal with `edidub serve --media-root <folder that holds your media and renders>`"
-
 
 # ----------------------------------------------------------------------------------------------
 # the request
@@ -77,8 +80,10 @@ def _output_folder(ctx: _Context, source_path: str) -> str:
 
 
 def _request_defaults(ctx: _Context, source_path: str) -> tuple[OutputSpec, DubOptions]:
+    """Where the render goes, and the options: the quality preset and the project's model bundle (``model``: the
+    one Adapt to Actor made last, or one the editor named; "" leaves it to the daemon's default)."""
     output = OutputSpec(dir=_output_folder(ctx, source_path), codec="prores_hq")
-    return output, DubOptions(**QUALITY_PRESETS[ctx.settings.quality])
+    return output, DubOptions(**QUALITY_PRESETS[ctx.settings.quality], model=ctx.settings.model or None)
 
 
 def _skipped_error(shots: ShotList, dub_track: int) -> ResolveScriptError:
@@ -101,16 +106,6 @@ def _skipped_error(shots: ShotList, dub_track: int) -> ResolveScriptError:
 # the daemon
 
 
-def _client(ctx: _Context) -> Client:
-    client = Client(ctx.settings.daemon or None, timeout_s=ctx.settings.daemon_timeout_s, name="edidub-resolve")
-    try:
-        client.hello()
-    except DaemonDownError as exc:
-        client.close()
-        raise ResolveScriptError(f"no EdiDub daemon is running ({exc.message})", SERVE_HINT, "DAEMON_DOWN") from None
-    return client
-
-
 def submit_batch(client: Client, exported: otio.schema.Timeline, shot_list: ShotList, *, dub_track: str, picture_track: str,
                  output: OutputSpec, options: DubOptions, language: str) -> list[str]:
     """Queue a whole timeline as one batch: the single call "Dub Timeline" makes.
@@ -128,42 +123,20 @@ def submit_batch(client: Client, exported: otio.schema.Timeline, shot_list: Shot
     return client.submit(shot_list.shots, priority="batch")
 
 
+def _refused(err: EdidubError | ResolveScriptError, ctx: _Context) -> Exception:
+    """The daemon's refusal (at submit, or the job's failure); a model bundle it does not serve (the project's
+    ``model``, e.g. made by another daemon's Adapt to Actor) also says where that name comes from."""
+    if err.code != "MODEL_MISSING" or not ctx.settings.model:
+        return err
+    hint = f"{err.hint}; or set \"model\" to \"\" in {settings_path()} to dub with the daemon's default" if err.hint else None
+    return ResolveScriptError(f"{err.message} (the project's \"model\" setting)", hint, "MODEL_MISSING")
+
+
 def _wait(client: Client, job_ids: list[str], progress: ConsoleProgress, title: str) -> list[RenderedClip] | None:
-    """Poll the jobs' status into ``progress``; the rendered clips, or None when the editor cancelled."""
-    state: dict[str, Any] = {"views": {}}
-
-    def step():
-        views = {j: client.status(j) for j in job_ids}
-        state["views"] = views
-        total = sum(max(v.frames_total, 1) for v in views.values())
-        done_frames = sum(v.frames_total if v.state.terminal else min(v.frames_done, v.frames_total) for v in views.values())
-        finished = sum(v.state.terminal for v in views.values())
-        running = [v for v in views.values() if v.state is JobState.RUNNING]
-        stage = running[0].stage if running else ("queued" if finished < len(views) else "done")
-        text = f"{finished}/{len(views)} shot(s) done — {stage}" if len(views) > 1 else f"{stage or 'working'}"
-        return done_frames / total if total else 0.0, text, finished == len(views)
-
-    def cancel():
-        for j in job_ids:
-            try:
-                client.cancel(j)
-            except EdidubError:
-                pass
-
-    if not progress.run(title, step, cancel):
+    """Watch the jobs into ``progress``; the rendered clips, or None when the editor cancelled."""
+    if watch(client, job_ids, progress, title) is None:
         return None
-    clips = []
-    for job_id in job_ids:
-        view = state["views"][job_id]
-        if view.state is JobState.CANCELLED:
-            return None
-        if view.state is JobState.FAILED:
-            err = view.error
-            message = getattr(err, "message", None) or "the render failed"
-            hint = (getattr(err, "details", None) or {}).get("hint")
-            raise ResolveScriptError(f"shot {view.shot_id!r}: {message}", hint, getattr(err, "code", "FAILED"))
-        clips.append(client.result(job_id))
-    return clips
+    return [client.result(job_id) for job_id in job_ids]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -187,7 +160,8 @@ def _report(progress: ConsoleProgress, report: DubReport, title: str) -> None:
     lines = []
     for p in report.placed:
         lines.append(f"{'placed' if p.ok else 'NOT placed'}: {os.path.basename(p.path)} on V{p.track} at frame "
-                     f"{p.record_start} ({p.duration} frames), job {p.job_id}" + (f" — {p.problem}" if p.problem else ""))
+                     f"{p.record_start} ({p.duration} frames), job {p.job_id}" + (f", model {p.model}" if p.model else "")
+                     + (f" — {p.problem}" if p.problem else ""))
     lines.extend(f"skipped: {s}" for s in report.skipped)
     progress.message(title, "\n".join(lines) or "nothing to do")
 
@@ -215,9 +189,12 @@ def dub_shot(resolve: Any, *, fusion: Any = None, bmd: Any = None, progress: Con
         if not shots.shots:
             raise _skipped_error(shots, dub_track)
         save_settings(ctx.project_name, ctx.settings)  # remembered from the first run on: the editor can edit the file
-        with _client(ctx) as client:
-            (job_id,) = client.submit(shots.shots[0], priority="interactive")
-            clips = _wait(client, [job_id], progress, title)
+        with connect(ctx) as client:
+            try:
+                (job_id,) = client.submit(shots.shots[0], priority="interactive")
+                clips = _wait(client, [job_id], progress, title)
+            except (EdidubError, ResolveScriptError) as err:
+                raise _refused(err, ctx) from None
         if clips is None:
             progress.message(title, f"cancelled (job {job_id})")
             return DubReport([], [], cancelled=True)
@@ -258,10 +235,13 @@ def dub_timeline(resolve: Any, *, fusion: Any = None, bmd: Any = None, progress:
                                      + (f" ({len(skipped)} skipped: {'; '.join(skipped[:3])})" if skipped else ""),
                                      f"put the dub speech on A{dub_track}, or choose the tracks in {settings_path()}", "NO_DUB")
         save_settings(ctx.project_name, ctx.settings)
-        with _client(ctx) as client:
-            job_ids = submit_batch(client, exported, shots, dub_track=f"A{dub_track}", picture_track=f"V{picture}",
-                                   output=output, options=options, language=ctx.settings.language)
-            clips = _wait(client, job_ids, progress, title)
+        with connect(ctx) as client:
+            try:
+                job_ids = submit_batch(client, exported, shots, dub_track=f"A{dub_track}", picture_track=f"V{picture}",
+                                       output=output, options=options, language=ctx.settings.language)
+                clips = _wait(client, job_ids, progress, title)
+            except (EdidubError, ResolveScriptError) as err:
+                raise _refused(err, ctx) from None
         if clips is None:
             progress.message(title, "cancelled")
             return DubReport([], skipped, cancelled=True)
@@ -280,10 +260,10 @@ def dub_timeline(resolve: Any, *, fusion: Any = None, bmd: Any = None, progress:
     return None
 
 
-def run_menu_script(action: str, script_globals: dict[str, Any]) -> DubReport | None:
-    """What a menu script runs after its bootstrap: ``action`` (``"dub_shot"`` / ``"dub_timeline"``) with the
-    ``resolve`` / ``fusion`` / ``bmd`` handles Resolve put in the script's globals."""
-    flow = {"dub_shot": dub_shot, "dub_timeline": dub_timeline}[action]
+def run_menu_script(action: str, script_globals: dict[str, Any]) -> DubReport | AdaptReport | None:
+    """What a menu script runs after its bootstrap: ``action`` (``"dub_shot"`` / ``"dub_timeline"`` /
+    ``"adapt_to_actor"``) with the ``resolve`` / ``fusion`` / ``bmd`` handles Resolve put in the script's globals."""
+    flow = {"dub_shot": dub_shot, "dub_timeline": dub_timeline, "adapt_to_actor": adapt_to_actor}[action]
     return flow(_resolve_app(script_globals), fusion=script_globals.get("fusion"), bmd=script_globals.get("bmd"))
 
 

@@ -34,6 +34,14 @@ class ProjectSettings:
     = an ``EdiDub`` folder beside the source media, created when missing; it must lie under one
     of the daemon's ``--media-root`` folders).  ``quality``: a key of :data:`QUALITY_PRESETS`.
     ``daemon``: request endpoint ("" = ``$EDIDUB_DAEMON``, else the daemon's connection file, else tcp://127.0.0.1:47610).
+
+    ``model``: the model bundle Dub Shot and Dub Timeline dub with (``options.model``; "" = the daemon's default).
+    Adapt to Actor sets it to the bundle it made, so the project's next dubs use the actor's model.
+    ``actor``: the name Adapt to Actor gives its bundle ("" = the first word the selected clips' names share,
+    ``ANNA`` for ``ANNA_sc12_t3``; asked, with that proposal, where Resolve shows windows).
+    ``adapt_minutes`` / ``adapt_steps``: its budget (either or both; the daemon stops at the first reached, and
+    earlier when validation stops improving).  ``adapt_validate_every``: steps between validations.
+    ``adapt_base``: the bundle it starts from ("" = the daemon's default).
     """
 
     dub_audio_track: int | None = None
@@ -43,6 +51,12 @@ class ProjectSettings:
     daemon: str = ""
     daemon_timeout_s: float = 5.0
     language: str = "DUB"  # the dub's language code, for the batch's dubbed-timeline track name
+    model: str = ""
+    actor: str = ""
+    adapt_minutes: float | None = 20.0
+    adapt_steps: int | None = None
+    adapt_validate_every: int = 100
+    adapt_base: str = ""
 
     @classmethod
     def from_dict(cls, data: Any) -> "ProjectSettings":

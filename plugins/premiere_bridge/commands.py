@@ -32,6 +32,9 @@ def add_premiere_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server-key", metavar="KEY", help="the daemon's public key (server.key) when it uses CURVE")
     parser.add_argument("--output-dir", metavar="DIR", help="where dubbed clips go (default: the daemon's --output-root, else beside each source clip)")
     parser.add_argument("--codec", choices=CODECS, default="prores_hq", help="codec of the dubbed clips (default %(default)s)")
+    parser.add_argument("--adapt-minutes", type=float, default=20.0, metavar="N",
+                        help="budget of the panel's Adapt to actor, in minutes (default %(default)s; 0: none, then --adapt-steps)")
+    parser.add_argument("--adapt-steps", type=int, metavar="N", help="budget of the panel's Adapt to actor, in training steps")
     parser.add_argument("--token-file", metavar="PATH", help=f"the token file (default {default_token_path()})")
     parser.add_argument("--new-token", action="store_true", help="replace the token (panels must be given the new one)")
     parser.add_argument("--print-token", action="store_true", help="print the token file's path and the token, then exit")
@@ -63,6 +66,10 @@ def cmd_premiere(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(f"--port {args.port} is not a port number")
     if args.output_dir is not None and not Path(args.output_dir).is_dir():
         raise InvalidArgumentError(f"--output-dir {args.output_dir} is not a folder")
+    adapt_minutes = args.adapt_minutes or None
+    if (adapt_minutes is not None and adapt_minutes < 0) or (args.adapt_steps is not None and args.adapt_steps <= 0) \
+            or (adapt_minutes is None and args.adapt_steps is None):
+        raise InvalidArgumentError("give Adapt to actor a budget: --adapt-minutes N (> 0) and/or --adapt-steps N (> 0)")
     token, token_path = ensure_token(Path(args.token_file) if args.token_file else None, new=args.new_token)
     if args.print_token:
         print(f"token file: {token_path}\ntoken: {token}")
@@ -71,6 +78,7 @@ def cmd_premiere(args: argparse.Namespace) -> int:
     settings = BridgeSettings(
         token=token, port=args.port, daemon_endpoint=args.daemon, server_key=args.server_key,
         output_dir=str(Path(args.output_dir).resolve()) if args.output_dir else None, codec=args.codec,
+        adapt_minutes=adapt_minutes, adapt_steps=args.adapt_steps,
     )
 
     async def run() -> None:

@@ -1,4 +1,4 @@
-"""The panel's "dub these clips" message → an OTIO timeline → ShotRequests.
+"""The panel's "dub these clips" message → an OTIO timeline → ShotRequests; its "adapt to these takes" message → takes.
 
 The panel sends what the Premiere API gives: tick times (``TickTime.ticks``), the sequence
 timebase and zero point, media paths.  Here ticks become frames at exact rational rates
@@ -17,6 +17,16 @@ Panel message (``op: "dub"``)::
 ``start``/``end``: the track item's sequence time (``getStartTime``/``getEndTime``, sequence
 start = 0, zero point excluded); ``in``/``out``: its source in/out (``getInPoint``/``getOutPoint``),
 counted from the media's first frame.  Track indices are 0-based (V1 = 0).
+
+Panel message (``op: "adapt"``): the selected video clips as the actor's takes, in the same shape
+as ``shots`` above, and the new model's name (:func:`plan_adapt`)::
+
+    {"request_id": "a1", "name": "ANNA", "clips": [{"item", "name", "path", "track_index", "start", "end", "in", "out"}],
+     "steps"?: 2000, "minutes"?: 20, "validate_every"?: 100}
+
+Each take is the source frames ``[in, out)`` of its media at the media's own rate: what the
+sequence shows of it, whatever its speed; the daemon learns from the picture and the sound in
+that file.
 """
 
 from __future__ import annotations
@@ -31,15 +41,17 @@ from typing import Any
 import opentimelineio as otio
 
 from edidub_engine.errors import InvalidArgumentError
-from edidub_engine.shot import DubOptions, OutputSpec, ShotRequest
+from edidub_engine.shot import MIN_ADAPT_TAKE_FRAMES, DubOptions, OutputSpec, ShotRequest
 from otio_adapters import DEFAULT_HANDLE_FRAMES, shots_from_timeline
 from otio_adapters._time import round_frame
 
 from .timing import parse_ticks, rate_from_timebase, ticks_to_frames
 
-__all__ = ["DubPlan", "MediaInfo", "PlannedShot", "plan_dub", "probe_media"]
+__all__ = ["AdaptPlan", "DubPlan", "MediaInfo", "PlannedShot", "plan_adapt", "plan_dub", "probe_media"]
 
 MAX_SHOTS = 500
+MAX_TAKES = 100  # adapt_request.clips
+MIN_TAKE_FRAMES = MIN_ADAPT_TAKE_FRAMES  # the engine's (edidub_engine.shot): 50 to train on, 25 held back
 
 
 @dataclass(frozen=True)
@@ -252,4 +264,79 @@ def plan_dub(
             request=replace(request, record=record), item=meta["item"], name=meta["name"], track_index=meta["track"],
             place_ticks=str((rec_a - zero_frames) * timebase), record_start_frame=rec_a, record_end_frame=rec_b,
         ))
+    return plan
+
+
+@dataclass
+class AdaptPlan:
+    request_id: str
+    name: str
+    takes: list[dict[str, Any]] = field(default_factory=list)  # {item, name, path, start_frame, end_frame}
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # {item, clip, message}
+    steps: int | None = None
+    minutes: float | None = None
+    validate_every: int | None = None
+
+    def clips(self) -> list[dict[str, Any]]:
+        """The takes as ``adapt_request.clips``."""
+        return [{"path": t["path"], "start_frame": t["start_frame"], "end_frame": t["end_frame"]} for t in self.takes]
+
+
+def _budget(message: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    value = message.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int) or value <= 0:
+        raise InvalidArgumentError(f"{where}: {key} must be a positive {'number' if kind is float else 'whole number'}")
+    return kind(value)
+
+
+def plan_adapt(message: dict[str, Any], *, media_info: Callable[[str], MediaInfo] = probe_media) -> AdaptPlan:
+    """Validate the panel's ``adapt`` message: each selected clip becomes the source frames it shows of its media.
+
+    Clips shorter than :data:`MIN_TAKE_FRAMES` are listed in ``skipped``; a take cut in twice is sent once.  Raises
+    InvalidArgumentError when nothing is left, with what to do.
+    """
+    request_id = _text(message, "request_id", "adapt request")
+    if len(request_id) > 64:
+        raise InvalidArgumentError("adapt request: request_id is longer than 64 characters")
+    where = f"adapt request {request_id!r}"
+    name = message.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidArgumentError(f"{where}: name the actor", hint="type the actor's name (it names the new model), e.g. ANNA")
+    clips = message.get("clips")
+    if not isinstance(clips, list) or not clips:
+        raise InvalidArgumentError(f"{where}: no clips selected", hint="select the actor's takes in the timeline (video clips)")
+    plan = AdaptPlan(request_id, name.strip(), steps=_budget(message, "steps", int, where), minutes=_budget(message, "minutes", float, where),
+                     validate_every=_budget(message, "validate_every", int, where))
+    seen: set[tuple[str, int, int]] = set()
+    for k, clip in enumerate(clips[:1000]):
+        w = f"{where} clip {k}"
+        if not isinstance(clip, dict):
+            raise InvalidArgumentError(f"{w}: must be a map")
+        path = _text(clip, "path", w)
+        item = str(clip.get("item") or k)[:200]
+        label = str(clip.get("name") or Path(path).name)[:200]
+        src_in, src_out = (parse_ticks(clip.get(key), where=f"{w} {key}") for key in ("in", "out"))
+        try:
+            info = media_info(path)
+        except Exception as exc:  # a file the bridge cannot open: the daemon could not read it either
+            raise InvalidArgumentError(f"{w} ({label}): cannot read media {path} ({exc})", hint="check that the media is online") from None
+        start, end = round_frame(ticks_to_frames(src_in, info.rate)), round_frame(ticks_to_frames(src_out, info.rate))
+        if info.frame_count is not None:
+            end = min(end, info.frame_count)
+        if end - start < MIN_TAKE_FRAMES:
+            plan.skipped.append({"item": item, "clip": label,
+                                 "message": f"{max(0, end - start)} frames, fewer than the {MIN_TAKE_FRAMES} an adaptation needs"})
+        elif (path, start, end) not in seen:
+            seen.add((path, start, end))
+            plan.takes.append({"item": item, "name": label, "path": path, "start_frame": start, "end_frame": end})
+    if not plan.takes:
+        said = "; ".join(f"{s['clip']}: {s['message']}" for s in plan.skipped[:3])
+        raise InvalidArgumentError(f"{where}: no take to adapt on" + (f" ({said})" if said else ""),
+                                   hint=f"select takes of at least {MIN_TAKE_FRAMES} frames (3 s at 25 fps) where the actor faces the "
+                                   "camera and speaks, with the production sound in their media")
+    if len(plan.takes) > MAX_TAKES:
+        raise InvalidArgumentError(f"{where}: {len(plan.takes)} takes; one adaptation learns from at most {MAX_TAKES}",
+                                   hint="select fewer, longer takes")
     return plan

@@ -9,6 +9,12 @@ asyncio process sits between them:
 * **Dub.**  ``{"op": "dub", …}`` (ticks, timebase, paths — see :mod:`.convert`) becomes OTIO
   ranges and ShotRequests, submitted as *interactive* jobs through :mod:`edidub_engine.client`.
   The reply ``accepted`` lists one job per shot with where its result goes in the sequence.
+* **Adapt.**  ``{"op": "adapt", "name", "clips": […]}`` (the selected takes, as for a dub) becomes an
+  ``adapt`` job through ``Client.adapt`` (:func:`.convert.plan_adapt`: each clip's source frames
+  ``[in, out)`` of its media), answered ``adapt_accepted``; its ``progress`` counts training steps and
+  its ``done`` carries the new model bundle (``bundle``: name, validation before/after, steps), which
+  the panel then names in its dubs' ``options.model``.  Progress and results of both kinds carry
+  ``kind`` (``"dub"`` or ``"adapt"``).
 * **Progress and results** (``progress`` / ``done`` / ``failed`` / ``cancelled``) are pushed to
   the panel.  They belong to the panel's *session* (an id the panel keeps), not to a socket:
   a panel that disconnects mid-job gets the latest state and every undelivered result when it
@@ -46,7 +52,7 @@ from edidub_engine.daemon.protocol import JobState, Priority
 from edidub_engine.errors import EdidubError, InvalidArgumentError
 from edidub_engine.shot import OutputSpec
 
-from .convert import MediaInfo, plan_dub, probe_media
+from .convert import MediaInfo, plan_adapt, plan_dub, probe_media
 
 __all__ = ["DEFAULT_PORT", "Bridge", "BridgeSettings"]
 
@@ -66,6 +72,9 @@ class BridgeSettings:
     server_key: str | None = None  # the daemon's public key when it uses CURVE
     output_dir: str | None = None  # default: the daemon's --output-root, else beside each source
     codec: str = "prores_hq"
+    adapt_minutes: float | None = 20.0  # an adapt request's budget when the panel gives none (steps and/or minutes)
+    adapt_steps: int | None = None
+    adapt_validate_every: int = 100
     request_timeout_s: float = 10.0
     hello_timeout_s: float = 3.0
     auth_timeout_s: float = 10.0
@@ -88,6 +97,7 @@ class _Job:
     name: str
     place: dict[str, Any]
     frames: list[int] = field(default_factory=list)
+    kind: str = "dub"  # or "adapt": its result is a model bundle, not a clip to place
     last: dict[str, Any] | None = None  # latest progress message
     final: dict[str, Any] | None = None  # done / failed / cancelled message, kept until acked
 
@@ -113,7 +123,7 @@ class Bridge:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._requests = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="edidub-bridge-req")
         self._local = threading.local()
-        self._watch: dict[str, str] = {}  # job_id → session id
+        self._watch: dict[str, tuple[str, str]] = {}  # job_id → (session id, kind)
         self._watch_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -268,9 +278,9 @@ class Bridge:
             return
         place = data.get("place") if isinstance(data.get("place"), dict) else {}
         job = _Job(data["job_id"][:64], str(data.get("shot_id") or "")[:200], str(data.get("item") or "")[:200],
-                   str(data.get("name") or "")[:200], place)
+                   str(data.get("name") or "")[:200], place, kind="adapt" if data.get("kind") == "adapt" else "dub")
         session.jobs[job.job_id] = job
-        self._start_watching(job.job_id, session.id)
+        self._start_watching(job.job_id, session.id, job.kind)
 
     # -- messages ---------------------------------------------------------------------------------
     async def _send_ws(self, ws: ServerConnection, message: dict[str, Any]) -> bool:
@@ -289,6 +299,8 @@ class Bridge:
         op = message.get("op")
         if op == "dub":
             await self._on_dub(session, message)
+        elif op == "adapt":
+            await self._on_adapt(session, message)
         elif op == "cancel":
             ids = message.get("job_ids")
             if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
@@ -312,7 +324,7 @@ class Bridge:
         elif op == "hello":
             await self._send(session, _error("INVALID_ARG", "already connected: hello is only the first message"))
         else:
-            raise InvalidArgumentError(f"unknown op {str(op)[:40]!r}", hint="ops: dub, cancel, ack, status")
+            raise InvalidArgumentError(f"unknown op {str(op)[:40]!r}", hint="ops: dub, adapt, cancel, ack, status")
 
     async def _on_dub(self, session: _Session, message: dict[str, Any]) -> None:
         request_id = message.get("request_id")
@@ -347,15 +359,31 @@ class Bridge:
         for job in jobs:
             self._start_watching(job.job_id, session.id)
 
+    async def _on_adapt(self, session: _Session, message: dict[str, Any]) -> None:
+        """The selected takes → an adapt job (interactive: the editor watches it); the bundle comes with its ``done``."""
+        plan = await asyncio.to_thread(plan_adapt, message, media_info=self._media_info)
+        s = self.settings
+        given = plan.steps is not None or plan.minutes is not None
+        steps, minutes = (plan.steps, plan.minutes) if given else (s.adapt_steps, s.adapt_minutes)
+        validate_every = plan.validate_every or s.adapt_validate_every
+        job_id, bundle_path = await self._call(lambda c: c.adapt(plan.name, plan.clips(), steps=steps, minutes=minutes,
+                                                                 validate_every=validate_every, priority=Priority.INTERACTIVE))
+        job = _Job(job_id, f"adapt:{plan.name}", "", plan.name, {}, kind="adapt")
+        session.jobs[job_id] = job
+        await self._send(session, {"op": "adapt_accepted", "request_id": plan.request_id, "job": self._job_summary(job),
+                                   "bundle_path": bundle_path, "takes": plan.takes, "skipped": plan.skipped,
+                                   "budget": {"steps": steps, "minutes": minutes, "validate_every": validate_every}})
+        self._start_watching(job_id, session.id, "adapt")
+
     @staticmethod
     def _job_summary(job: _Job) -> dict[str, Any]:
         return {"job_id": job.job_id, "shot_id": job.shot_id, "item": job.item, "name": job.name, "place": job.place,
-                "source_frames": job.frames, "state": (job.final or job.last or {}).get("state", "queued")}
+                "source_frames": job.frames, "kind": job.kind, "state": (job.final or job.last or {}).get("state", "queued")}
 
     # -- watching jobs (a thread) -----------------------------------------------------------------
-    def _start_watching(self, job_id: str, session_id: str) -> None:
+    def _start_watching(self, job_id: str, session_id: str, kind: str = "dub") -> None:
         with self._watch_lock:
-            self._watch[job_id] = session_id
+            self._watch[job_id] = (session_id, kind)
         self._wake.set()
 
     def _stop_watching(self, job_id: str) -> None:
@@ -377,14 +405,14 @@ class Bridge:
             while not self._stopping.is_set():
                 with self._watch_lock:
                     watched = list(self._watch.items())
-                for job_id, session_id in watched:
+                for job_id, (session_id, kind) in watched:
                     if self._stopping.is_set():
                         break
                     try:
                         view = client.status(job_id)
                         final = None
                         if view.state is JobState.DONE:
-                            final = {"clip": client.result(job_id).to_dict()}
+                            final = {"bundle": client.adapted(job_id)} if kind == "adapt" else {"clip": client.result(job_id).to_dict()}
                     except DaemonDownError as err:
                         if not down:
                             down = True
@@ -424,7 +452,7 @@ class Bridge:
         job = session.jobs.get(job_id) if session else None
         if job is None or job.final is not None:
             return
-        base = {"job_id": job.job_id, "shot_id": job.shot_id, "item": job.item, "name": job.name}
+        base = {"job_id": job.job_id, "shot_id": job.shot_id, "item": job.item, "name": job.name, "kind": job.kind}
         if terminal:
             state = JobState(update["state"])
             message = {"op": _TERMINAL_OP[state], **base, "state": state.value, "place": job.place}
@@ -432,7 +460,9 @@ class Bridge:
             if clip is not None:
                 message.update(path=clip["path"], rate=clip["rate"], timecode=clip["timecode"], frames=[clip["start_frame"], clip["end_frame"]],
                                frames_edited=clip["frames_edited"], frames_passed_through=clip.get("frames_passed_through") or [],
-                               quality=(clip.get("qc") or {}).get("quality") or {})
+                               quality=(clip.get("qc") or {}).get("quality") or {}, model=(clip.get("model") or {}).get("name"))
+            if update.get("bundle") is not None:
+                message["bundle"] = update["bundle"]
             if update.get("error"):
                 message["error"] = update["error"]
             job.final = message

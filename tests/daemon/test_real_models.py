@@ -101,6 +101,8 @@ def test_an_adapt_job_makes_a_bundle_the_daemon_then_serves_and_a_cancelled_one_
             client.adapt("studio-fr", [take], steps=2)
         with pytest.raises(EdidubError, match="media roots"):
             client.adapt("anna", [("/etc/hostname", 0, None)], steps=2)
+        with pytest.raises(EdidubError, match="40 frames of grid_bbaf2n.mpg are fewer than the 75"):  # refused at once, not at run time
+            client.adapt("anna", [(take[0], 0, 40)], steps=2)
         job, path = client.adapt("anna", [take], base="studio-fr", steps=2, validate_every=2)
         events = []
         for event in client.events(job, timeout_s=600):

@@ -36,20 +36,23 @@ def dub_audio() -> Path:
 
 @pytest.fixture(scope="session")
 def daemon(starter_bundle, media_root, tmp_path_factory):
-    """A real daemon whose runner renders with the starter bundle."""
+    """A real daemon with the engine's own runner (as `edidub serve` has): it dubs with the starter bundle (few steps)
+    and runs adapt jobs into an adapted-bundle folder of its own, serving each bundle once it is made."""
     from edidub_engine.daemon.server import Server, ServerSettings
-    from edidub_engine.render import LoadedModels, ShotRenderer
+    from edidub_engine.models.bundle import DEFAULT_BUNDLE
+    from edidub_engine.render import ModelRunner
 
-    models = LoadedModels.load(starter_bundle)
+    runner = ModelRunner("cpu", {DEFAULT_BUNDLE: starter_bundle}, default=DEFAULT_BUNDLE)
     settings = ServerSettings(
         store_path=tmp_path_factory.mktemp("store") / "jobs.sqlite3",
+        adapted_dir=tmp_path_factory.mktemp("adapted"),
         media_roots=(media_root, FOOTAGE),
         request_endpoint="tcp://127.0.0.1:*",
         events_endpoint="tcp://127.0.0.1:*",
         devices=("cpu",),
         shutdown_timeout_s=10,
     )
-    server = Server(settings, runner_factory=lambda device: ShotRenderer(models).dub_shot)
+    server = Server(settings, runner_factory=lambda device: runner)
     server.start()
     yield server
     server.stop()

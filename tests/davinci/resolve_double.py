@@ -15,6 +15,7 @@ The documented quirks it reproduces:
   on 21.0), a clip over an occupied range is silently dropped and a phantom item returned;
 * ``ImportMedia`` imports into the *current* folder; ``GetSelectedClips`` exists only from
   21.0.4 (``version``); ``GetCurrentVideoItem`` is the clip on the topmost track at the playhead;
+  ``GetMarkInOut`` (19.1.0+) gives the In/Out marks in frames from the timeline's start, keys left out when unset;
 * ``Timeline.Export(path, resolve.EXPORT_OTIO, resolve.EXPORT_NONE)`` writes a Resolve-shaped OTIO
   (bare paths, media ranges counted from the media's start timecode, ``Resolve_OTIO`` metadata).
 """
@@ -328,6 +329,7 @@ class Timeline(_Recorded):
         self._markers: dict[float, dict] = {}
         self._selected: list[TimelineItem] = []
         self._playhead = self._start
+        self._marks: dict[str, dict[str, int]] = {}  # GetMarkInOut's shape: frames from the timeline's start
 
     # -- test set-up (not Resolve API) ---------------------------------------------------------
     def _add_video(self, track, mpi, record, duration, left=0, speed=1.0):
@@ -425,6 +427,11 @@ class Timeline(_Recorded):
 
     def GetMarkerByCustomData(self, customData):
         return next((m for m in self._markers.values() if m["customData"] == customData), {})
+
+    def GetMarkInOut(self):
+        # README (19.1.0+): "Returns dict of in/out marks set (keys omitted if not set)",
+        # e.g. {'video': {'in': 0, 'out': 134}, 'audio': {'in': 0, 'out': 134}}
+        return {kind: dict(marks) for kind, marks in self._marks.items()}
 
     def Export(self, fileName, exportType, exportSubtype):
         if exportType != Resolve.EXPORT_OTIO:

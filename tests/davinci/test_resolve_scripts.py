@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import resolve_double as rd
-from resolve_media import CLIP_FRAMES, RATES, REPO
+from resolve_media import CLIP_FRAMES, RATES, REPO, need
 from resolve_api import ALL_METHODS, DOCUMENTED, DOCUMENTED_CONSTANTS, UI_MANAGER
 
 RECORD_OFFSET = 48  # the shot starts two seconds-ish into the timeline
@@ -145,9 +145,12 @@ def test_installer_writes_into_home_and_uninstall_leaves_nothing(home):
     assert done.returncode == 0, done.stderr
     folder = scripts_folder(user=True, platform="linux", home=str(home)) / "Edit"
     assert sorted(p.name for p in folder.iterdir()) == sorted([*SCRIPT_NAMES, ".edidub-install.json"])
-    text = (folder / SCRIPT_NAMES[0]).read_text()
-    assert repr(str(REPO)) in text and "pyzmq==" in text and "msgpack==" in text
-    ast.parse(text)
+    assert "EdiDub Adapt to Actor.py" in SCRIPT_NAMES
+    for name in SCRIPT_NAMES:
+        text = (folder / name).read_text()
+        assert repr(str(REPO)) in text and "pyzmq==" in text and "msgpack==" in text
+        ast.parse(text)
+    assert 'run_menu_script("adapt_to_actor"' in (folder / "EdiDub Adapt to Actor.py").read_text()
     gone = run("install", "resolve", "--user", "--uninstall")
     assert gone.returncode == 0, gone.stderr
     assert list(home.iterdir()) == []
@@ -186,10 +189,10 @@ def test_scripts_call_only_the_documented_api():
     assert {"resolve_bridge.py", "reading.py", "placement.py", "progress.py"} <= {f.name for f in files}
     used = set().union(*(_camel_calls(f) for f in files))
     unknown = sorted(used - ALL_METHODS - DOCUMENTED_CONSTANTS - UI_MANAGER - {"On", "Clicked", "Close", "Timeout", "Text"}
-                     - {"EdiDubMessage", "EdiDubProgress", "EdiDubTick", "Cancel", "OK"})
+                     - {"EdiDubMessage", "EdiDubProgress", "EdiDubTick", "EdiDubAsk", "Cancel", "OK"})
     assert not unknown, f"not in the documented Resolve API list: {unknown}"
     assert {"GetSelectedClips", "GetCurrentVideoItem", "AppendToTimeline", "ImportMedia", "SetCurrentFolder", "AddTrack",
-            "AddMarker", "Export", "EXPORT_OTIO", "GetLeftOffset"} <= used
+            "AddMarker", "Export", "EXPORT_OTIO", "GetLeftOffset", "GetMarkInOut", "LineEdit"} <= used
 
 
 def test_the_double_offers_only_documented_methods():
@@ -264,3 +267,175 @@ def test_a_menu_script_reaches_resolve_through_bmd(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "DaVinciResolveScript", None)  # not importable here
     assert rb.run_menu_script("dub_shot", {"bmd": Bmd(), "fusion": None}) is None
     assert asked == ["Resolve"] and "could not reach DaVinci Resolve" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------
+# Adapt to Actor
+
+
+def takes_timeline(version="21.0.4", *, clips, rate="25", video_tracks=1):
+    """A 25 fps project whose V1 holds ``clips``: ``(name, media, left, duration, selected[, speed])`` one after another."""
+    resolve = rd.Resolve(version)
+    tl = rd.new_timeline(resolve, "Episode 101", "Reel 1", rate, start_timecode="01:00:00:00", video_tracks=video_tracks)
+    pool = resolve.GetProjectManager().GetCurrentProject().GetMediaPool()
+    items, rec = [], tl.GetStartFrame() + RECORD_OFFSET
+    for name, media, left, duration, selected, *speed in clips:
+        (mpi,) = pool.ImportMedia([str(media)])
+        item = tl._add_video(1, mpi, rec, duration, left=left, speed=speed[0] if speed else 1.0)
+        item._name = name
+        if selected:
+            tl._selected.append(item)
+        items.append(item)
+        rec += duration + 10
+    return resolve, tl, items
+
+
+def _adapt_settings(**kw):
+    from plugins.davinci import resolve_bridge as rb
+
+    rb.save_settings("Episode 101", rb.ProjectSettings(**{"adapt_steps": 2, "adapt_minutes": None, "adapt_validate_every": 2, **kw}))
+
+
+def _saved(project="Episode 101"):
+    path = Path(os.environ["XDG_CONFIG_HOME"]) / "edidub" / "resolve-projects.json"
+    return json.loads(path.read_text())[project] if path.exists() else {}
+
+
+def test_adapt_to_actor_sends_the_selected_takes_and_the_next_dub_shot_uses_the_new_model(media_root, dub_audio, daemon, run_script, monkeypatch):
+    from edidub_engine.client import Client
+
+    monkeypatch.setenv("EDIDUB_DAEMON", daemon.request_endpoint)
+    grid = need("grid_bbaf2n.mpg")  # 75 frames of one speaker with his own sound: the shortest take adaptation takes
+    resolve, tl, (take, short, other) = takes_timeline(clips=[
+        ("ANNA_sc12_t3", grid, 0, 75, True), ("ANNA_sc14_t1", grid, 10, 40, True), ("BOB_sc3", grid, 0, 75, False)])
+    _adapt_settings(output_folder=str(media_root))
+    report, out = run_script("Adapt to Actor", resolve)
+    assert report is not None and report.ok, out
+    # the daemon got the one take long enough, as its media file and the source frames the timeline shows
+    request = daemon.store.get(report.job_id).request["adapt"]
+    assert request["clips"] == [{"path": str(grid.resolve()), "start_frame": 0, "end_frame": 75}]
+    assert (request["name"], request["steps"], request["minutes"], request["validate_every"]) == ("ANNA", 2, None, 2)
+    assert report.skipped == ["'ANNA_sc14_t1': 40 frames, fewer than the 75 an adaptation needs"]
+    # the bundle is made and served; the editor is told, and the project now names it
+    assert report.name == "ANNA" and report.bundle["name"] == "ANNA" and report.bundle["steps"] == 2
+    assert Path(report.bundle["path"]).is_dir()
+    with Client(daemon.request_endpoint) as client:
+        assert "ANNA" in [m.name for m in client.models()]
+    assert "Model 'ANNA' is ready: 1 take(s), 75 frames, 2 training steps" in out and "now dub with it" in out, out
+    assert "left out 'ANNA_sc14_t1': 40 frames" in out
+    assert _saved()["model"] == "ANNA"
+
+    # the next Dub Shot in the project dubs with it (options.model), and says so on the marker
+    shot = tl._add_video(1, short.GetMediaPoolItem(), other.GetEnd() + 20, DUR, left=LEFT)
+    tl._add_audio(2, str(dub_audio), shot.GetStart() - 5, DUR + 10, left=0)
+    tl._selected = [shot]
+    report, out = run_script("Dub Shot", resolve)
+    assert report is not None and report.ok, out
+    (placed,) = report.placed
+    assert daemon.store.get(placed.job_id).request["options"]["model"] == "ANNA"
+    assert placed.model == "ANNA" and "model ANNA" in out
+    assert "model ANNA" in tl.GetMarkerByCustomData(f"edidub:{placed.job_id}")["note"]
+
+
+@pytest.mark.parametrize("found", ["selected", "in_out", "playhead"])
+def test_adapt_to_actor_reads_each_take_as_its_source_frames(found, media_root):
+    """The takes: the selection (21.0.4+), else the clips between In and Out on the picture track, else the clip
+    under the playhead; each as the source frames the timeline shows (left offset, a 2x clip's double length)."""
+    from plugins.davinci.adapt import Take, _take_items, _takes
+    from plugins.davinci.reading import _context
+
+    long = need("latentsync_demo1.mp4")  # 250 frames at 25 fps
+    version = {"selected": "21.0.4", "in_out": "20.2.0", "playhead": "19.1.0"}[found]
+    resolve, tl, (a, fast, later) = takes_timeline(version, video_tracks=2, clips=[
+        ("ANNA_1", long, 40, 100, True), ("ANNA_2", long, 10, 50, True, 2.0), ("ANNA_3", long, 0, 90, False)])
+    title = rd.TimelineItem(tl, None, later.GetEnd() + 5, 80, 0, name="Title")  # selected, but no media
+    tl._video[0].append(title)
+    tl._names["video"][1] = "EdiDub"  # an earlier dub over the first take: never a take
+    tl._video[1].append(rd.TimelineItem(tl, a.GetMediaPoolItem(), a.GetStart(), 100, 40))
+    tl._selected += [title, tl._video[1][0]]
+    if found == "in_out":
+        tl._marks = {"video": {"in": a.GetStart() - tl.GetStartFrame(), "out": fast.GetEnd() - tl.GetStartFrame() + 2}}
+    tl._playhead = a.GetStart() + 3
+    ctx = _context(resolve)
+    items, how = _take_items(ctx)
+    takes, skipped, _names = _takes(ctx, items)
+    path = str(long)
+    expected = {
+        "selected": [Take("ANNA_1", path, 40, 140), Take("ANNA_2", path, 10, 110)],
+        "in_out": [Take("ANNA_1", path, 40, 140), Take("ANNA_2", path, 10, 110)],
+        "playhead": [Take("ANNA_1", path, 40, 140)],
+    }[found]
+    assert takes == expected, (how, takes)
+    assert ("no media file" in " ".join(skipped)) == (found == "selected")
+    assert {"selected": "3 selected clip(s)", "in_out": "between In and Out on V1", "playhead": "under the playhead"}[found] in how
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("nothing", "no clip is selected"),
+    ("short", "no take to adapt on ('ANNA_1': 40 frames"),
+    ("offline", "is offline"),
+    ("two_actors", "the takes' clip names do not name one actor (A001, B002"),
+    ("daemon_down", "no EdiDub daemon is running"),
+])
+def test_adapt_to_actor_clear_messages(case, needle, run_script, monkeypatch, tmp_path):
+    monkeypatch.setenv("EDIDUB_DAEMON", "tcp://127.0.0.1:9")  # nothing listens there
+    _adapt_settings(daemon_timeout_s=0.5)
+    grid = need("grid_bbaf2n.mpg")
+    clips = [("ANNA_1", grid, 0, 75, True)]
+    version = "21.0.4"
+    if case == "nothing":
+        version, clips = "20.2.0", [("ANNA_1", grid, 0, 75, False)]
+    elif case == "short":
+        clips = [("ANNA_1", grid, 5, 40, True)]
+    elif case == "offline":
+        moved = tmp_path / "ANNA_1.mpg"
+        moved.write_bytes(grid.read_bytes())
+        clips = [("ANNA_1", moved, 0, 75, True)]
+    elif case == "two_actors":
+        clips = [("A001_C003", grid, 0, 75, True), ("B002_C001", grid, 0, 75, True)]
+    resolve, tl, _ = takes_timeline(version, clips=clips)
+    tl._playhead = tl.GetStartFrame()  # over nothing
+    if case == "offline":
+        os.remove(moved)
+    report, out = run_script("Adapt to Actor", resolve)
+    assert report is None and needle in out, out
+    assert "What to do:" in out
+    assert _saved().get("model") == ""  # the project's model is unchanged
+
+
+def test_adapt_to_actor_shows_the_daemons_refusal_and_a_dub_names_a_model_it_lost(media_root, dub_audio, daemon, run_script,
+                                                                                  monkeypatch, tmp_path):
+    monkeypatch.setenv("EDIDUB_DAEMON", daemon.request_endpoint)
+    outside = tmp_path / "ANNA_t9.mpg"  # not under the daemon's --media-root folders
+    outside.write_bytes(need("grid_bbaf2n.mpg").read_bytes())
+    resolve, tl, _ = takes_timeline(clips=[("ANNA_t9", outside, 0, 75, True)])
+    _adapt_settings()
+    report, out = run_script("Adapt to Actor", resolve)
+    assert report is None and "take 'ANNA_t9': " in out and "is outside the daemon's media roots" in out, out
+    assert "What to do: put the media under one of the roots the daemon was started with (--media-root)" in out
+    assert _saved()["model"] == ""
+
+    # a project whose model the daemon does not serve (made by another daemon, say): Dub Shot says where the name comes from
+    from plugins.davinci import resolve_bridge as rb
+
+    rb.save_settings("Episode 101", rb.ProjectSettings(model="gone-actor"))
+    resolve, tl, _ = build(media_root, dub_audio)
+    report, out = run_script("Dub Shot", resolve)
+    assert report is None and "'gone-actor' is not served" in out and '"model" setting' in out, out
+    assert 'set "model" to ""' in out and tl.GetTrackCount("video") == 1
+
+
+def test_an_adapted_model_takes_a_free_name():
+    from plugins.davinci.adapt import actor_proposal, bundle_name
+    from plugins.davinci.errors import ResolveScriptError
+    from plugins.davinci.settings import ProjectSettings
+
+    assert bundle_name("ANNA", set()) == "ANNA"
+    assert bundle_name("ANNA", {"ANNA"}) == "ANNA-v2" and bundle_name("ANNA", {"ANNA", "ANNA-v2"}) == "ANNA-v3"
+    assert bundle_name("Anna Lee (FR)", set()) == "Anna-Lee-FR"
+    with pytest.raises(ResolveScriptError):
+        bundle_name("…", set())
+    names = ["anna_sc1", "ANNA-sc2.mov"]
+    assert actor_proposal(ProjectSettings(), names) == "anna"
+    assert actor_proposal(ProjectSettings(), [*names, "BOB_1"]) == ""
+    assert actor_proposal(ProjectSettings(actor="Anna Lee"), ["BOB_1"]) == "Anna Lee"

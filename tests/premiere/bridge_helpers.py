@@ -118,4 +118,18 @@ def dub_message(clip: Path, dub: Path, rate_name: str, *, request_id: str, recor
     }
 
 
-__all__ = ["TICKS_PER_SECOND", "TIMEBASE", "BridgeThread", "Panel", "dub_message", "free_port", "make_ntsc_clip"]
+def take(clip: Path, *, rate: Fraction, source: tuple[int, int], record_start: int, timebase: int, name: str | None = None) -> dict:
+    """One selected clip as the panel sends it: source in/out ``source`` (frames at the media's ``rate``) in ticks."""
+    a, b = source
+    length = round(Fraction(b - a) / rate * TICKS_PER_SECOND / timebase)  # record frames at the sequence's timebase
+    return {"item": f"V1@{record_start * timebase}", "name": name or clip.name, "path": str(clip), "track_index": 0,
+            "start": str(record_start * timebase), "end": str((record_start + length) * timebase),
+            "in": str(a * TICKS_PER_SECOND // rate), "out": str(b * TICKS_PER_SECOND // rate)}
+
+
+def adapt_message(name: str, takes: list[dict], *, request_id: str, **budget) -> dict:
+    """What the panel's "Adapt to actor" sends: the actor's name and the selected clips."""
+    return {"op": "adapt", "request_id": request_id, "name": name, "clips": takes, **budget}
+
+
+__all__ = ["TICKS_PER_SECOND", "TIMEBASE", "BridgeThread", "Panel", "adapt_message", "dub_message", "free_port", "make_ntsc_clip", "take"]

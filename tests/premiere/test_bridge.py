@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -15,7 +16,7 @@ from edidub_engine.media import probe_video
 from plugins.premiere_bridge.convert import MediaInfo, plan_dub
 from plugins.premiere_bridge.timing import TICKS_PER_SECOND, rate_from_timebase, ticks_to_frames
 
-from bridge_helpers import TIMEBASE, BridgeThread, Panel, dub_message, free_port
+from bridge_helpers import TIMEBASE, BridgeThread, Panel, adapt_message, dub_message, free_port, take
 
 
 def test_ticks_and_timebases_give_exact_rates_and_frames():
@@ -149,3 +150,75 @@ def test_a_disconnect_mid_job_keeps_the_result_for_the_reconnecting_panel(bridge
     third = Panel(bridge.url, bridge.token, session=session)  # acked: not delivered a second time
     assert third.welcome["jobs"] == []
     third.close()
+
+
+def test_plan_adapt_takes_the_source_frames_each_clip_shows(tmp_path):
+    from plugins.premiere_bridge.convert import plan_adapt
+
+    tb = TIMEBASE["29.97"]
+    rates = {"a.mov": MediaInfo(Fraction(25), 250), "b.mov": MediaInfo(Fraction(30000, 1001), 90)}
+    info = lambda path: rates[Path(path).name]
+    clips = [take(tmp_path / "a.mov", rate=Fraction(25), source=(40, 140), record_start=0, timebase=tb, name="ANNA_1"),
+             take(tmp_path / "a.mov", rate=Fraction(25), source=(40, 140), record_start=500, timebase=tb, name="ANNA_1b"),  # cut in twice
+             take(tmp_path / "b.mov", rate=Fraction(30000, 1001), source=(10, 200), record_start=900, timebase=tb, name="ANNA_2"),
+             take(tmp_path / "b.mov", rate=Fraction(30000, 1001), source=(0, 30), record_start=1200, timebase=tb, name="ANNA_3")]
+    plan = plan_adapt(adapt_message(" ANNA ", clips, request_id="p1", steps=5), media_info=info)
+    assert plan.name == "ANNA" and (plan.steps, plan.minutes, plan.validate_every) == (5, None, None)
+    # frames [in, out) at the media's own rate, clamped to the media's length; a take cut in twice is sent once
+    assert plan.clips() == [{"path": str(tmp_path / "a.mov"), "start_frame": 40, "end_frame": 140},
+                            {"path": str(tmp_path / "b.mov"), "start_frame": 10, "end_frame": 90}]
+    assert [(s["clip"], s["message"]) for s in plan.skipped] == [("ANNA_3", "30 frames, fewer than the 75 an adaptation needs")]
+    with pytest.raises(Exception, match="no take to adapt on .ANNA_3: 30 frames"):
+        plan_adapt(adapt_message("ANNA", clips[3:], request_id="p2"), media_info=info)
+    with pytest.raises(Exception, match="name the actor"):
+        plan_adapt(adapt_message("  ", clips, request_id="p3"), media_info=info)
+    with pytest.raises(Exception, match="steps must be a positive whole number"):
+        plan_adapt(adapt_message("ANNA", clips, request_id="p4", steps=0), media_info=info)
+
+
+def test_adapt_to_actor_sends_the_takes_and_a_dub_naming_the_new_model_uses_it(bridge, media, daemon):
+    from edidub_engine.models.bundle import DEFAULT_BUNDLE
+
+    panel = Panel(bridge.url, bridge.token)
+    assert DEFAULT_BUNDLE in panel.welcome["daemon"]["models"]
+    tb = TIMEBASE["23.976"]
+    takes = [take(media["grid"], rate=Fraction(25), source=(0, 75), record_start=100, timebase=tb, name="ANNA_t1"),
+             take(media["23.976"], rate=Fraction(24000, 1001), source=(4, 44), record_start=200, timebase=tb, name="ANNA_t2")]
+    # refused with what to do: no name; a name the daemon already serves (the daemon's own refusal and hint)
+    panel.send(adapt_message("", takes, request_id="ad0", steps=2))
+    refused = panel.wait_for("error", "adapt_accepted", timeout=30)
+    assert refused["op"] == "error" and refused["request_id"] == "ad0" and "name the actor" in refused["message"], refused
+    panel.send(adapt_message(DEFAULT_BUNDLE, takes, request_id="ad1", steps=2))
+    refused = panel.wait_for("error", "adapt_accepted", timeout=30)
+    assert refused["op"] == "error" and refused["request_id"] == "ad1" and refused["code"] == "OUTPUT_EXISTS", refused
+    assert "already served" in refused["message"] and "another name" in refused["hint"]
+
+    panel.send(adapt_message("ANNA", takes, request_id="ad2", steps=2, validate_every=2))
+    accepted = panel.wait_for("adapt_accepted", "error", timeout=60)
+    assert accepted["op"] == "adapt_accepted" and accepted["request_id"] == "ad2", accepted
+    assert [(t["name"], t["start_frame"], t["end_frame"]) for t in accepted["takes"]] == [("ANNA_t1", 0, 75)]
+    assert [(s["clip"], s["message"]) for s in accepted["skipped"]] == [("ANNA_t2", "40 frames, fewer than the 75 an adaptation needs")]
+    assert accepted["budget"] == {"steps": 2, "minutes": None, "validate_every": 2} and accepted["job"]["kind"] == "adapt"
+    job_id = accepted["job"]["job_id"]
+    request = daemon.store.get(job_id).request["adapt"]  # what the daemon was asked
+    assert request["clips"] == [{"path": str(media["grid"].resolve()), "start_frame": 0, "end_frame": 75}]
+    assert (request["name"], request["steps"], request["validate_every"]) == ("ANNA", 2, 2)
+    seen: list = []
+    done = panel.wait_for("done", "failed", "cancelled", timeout=600, seen=seen)
+    assert done["op"] == "done" and done["kind"] == "adapt" and done["job_id"] == job_id, done
+    assert any(m["op"] == "progress" and m["kind"] == "adapt" and m["state"] == "running" for m in seen), seen
+    bundle = done["bundle"]
+    assert bundle["name"] == "ANNA" and bundle["steps"] == 2 and Path(bundle["path"]).is_dir() and "place" in done
+    panel.send({"op": "ack", "job_id": job_id})
+
+    panel.send({"op": "status", "request_id": "s1"})
+    assert "ANNA" in panel.wait_for("status_reply", timeout=30)["daemon"]["models"]  # served from now on
+    message = dub_message(media["23.976"], media["dub"], "23.976", request_id="withanna", record=(100, 112), source_in=20, zero_frames=86400)
+    message["options"] = {"model": "ANNA"}  # what the panel sends once its Model choice is the new bundle
+    panel.send(message)
+    (job,) = panel.wait_for("accepted", "error", timeout=60)["jobs"]
+    assert daemon.store.get(job["job_id"]).request["options"]["model"] == "ANNA"
+    done = panel.wait_for("done", "failed", timeout=600)
+    assert done["op"] == "done" and done["kind"] == "dub" and done["model"] == "ANNA", done
+    panel.send({"op": "ack", "job_id": job["job_id"]})
+    panel.close()

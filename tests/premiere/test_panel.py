@@ -8,6 +8,7 @@ import json
 import shutil
 import threading
 import time
+from fractions import Fraction
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from edidub_engine.media import probe_video
 from plugins.premiere_bridge import PANEL_DIR
 
-from bridge_helpers import TIMEBASE
+from bridge_helpers import TIMEBASE, BridgeThread, take
 
 HERE = Path(__file__).resolve().parent
 CHROMIUM = "/usr/bin/chromium"
@@ -135,3 +136,63 @@ def test_dub_selected_shots_in_the_panel(browser, panel_url, bridge, media, tmp_
     verdict = browser.execute_script("return document.querySelector('#shots li').dataset.qc")
     detail = browser.execute_script("return document.querySelector('#shots li .detail').textContent")
     assert verdict in ("ok", "review") and ("QC ok" in detail if verdict == "ok" else "QC: review" in detail), (verdict, detail)
+
+
+def test_adapt_to_actor_in_the_panel_then_dub_with_the_new_model(browser, panel_url, daemon, media):
+    """The selected takes go as one actor's; the finished model becomes the panel's Model choice and the next dub uses it."""
+    from selenium.webdriver.support.ui import Select
+
+    tb = TIMEBASE["23.976"]
+    clip, dub = media["23.976"], media["dub"]
+    anna = take(media["grid"], rate=Fraction(25), source=(0, 75), record_start=10, timebase=tb, name="ANNA_t1")
+    fixture = {"sequence": {
+        "name": "Reel 2", "timebase": str(tb), "zero_point": str(86400 * tb),
+        "video_tracks": [
+            {"name": "V1", "items": [
+                {**{k: anna[k] for k in ("name", "path", "start", "end", "in", "out")}, "selected": True},
+                {"name": "shot", "path": str(clip), "start": str(200 * tb), "end": str(212 * tb), "in": str(6 * tb), "out": str(18 * tb)},
+            ]},
+            {"name": "V2", "items": []},
+        ],
+        "audio_tracks": [
+            {"name": "Original", "items": []},
+            {"name": "French", "items": [{"name": dub.name, "path": str(dub), "start": str(190 * tb), "end": str(240 * tb), "in": "0", "out": str(50 * tb)}]},
+        ],
+    }}
+    fake = (HERE / "fake_premierepro.js").read_text()
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": f"window.__PPRO_FIXTURE__ = {json.dumps(fixture)};\n{fake}"})
+    with BridgeThread(daemon_endpoint=daemon.request_endpoint, adapt_steps=2, adapt_minutes=None, adapt_validate_every=2) as bridge:
+        browser.get(panel_url)
+        if not browser.execute_script("return document.getElementById('settings').open"):
+            browser.find_element("id", "settings").click()
+        browser.find_element("id", "bridge-url").clear()
+        browser.find_element("id", "bridge-url").send_keys(bridge.url)
+        browser.find_element("id", "bridge-token").send_keys(bridge.token)
+        browser.find_element("id", "connect").click()
+        wait(browser, "return document.getElementById('status').textContent === 'connected'", 30, "the panel to connect")
+        assert browser.execute_script("return document.getElementById('model').value") == ""  # the daemon's default until adapted
+
+        browser.find_element("id", "adapt").click()  # no name yet: said, nothing sent
+        wait(browser, "return [...document.querySelectorAll('#log li')].some(li => li.textContent.includes('Name the actor first'))", 10,
+             "the missing name to be said")
+        assert browser.execute_script("return document.querySelectorAll('#shots li').length") == 0
+        browser.find_element("id", "actor-name").send_keys("ANNA-panel")
+        browser.find_element("id", "adapt").click()
+        wait(browser, "const li = document.querySelector('#shots li'); return li && li.className === 'done'", 600, "the model to be made")
+        row = browser.execute_script("const li = document.querySelector('#shots li'); return [li.querySelector('b').textContent, "
+                                     "li.querySelector('.state').textContent, li.querySelector('.detail').textContent]")
+        assert row[:2] == ["Adapt to ANNA-panel", "ready"] and "model ANNA-panel" in row[2] and "2 steps" in row[2], row
+        assert browser.execute_script("return document.getElementById('model').value") == "ANNA-panel"
+        log = browser.execute_script("return [...document.querySelectorAll('#log li')].map(li => li.textContent).join('\\n')")
+        assert "on 1 take(s): ANNA_t1 frames 0–75" in log and "Model ANNA-panel is ready" in log and "dubbing now uses it" in log, log
+
+        # the next dub names the new model
+        browser.execute_script("const v = window.__PPRO_FIXTURE__.sequence.video_tracks[0].items; v[0].selected = false; v[1].selected = true;")
+        wait(browser, "return document.querySelectorAll('#dub-track option').length === 2", 10, "the audio tracks")
+        Select(browser.find_element("id", "dub-track")).select_by_value("1")
+        browser.find_element("id", "dub").click()
+        wait(browser, "return document.querySelectorAll('#shots li.done').length === 2", 600, "the dub to be placed")
+        job_id, detail = browser.execute_script("const li = document.querySelectorAll('#shots li')[1]; "
+                                                "return [li.dataset.jobId, li.querySelector('.detail').textContent]")
+        assert daemon.store.get(job_id).request["options"]["model"] == "ANNA-panel"
+        assert "model ANNA-panel" in detail, detail

@@ -1,16 +1,19 @@
 /* EdiDub panel — talks to the local bridge (`edidub bridge premiere`) over a WebSocket and to
  * Premiere only through window.EdidubHost (premiere.js), so it runs in any browser for tests.
  *
- * Protocol: first message {op:"hello", token, session, jobs}; then "dub", "cancel", "ack".
- * The bridge pushes welcome / accepted / progress / done / failed / cancelled / error / daemon.
+ * Protocol: first message {op:"hello", token, session, jobs}; then "dub", "adapt", "cancel", "ack".
+ * The bridge pushes welcome / accepted / adapt_accepted / progress / done / failed / cancelled / error / daemon.
  * Results belong to the panel's session: after a reconnect the bridge re-sends what was missed,
- * and the panel acks each result once it is placed (a repeat is recognised and only acked). */
+ * and the panel acks each result once it is placed (a repeat is recognised and only acked).
+ * "Adapt to actor" sends the selected clips as one actor's takes; its result is a model bundle, which
+ * becomes the Model choice every later dub names (options.model). */
 (function (global) {
   "use strict";
   const doc = global.document;
   const store = global.localStorage;
   const $ = (id) => doc.getElementById(id);
-  const KEY = { url: "edidub.bridge.url", token: "edidub.bridge.token", session: "edidub.session", jobs: "edidub.jobs", placed: "edidub.placed" };
+  const KEY = { url: "edidub.bridge.url", token: "edidub.bridge.token", session: "edidub.session", jobs: "edidub.jobs", placed: "edidub.placed",
+                model: "edidub.model", actor: "edidub.actor" };
   const TICKS_PER_SECOND = 254016000000n;
 
   const state = { ws: null, connected: false, wantConnection: false, retry: null, session: store.getItem(KEY.session) || "",
@@ -46,7 +49,7 @@
       const li = doc.createElement("li");
       li.dataset.jobId = job.job_id;
       li.innerHTML = '<div class="name"><b></b><span class="state">queued</span></div><div class="bar"><div class="fill"></div></div><div class="detail"></div>';
-      li.querySelector("b").textContent = job.name || job.shot_id;
+      li.querySelector("b").textContent = job.kind === "adapt" ? `Adapt to ${job.name}` : (job.name || job.shot_id);
       $("shots").appendChild(li);
       r = { li, maxDone: 0 };
       state.rows.set(job.job_id, r);
@@ -56,10 +59,12 @@
   function showProgress(m) {
     const r = row(m);
     const total = m.frames_total || 0, done = m.frames_done || 0;
+    const adapt = m.kind === "adapt"; // an adaptation counts training steps, a dub frames
     r.li.className = m.state;
-    r.li.querySelector(".state").textContent = m.state === "running" ? (m.stage || "running") : m.state;
+    r.li.querySelector(".state").textContent = m.state === "running" ? (adapt ? "training" : (m.stage || "running")) : m.state;
     r.li.querySelector(".fill").style.width = total ? `${Math.min(100, (100 * done) / total).toFixed(1)}%` : "0%";
-    r.li.querySelector(".detail").textContent = total ? `${done}/${total} frames${m.eta_s ? ` · ${Math.ceil(m.eta_s)} s left` : ""}` : "";
+    r.li.querySelector(".detail").textContent = total ? `${adapt ? "step " : ""}${done}/${total}${adapt ? "" : " frames"}${m.eta_s ? ` · ${Math.ceil(m.eta_s)} s left` : ""}`
+      : (adapt && m.state === "running" ? "reading the takes (faces, speech)…" : "");
     r.maxDone = Math.max(r.maxDone, total ? done / total : 0);
     r.li.dataset.maxProgress = r.maxDone.toFixed(3);
     updateButtons();
@@ -67,7 +72,7 @@
   function finishRow(m, text) {
     const r = row(m);
     r.li.className = m.op;
-    r.li.querySelector(".state").textContent = m.op === "done" ? "placed" : m.op;
+    r.li.querySelector(".state").textContent = m.op === "done" ? (m.kind === "adapt" ? "ready" : "placed") : m.op;
     if (m.op === "done") r.li.querySelector(".fill").style.width = "100%";
     r.li.querySelector(".detail").textContent = text;
     updateButtons();
@@ -76,6 +81,29 @@
   function updateButtons() {
     $("cancel").disabled = !state.connected || running().length === 0;
     $("dub").disabled = !state.connected;
+    $("adapt").disabled = !state.connected;
+  }
+
+  // -- models ---------------------------------------------------------------------------------
+  function addModel(name) {
+    const select = $("model");
+    if (name && ![...select.options].some((o) => o.value === name)) {
+      const option = doc.createElement("option");
+      option.value = name;
+      option.textContent = name;
+      select.appendChild(option);
+    }
+  }
+  function fillModels(names) {
+    const wanted = store.getItem(KEY.model) || "";
+    for (const name of names) addModel(name);
+    if (wanted && !names.includes(wanted)) log(`The daemon does not serve the model ${wanted}; dubbing with its default`, "warn");
+    $("model").value = names.includes(wanted) ? wanted : "";
+  }
+  function useModel(name) {
+    addModel(name);
+    $("model").value = name;
+    store.setItem(KEY.model, name);
   }
 
   // -- the bridge -----------------------------------------------------------------------------
@@ -116,7 +144,11 @@
         state.connected = true;
         state.session = m.session;
         store.setItem(KEY.session, m.session);
-        if (m.daemon && m.daemon.ok) { setStatus("connected", "ok"); log(`Connected: EdiDub ${m.daemon.engine_version} (${(m.daemon.devices || []).join(", ")})`, "ok"); }
+        if (m.daemon && m.daemon.ok) {
+          setStatus("connected", "ok");
+          log(`Connected: EdiDub ${m.daemon.engine_version} (${(m.daemon.devices || []).join(", ")})`, "ok");
+          fillModels(m.daemon.models || []);
+        }
         else { setStatus("daemon down", "bad"); log(`Connected to the bridge, but the EdiDub daemon is not answering: ${errorText(m.daemon || {})}`, "error"); }
         for (const job of m.jobs || []) { state.jobs[job.job_id] = Object.assign(state.jobs[job.job_id] || {}, job); row(job); }
         saveJobs();
@@ -135,12 +167,22 @@
         saveJobs();
         updateButtons();
         break;
+      case "adapt_accepted":
+        state.jobs[m.job.job_id] = { job_id: m.job.job_id, shot_id: m.job.shot_id, item: "", name: m.job.name, place: {}, kind: "adapt", state: "queued" };
+        row(m.job);
+        log(`Adapting a model for ${m.job.name} on ${m.takes.length} take(s): ` +
+            m.takes.map((t) => `${t.name} frames ${t.start_frame}–${t.end_frame}`).join(", "));
+        for (const s of m.skipped || []) log(`Left out ${s.clip}: ${s.message}`, "warn");
+        saveJobs();
+        updateButtons();
+        break;
       case "progress":
         if (state.jobs[m.job_id]) { state.jobs[m.job_id].state = m.state; saveJobs(); }
         showProgress(m);
         break;
       case "done":
-        await place(m);
+        if (m.kind === "adapt") adapted(m);
+        else await place(m);
         break;
       case "failed":
       case "cancelled":
@@ -175,7 +217,7 @@
       savePlaced();
       const text = `${placed.action} on V${placed.video_track_index + 1} at ${timecode(placed.ticks)}`;
       const review = m.quality && m.quality.verdict === "review";
-      finishRow(m, `${m.frames[1] - m.frames[0]} frames, ${m.frames_edited} edited · ${text}` +
+      finishRow(m, `${m.frames[1] - m.frames[0]} frames, ${m.frames_edited} edited · ${text}` + (m.model ? ` · model ${m.model}` : "") +
                 (review ? ` · QC: review — ${(m.quality.reasons || []).join("; ")}` : m.quality && m.quality.verdict ? " · QC ok" : ""));
       row(m).li.dataset.qc = (m.quality && m.quality.verdict) || "";
       log(`${m.name}: imported ${m.path} and placed it (${text})`, "ok");
@@ -185,6 +227,15 @@
       log(`${m.name}: rendered to ${m.path}, but placing it failed: ${e.message}`, "error");
       forget(m.job_id);
     }
+  }
+
+  function adapted(m) {
+    const b = m.bundle || {};
+    const figures = `lip sync on the held-back frames ${Number(b.before_db).toFixed(2)} → ${Number(b.after_db).toFixed(2)} dB, ${b.steps} steps`;
+    finishRow(m, `model ${b.name} · ${figures}`);
+    useModel(b.name);
+    log(`Model ${b.name} is ready (${figures}); dubbing now uses it`, "ok");
+    forget(m.job_id);
   }
 
   function forget(jobId) {
@@ -226,8 +277,25 @@
     state.timebase = selection.sequence.timebase;
     state.zeroPoint = selection.sequence.zero_point;
     const requestId = `r${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
-    log(`Dubbing ${selection.shots.length} shot(s) with ${selection.dub_track.name}…`);
-    send({ op: "dub", request_id: requestId, sequence: selection.sequence, dub_track: selection.dub_track, shots: selection.shots });
+    const model = $("model").value;
+    log(`Dubbing ${selection.shots.length} shot(s) with ${selection.dub_track.name}${model ? `, model ${model}` : ""}…`);
+    send({ op: "dub", request_id: requestId, sequence: selection.sequence, dub_track: selection.dub_track, shots: selection.shots,
+           ...(model ? { options: { model } } : {}) });
+  }
+
+  async function adaptSelected() {
+    if (!state.connected) { log("Not connected to the EdiDub bridge", "error"); return; }
+    const name = $("actor-name").value.trim();
+    if (!name) { log("Name the actor first (the name of the new model)", "error"); $("actor-name").focus(); return; }
+    store.setItem(KEY.actor, name);
+    let selection;
+    try { selection = await global.EdidubHost.readSelection(null); }
+    catch (e) { log(e.message, "error"); return; }
+    for (const s of selection.skipped || []) log(`Skipped ${s}`, "warn");
+    if (!selection.shots.length) { log("Select the actor's takes (video clips) in the timeline", "error"); return; }
+    const requestId = `a${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+    log(`Adapting a model for ${name} on ${selection.shots.length} selected clip(s)…`);
+    send({ op: "adapt", request_id: requestId, name, clips: selection.shots });
   }
 
   function cancelAll() {
@@ -242,8 +310,11 @@
   $("dub").addEventListener("click", dubSelected);
   $("cancel").addEventListener("click", cancelAll);
   $("refresh-tracks").addEventListener("click", refreshTracks);
+  $("adapt").addEventListener("click", adaptSelected);
+  $("model").addEventListener("change", () => store.setItem(KEY.model, $("model").value));
+  $("actor-name").value = store.getItem(KEY.actor) || "";
   updateButtons();
   if ($("bridge-token").value) connect();
   else { $("settings").open = true; refreshTracks(); }
-  global.EdidubPanel = { connect, dubSelected, cancelAll, state };
+  global.EdidubPanel = { connect, dubSelected, adaptSelected, cancelAll, state };
 })(window);

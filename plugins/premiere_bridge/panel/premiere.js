@@ -3,6 +3,8 @@
  * The rest of the panel (panel.js) only sees window.EdidubHost:
  *   listAudioTracks()            -> [{index, name}]
  *   readSelection(dubTrackIndex) -> {sequence: {name, timebase, zero_point}, dub_track: {index, name, clips}, shots}
+ *                                   (dubTrackIndex null: the selected video clips alone, dub_track null — the takes
+ *                                   "Adapt to actor" sends)
  *   placeResult(result)          -> {project_item, video_track_index, audio_track_index, ticks, action}
  * Times are TickTime.ticks strings (254016000000 ticks per second); track indices are 0-based.
  *
@@ -73,6 +75,8 @@
       });
     }
 
+    const sequenceInfo = { name: sequence.name, timebase, zero_point: ticksOf(zeroPoint) };
+    if (dubTrackIndex === null) return { sequence: sequenceInfo, dub_track: null, shots, skipped };
     const dubTrack = await sequence.getAudioTrack(dubTrackIndex);
     if (!dubTrack) throw new Error(`The sequence has no audio track A${dubTrackIndex + 1}`);
     const clips = [];
@@ -85,7 +89,7 @@
       });
     }
     return {
-      sequence: { name: sequence.name, timebase, zero_point: ticksOf(zeroPoint) },
+      sequence: sequenceInfo,
       dub_track: { index: dubTrackIndex, name: dubTrack.name || `A${dubTrackIndex + 1}`, clips },
       shots, skipped,
     };

@@ -42,6 +42,8 @@ function edidub_readSelection(arg) {
                             start: clip.start.ticks, end: clip.end.ticks, "in": clip.inPoint.ticks, out: clip.outPoint.ticks});
             }
         }
+        var sequenceInfo = {name: seq.name, timebase: String(seq.timebase), zero_point: String(seq.zeroPoint)};
+        if (dubIndex === null) return edidub_json({sequence: sequenceInfo, dub_track: null, shots: shots, skipped: skipped});  // Adapt to actor: the takes
         var track = seq.audioTracks[dubIndex];
         if (!track) throw new Error("The sequence has no audio track A" + (dubIndex + 1));
         for (j = 0; j < track.clips.numItems; j++) {
@@ -49,7 +51,7 @@ function edidub_readSelection(arg) {
             if (!clip.projectItem) continue;
             clips.push({name: clip.name, path: clip.projectItem.getMediaPath(), start: clip.start.ticks, end: clip.end.ticks, "in": clip.inPoint.ticks});
         }
-        return edidub_json({sequence: {name: seq.name, timebase: String(seq.timebase), zero_point: String(seq.zeroPoint)},
+        return edidub_json({sequence: sequenceInfo,
                             dub_track: {index: dubIndex, name: track.name || ("A" + (dubIndex + 1)), clips: clips},
                             shots: shots, skipped: skipped});
     } catch (e) { return edidub_json({error: String(e.message || e)}); }
