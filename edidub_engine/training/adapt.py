@@ -67,6 +67,8 @@ class AdaptResult:
     best_step: int
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped: str = ""
+    srd: dict[str, Any] = field(default_factory=dict)  # the SRD's fine-tune, as the card gives it (empty: none)
+    check: dict[str, Any] = field(default_factory=dict)  # edidub check of the new bundle on held-back frames
 
 
 def work_folder(out: str | Path) -> Path:
@@ -321,8 +323,10 @@ def adapt_bundle(
     bundle = _write_bundle(info, lsd, out, name=name or f"{info.name}-{Path(clips[0].path).stem}", adaptation=adaptation, srd=srd,
                            check=lambda folder: _check_adapted(folder, spans_held[0], say))
     shutil.rmtree(work, ignore_errors=True)
+    card = json.loads((bundle / "model_card.json").read_text(encoding="utf-8"))
     return AdaptResult(bundle=bundle, steps=int(own["step"]), seconds=seconds, before_db=float(own["before_db"]),
-                       best_db=float(own["best_db"]), best_step=int(own["best_step"]), history=own["history"], stopped=own["stopped"])
+                       best_db=float(own["best_db"]), best_step=int(own["best_step"]), history=own["history"], stopped=own["stopped"],
+                       srd=adaptation.get("srd") or {}, check=card.get("check") or {})
 
 
 def _net_state(before: float) -> dict[str, Any]:

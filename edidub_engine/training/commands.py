@@ -270,6 +270,18 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     print(f"wrote {result.bundle}: validation {result.before_db:.2f} dB (base) -> {result.best_db:.2f} dB "
           f"(step {result.best_step} of {result.steps}, {result.seconds / 60:.1f} min; {result.stopped}). "
           f"Dub with it: edidub dub … --models {result.bundle}")
+    validation = (result.srd or {}).get("validation")
+    if validation:
+        print(f"  SRD fine-tuned: {validation['before_db']:.2f} -> {validation['after_db']:.2f} dB on the held-back crops "
+              f"(bicubic {validation['bicubic_db']:.2f} dB)")
+    elif result.srd:
+        print(f"  SRD: {result.srd.get('kept')}")
+    whole = (result.check or {}).get("end_to_end") or {}
+    if whole:
+        from edidub_engine.render import srd_verdict
+
+        print(f"  check on held-back frames: lower face {whole.get('lower_face_db')} dB end to end; "
+              f"{srd_verdict({'check': result.check})['reason']}")
     return 0
 
 
