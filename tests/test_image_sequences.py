@@ -255,6 +255,8 @@ def test_the_daemon_admits_a_plate_under_its_roots_and_names_its_output_folder(g
                                   "dub_audio": [{"path": str(pattern.parent / "plate.1001.dpx")}], "output": {"codec": "dpx"}})
     prepared = roots.prepare(shot)
     assert prepared.output_path == tmp_path / "out" / "plate_sh010_dub"
+    with pytest.raises(InvalidArgumentError, match="cannot be resolved"):  # a name too long for the file system: refused, no OSError
+        roots.readable(str(tmp_path / ("x" * 300) / "."), "source")
     too_long = ShotRequest.from_dict({**shot.to_dict(), "source": {"path": str(pattern), "start_frame": 0, "end_frame": 40}})
     with pytest.raises(InvalidArgumentError, match="past the end"):
         check_against_media(too_long)

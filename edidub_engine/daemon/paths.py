@@ -109,7 +109,11 @@ class MediaRoots:
         """An EXR/DPX image sequence (a pattern, or a folder holding one) under a root: its pattern, frames readable."""
         named = Path(path)
         is_pattern = named.suffix.lower() in (".exr", ".dpx") and ("%" in named.name or "#" in named.name)
-        if not is_pattern and not (named.is_absolute() and named.is_dir()):
+        try:
+            folder_named = not is_pattern and named.is_absolute() and named.is_dir()
+        except OSError:  # a name too long, a path that cannot be asked: not a plate; resolve() says what is wrong
+            return None
+        if not is_pattern and not folder_named:
             return None
         folder = self.resolve(str(named.parent if is_pattern else named), what=what)
         from edidub_engine.media.sequence import find_sequence

@@ -74,7 +74,11 @@ def find_sequence(path: str | os.PathLike) -> SequenceFiles | None:
     with gaps."""
     text = os.fspath(path)
     p = Path(text).expanduser()
-    if p.is_dir():
+    try:
+        is_folder = p.is_dir()
+    except OSError:  # a name too long for the file system: not a plate (the caller's own checks say what is wrong)
+        return None
+    if is_folder:
         groups: dict[tuple[str, str, int], list[int]] = {}
         for entry in os.listdir(p):
             m = _NUMBERED.match(entry)

@@ -20,9 +20,10 @@ training, started from the base bundle's LSD:
 5. the SRD then fine-tunes the same way on the same takes (a quarter of the budget), validated by
    its own stage on the held-back frames (PSNR inside the mask of the restored high-res crop);
    its weights replace the base's only if they beat them there;
-6. ``edidub check`` runs on the new bundle over the first take's held-back stretch and writes its
-   figures into the card, so ``--restore auto`` runs the adapted SRD only if it beats bicubic at
-   its stage and end to end on frames it never trained on.
+6. a bundle with an adapted SRD is checked (``edidub check`` over the first take's held-back
+   stretch, written into its card) before it is published, so ``--restore auto`` runs that SRD
+   only if it beats bicubic at its stage and end to end on frames it never trained on; a bundle
+   that kept the base's SRD keeps the base's verdict.
 """
 
 from __future__ import annotations
@@ -320,8 +321,10 @@ def adapt_bundle(
     elif "srd" in state:
         adaptation["srd"] = {"kept": "the base's SRD (fine-tuning did not beat it on the held-back crops)",
                              "steps": int(state["srd"]["step"]), "history": state["srd"]["history"]}
+    # A new SRD needs a new verdict (is it worth running, at its stage and end to end?): measured on held-back frames. The
+    # base's SRD keeps the base's verdict, measured on clips it never saw (and a check costs about a minute on a CPU).
     bundle = _write_bundle(info, lsd, out, name=name or f"{info.name}-{Path(clips[0].path).stem}", adaptation=adaptation, srd=srd,
-                           check=lambda folder: _check_adapted(folder, spans_held[0], say))
+                           check=None if srd is None else (lambda folder: _check_adapted(folder, spans_held[0], say)))
     shutil.rmtree(work, ignore_errors=True)
     card = json.loads((bundle / "model_card.json").read_text(encoding="utf-8"))
     return AdaptResult(bundle=bundle, steps=int(own["step"]), seconds=seconds, before_db=float(own["before_db"]),

@@ -61,10 +61,10 @@ def test_a_stopped_adaptation_resumes_and_writes_a_bundle_that_says_what_it_was_
     from edidub_engine.render import srd_verdict
 
     adapted_card = json.loads((out / "model_card.json").read_text(encoding="utf-8"))
-    # the SRD fine-tuned too, and the new bundle was checked on the held-back frames: what auto decides from
-    assert [h["step"] for h in card["srd"]["history"]] == [0, 1]
-    assert "held back" in adapted_card["check"]["measured_on"] and "lower_face_db" in adapted_card["check"]["end_to_end"]
-    assert srd_verdict(adapted_card)["runs_srd"] in (True, False)
+    base_card = json.loads((starter_bundle / "model_card.json").read_text(encoding="utf-8"))
+    # the SRD fine-tuned too; one step does not beat the base's on the held-back crops, so the base's SRD and its verdict stay
+    assert [h["step"] for h in card["srd"]["history"]] == [0, 1] and "kept" in card["srd"]
+    assert srd_verdict(adapted_card)["runs_srd"] == srd_verdict(base_card)["runs_srd"]
     assert _digest(starter_bundle) == base_before  # never written to
     assert not (tmp_path / ".actor.adapt").exists()
 
