@@ -3,6 +3,8 @@ unchanged crop back → lossless encode → decode gives the source frames back,
 source's frame count, rate and timecode.
 
 Pixels outside the paste-back matte must be bit-identical; inside, within rounding (1 level).
+Each clip's first :data:`MAX_FRAMES` frames: the promise is per frame, and the whole of the two
+1080p LatentSync clips took three minutes of the suite.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ FOOTAGE = Path(__file__).resolve().parents[1].parent / "shared" / "footage"
 CLIPS = sorted(p.name for p in FOOTAGE.glob("*") if p.suffix in {".mp4", ".mpg", ".mov"}) if FOOTAGE.is_dir() else []
 CROP = 224
 FEATHER_PX = 8
+MAX_FRAMES = 150
 
 
 def _matte_footprint(shape: tuple[int, int], matrix: np.ndarray, matte: np.ndarray) -> np.ndarray:
@@ -34,6 +37,7 @@ def _matte_footprint(shape: tuple[int, int], matrix: np.ndarray, matte: np.ndarr
 @pytest.mark.parametrize("name", CLIPS)
 def test_unchanged_paste_back_round_trips_losslessly(name, tmp_path):
     source = probe_video(FOOTAGE / name)
+    frames = min(source.frame_count, MAX_FRAMES)
     out_path = tmp_path / f"{Path(name).stem}.mkv"
     footprints: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # frame → (matrix, matte): small, not frames
     pasted = 0
@@ -41,7 +45,7 @@ def test_unchanged_paste_back_round_trips_losslessly(name, tmp_path):
         out_path, width=source.width, height=source.height, rate=source.rate, codec=Codec.FFV1,
         timecode=source.start_timecode,
     ) as writer:
-        for tracked in track_and_align(iter_frames(source), tracker=tracker):
+        for tracked in track_and_align(iter_frames(source, 0, frames), tracker=tracker):
             frame = tracked.frame
             if tracked.alignment.valid:
                 matrix = tracked.alignment.matrix_for(CROP)
@@ -53,15 +57,13 @@ def test_unchanged_paste_back_round_trips_losslessly(name, tmp_path):
             writer.write(frame)
 
     result = probe_video(out_path)
-    assert (result.frame_count, result.rate, result.start_timecode) == (
-        source.frame_count, source.rate, source.start_timecode,
-    )
+    assert (result.frame_count, result.rate, result.start_timecode) == (frames, source.rate, source.start_timecode)
     assert (result.width, result.height) == (source.width, source.height)
     if name.startswith(("grid_", "mead_", "real3d_", "retalking_")):
-        assert pasted >= 0.9 * source.frame_count, "a frontal talking head must be tracked almost everywhere"
+        assert pasted >= 0.9 * frames, "a frontal talking head must be tracked almost everywhere"
 
     compared = 0
-    for (i, original), (j, decoded) in zip(iter_frames(source), iter_frames(result), strict=True):
+    for (i, original), (j, decoded) in zip(iter_frames(source, 0, frames), iter_frames(result), strict=True):
         assert i == j
         diff = np.abs(decoded.astype(np.int16) - original.astype(np.int16)).max(axis=2)
         if i in footprints:
@@ -71,4 +73,4 @@ def test_unchanged_paste_back_round_trips_losslessly(name, tmp_path):
         else:
             assert diff.max() == 0, f"frame {i} had no face and must pass through untouched"
         compared += 1
-    assert compared == source.frame_count
+    assert compared == frames

@@ -19,7 +19,7 @@ training, started from the base bundle's LSD:
 
 5. the SRD then fine-tunes the same way on the same takes (a quarter of the budget), validated by
    its own stage on the held-back frames (PSNR inside the mask of the restored high-res crop);
-   its weights replace the base's only if they beat them there;
+   its weights replace the base's only if they beat them there by the SRD gate's margin (0.05 dB);
 6. a bundle with an adapted SRD is checked (``edidub check`` over the first take's held-back
    stretch, written into its card) before it is published, so ``--restore auto`` runs that SRD
    only if it beats bicubic at its stage and end to end on frames it never trained on; a bundle
@@ -309,7 +309,10 @@ def adapt_bundle(
     }
     _best_or_base(lsd, work / "best-lsd.pt", LoadedModels.load(info.path).lsd)
     srd = None
-    if "srd" in state and (work / "best-srd.pt").is_file():  # the adapted SRD beat the base's on the held-back crops
+    from edidub_engine.render import SRD_MARGIN_DB
+
+    srd_gain = float(state["srd"]["best_db"]) - float(state["srd"]["before_db"]) if "srd" in state else 0.0
+    if srd_gain >= SRD_MARGIN_DB and (work / "best-srd.pt").is_file():  # beat the base's on the held-back crops, by the gate's margin
         srd = renderer.pipeline.srd
         _best_or_base(srd, work / "best-srd.pt", None)
         mine = state["srd"]
@@ -319,7 +322,7 @@ def adapt_bundle(
                                             "after_db": round(float(mine["best_db"]), 3), "bicubic_db": round(float(mine["bicubic_db"]), 3),
                                             "history": mine["history"]}}
     elif "srd" in state:
-        adaptation["srd"] = {"kept": "the base's SRD (fine-tuning did not beat it on the held-back crops)",
+        adaptation["srd"] = {"kept": f"the base's SRD (fine-tuning did not beat it by {SRD_MARGIN_DB} dB on the held-back crops)",
                              "steps": int(state["srd"]["step"]), "history": state["srd"]["history"]}
     # A new SRD needs a new verdict (is it worth running, at its stage and end to end?): measured on held-back frames. The
     # base's SRD keeps the base's verdict, measured on clips it never saw (and a check costs about a minute on a CPU).
@@ -350,9 +353,10 @@ def _fine_tune_config(network_dir: Path, fallback, *, steps: int | None, lr: flo
     base = TrainConfig.from_dict(trained) if trained else fallback
     budget = steps or 1_000_000
     rate = float(lr) if lr else min(base.lr, 2e-4)  # fine-tuning: a tenth of the starter's peak, constant after a warm-up
-    return replace(base, init_from=str(network_dir), steps=budget, lr=rate, min_lr=rate, warmup_steps=min(50, budget),
-                   checkpoint_every=validate_every, keep_checkpoints=2, log_every=max(1, validate_every // 4),
-                   ema_decay=min(base.ema_decay, 0.99), **(overrides or {}))
+    settings = {"init_from": str(network_dir), "steps": budget, "lr": rate, "min_lr": rate, "warmup_steps": min(50, budget),
+                "checkpoint_every": validate_every, "keep_checkpoints": 2, "log_every": max(1, validate_every // 4),
+                "ema_decay": min(base.ema_decay, 0.99)}
+    return replace(base, **{**settings, **(overrides or {})})
 
 
 def _fine_tune(net: str, model, *, run: Path, config, dataset: Path, validate: Callable[[], float], seconds: float | None,
