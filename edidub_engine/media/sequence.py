@@ -20,6 +20,7 @@ none runs at :data:`DEFAULT_RATE` unless the shot request names its rate.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -33,6 +34,7 @@ import av
 import numpy as np
 
 from edidub_engine.errors import InvalidArgumentError, MediaDecodeError, MediaEncodeError, MediaNotFoundError, OutputExistsError
+from edidub_engine.media.atomic import _umask
 from edidub_engine.timebase import frame_to_timecode, is_drop_frame_rate, normalize_rate, round_half_up, timecode_to_frame
 
 __all__ = ["DEFAULT_RATE", "SEQUENCE_KINDS", "SequenceFiles", "SequenceWriter", "find_sequence", "frame_pixels",
@@ -213,14 +215,12 @@ def probe_sequence(files: SequenceFiles):
         start_timecode=start_tc, drop_frame=drop, codec=files.kind, variable_frame_rate=False, video_start_s=0.0,
         has_audio=False, audio_sample_rate_hz=None, audio_start_s=None, duration_s=float(files.count / rate),
         pix_fmt=layout.pix_fmt, codec_profile=layout.pixel_type, color=_colour(files.kind, spec), time_base=1 / rate,
-        sequence=files if declared else SequenceFiles(files.pattern, files.first, files.count, files.kind, rate_declared=False),
+        sequence=dataclasses.replace(files, rate_declared=declared is not None),
     )
 
 
 def with_rate(info, rate: Fraction):
     """A plate that declares no rate, at ``rate`` (the shot request's); a plate that declares one is returned as it is."""
-    import dataclasses
-
     if info.sequence is None or info.sequence.rate_declared or rate == info.rate:
         return info
     rate = normalize_rate(rate)
@@ -508,8 +508,3 @@ def _bcd_timecode(text: str) -> int:
         word = (word << 8) | ((value // 10) << 4) | (value % 10)
     return word | (0x40 if ";" in text else 0)
 
-
-def _umask() -> int:
-    from edidub_engine.media.atomic import _umask as umask
-
-    return umask()
