@@ -37,6 +37,7 @@ class DubSettings:
     min_run_frames: int = 8  # shorter stretches with a face are passed through ("too_short")
     crossfade_frames: int = 4  # ramp of the edit into and out of a passed-through stretch
     feather_px: float = 8.0  # paste-back matte feather, in pixels of a 224 crop
+    keep_tone: bool = True  # remove the LSD's colour cast under the mask (edidub_engine.tone); False: its raw output
 
     def __post_init__(self) -> None:
         for name in ("steps", "inversion_steps", "window_frames", "window_stride", "section_frames", "srd_chunk_frames",

@@ -4,7 +4,8 @@ Two stages, as in the paper:
 
 * LSD at the lip-sync model's resolution: DDIM inversion of the original crops
   with the original speech units, then guided DDIM sampling with the dub's
-  units (MultiDiffusion windows, 120-frame sections with carry-over).
+  units (MultiDiffusion windows, 120-frame sections with carry-over); the
+  output keeps the source's tone under the mask (:mod:`edidub_engine.tone`).
 * SRD at the super-resolution model's resolution: the masked high-resolution
   crops plus the bicubic-upsampled LSD output, sampled from noise.
 
@@ -33,6 +34,7 @@ from .acceleration import AGREEMENT_DB, Acceleration, FastPathCheck, agreement_d
 from .config import DubSettings
 from .diffusion import DiffusionConfig, MaskedDiffusion, Phase, Section, from_residual, null_cond_for, to_residual
 from .errors import CancelledError, InvalidArgumentError
+from .tone import match_tone
 
 log = logging.getLogger("edidub.pipeline")
 
@@ -194,12 +196,17 @@ class DubbingPipeline:
         ``crops`` ``[T x s x s x 3]`` uint8, ``masks`` ``[T x s x s]``, units ``[T x 2]``.
         ``latents`` (section → inverted latent) is filled and reused: the inversion
         depends only on the source and its own speech, so a second dub skips it.
+        The tone match runs on the whole output here and per section in
+        :meth:`lip_sync_section` (whose carried frames are matched already), so
+        the two agree exactly on shots of one section.
         """
         process, (x0, mask, cond, null, original) = self._lsd_inputs(crops, masks, original_units, dub_units, settings)
         edited = process.edit(
             self._lsd_denoiser(), x0, mask, cond, null, original_cond=original,
             latents=latents, progress=_stage(progress, "lip-sync"), should_cancel=should_cancel,
         )
+        if (settings or self.settings).keep_tone:
+            edited = match_tone(edited, x0, mask)
         return to_crops(edited)
 
     def _lsd_inputs(self, crops, masks, original_units, dub_units, settings: DubSettings | None):
@@ -265,6 +272,9 @@ class DubbingPipeline:
         finally:
             steps.close()
         assert sample is not None and latent is not None
+        if (settings or self.settings).keep_tone:  # the section's new frames; the carried ones were matched before
+            c = section.carry
+            sample = torch.cat([sample[:, :, :c], match_tone(sample[:, :, c:], x0[:, :, c:], mask[:, :, c:])], dim=2)
         return sample[:, :, :frames], latent
 
     # ------------------------------------------------------------------ SRD

@@ -1,0 +1,39 @@
+"""The tone match removes a colour cast over the mask and keeps the new mouth (edidub_engine.tone)."""
+
+from __future__ import annotations
+
+import torch
+
+from edidub_engine.tone import match_tone
+
+
+def _scene(frames: int = 4, size: int = 32, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    source = torch.rand((1, 3, frames, size, size), generator=g) * 2 - 1
+    mask = torch.zeros((1, 1, frames, size, size))
+    mask[..., 12:30, 6:26] = 1.0  # the lower face
+    mouth = torch.zeros_like(mask, dtype=torch.bool)
+    mouth[..., 18:24, 11:21] = True  # the new mouth: a sixth of the mask
+    return source, mask, mouth
+
+
+def test_a_cast_per_frame_is_removed_and_the_new_mouth_kept():
+    source, mask, mouth = _scene()
+    cast = torch.tensor([[0.2, -0.1, 0.05], [-0.3, 0.0, 0.1], [0.0, 0.0, 0.0], [0.1, 0.25, -0.2]]).T  # [C x T]
+    new_mouth = torch.where(mouth, -0.9 - source, torch.zeros_like(source))  # a dark open mouth
+    edited = torch.where(mask > 0.5, source + cast[None, :, :, None, None] + new_mouth, source)
+    out = match_tone(edited, source, mask)
+    skin = (mask > 0.5) & ~mouth
+    assert torch.allclose(out.masked_select(skin.expand_as(out)), source.masked_select(skin.expand_as(source)), atol=1e-6)
+    assert torch.allclose(out.masked_select(mouth.expand_as(out)), torch.full_like(out, -0.9).masked_select(mouth.expand_as(out)), atol=1e-6)
+    assert torch.equal(out.masked_select((mask < 0.5).expand_as(out)), source.masked_select((mask < 0.5).expand_as(source)))
+
+
+def test_frames_without_a_mask_are_unchanged():
+    source, mask, _ = _scene(frames=3)
+    mask[:, :, 1] = 0.0
+    edited = torch.where(mask > 0.5, source + 0.3, source + 0.1)  # frame 1: nothing was regenerated
+    out = match_tone(edited, source, mask)
+    assert torch.equal(out[:, :, 1], edited[:, :, 1])
+    assert torch.allclose(out[:, :, 0].masked_select(mask[:, :, 0].expand(1, 3, -1, -1) > 0.5),
+                          source[:, :, 0].masked_select(mask[:, :, 0].expand(1, 3, -1, -1) > 0.5), atol=1e-6)
