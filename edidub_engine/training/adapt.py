@@ -307,6 +307,8 @@ def adapt_bundle(
                        "history": own["history"]},
         "config": {k: v for k, v in lsd_config.to_dict().items() if k in ("lr", "batch_size", "window_frames", "size", "ema_decay")},
     }
+    if int(own["best_step"]) == 0:  # every fine-tuned LSD did worse on the held-back frames: the bundle dubs as the base does
+        adaptation["kept"] = "the base's LSD: no fine-tuned weights beat it on the held-back frames"
     _best_or_base(lsd, work / "best-lsd.pt", LoadedModels.load(info.path).lsd)
     srd = None
     from edidub_engine.render import SRD_MARGIN_DB

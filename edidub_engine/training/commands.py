@@ -270,6 +270,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     print(f"wrote {result.bundle}: validation {result.before_db:.2f} dB (base) -> {result.best_db:.2f} dB "
           f"(step {result.best_step} of {result.steps}, {result.seconds / 60:.1f} min; {result.stopped}). "
           f"Dub with it: edidub dub … --models {result.bundle}")
+    if result.best_step == 0:
+        print("  LSD: the base's — no fine-tuned weights beat it on the held-back frames, so this bundle lip-syncs as the base "
+              "does; more takes of the actor (or a larger base model) give fine-tuning more to learn from")
     validation = (result.srd or {}).get("validation")
     if validation:
         print(f"  SRD fine-tuned: {validation['before_db']:.2f} -> {validation['after_db']:.2f} dB on the held-back crops "

@@ -55,6 +55,7 @@ def test_a_stopped_adaptation_resumes_and_writes_a_bundle_that_says_what_it_was_
     assert result.best_db >= result.before_db  # the best weights are kept (the base's when nothing beat them)
     info = read_bundle(out)
     card = json.loads((out / "model_card.json").read_text(encoding="utf-8"))["adaptation"]
+    assert ("kept" in card) == (result.best_step == 0)  # the card says when the bundle holds the base's LSD
     assert card["base"]["sha256"] and card["clips"][0]["train_frames"] == [0, 50] and card["clips"][0]["validation_frames"] == [50, 75]
     assert card["validation"]["before_db"] == pytest.approx(result.before_db, abs=1e-3) and "own footage" in card["made_from"]
     assert info.sampling("lsd") == read_bundle(starter_bundle).sampling("lsd")  # the base's own settings travel
