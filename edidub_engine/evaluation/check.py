@@ -205,7 +205,7 @@ def check_bundle(bundle: str | Path | None, clips: list[str], *, start: int = 0,
     mode = "srd" if srd_wins and srd_beats_bicubic(e2e["srd"], e2e["bicubic"]) else "bicubic"
     summary = summarise(results[mode])
     summary["settings"] = {k: v for k, v in base.to_dict().items() if k in ("steps", "inversion_steps", "guidance_scale", "srd_steps",
-                                                                             "window_frames", "window_stride", "srd_window_frames", "srd_window_stride")}
+                                                                             "window_frames", "window_stride", "srd_window_frames", "srd_window_stride", "keep_tone")}
     summary["end_to_end"]["restore"] = mode
     if srd_wins:
         summary["end_to_end"]["with_srd_db"], summary["end_to_end"]["with_bicubic_db"] = round(e2e["srd"], 2), round(e2e["bicubic"], 2)
