@@ -280,7 +280,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     elif result.srd:
         print(f"  SRD: {result.srd.get('kept')}")
     whole = (result.check or {}).get("end_to_end") or {}
-    if whole:
+    if whole.get("lower_face_db") is not None:  # measured on held-back frames (a bundle that kept the base's SRD keeps its verdict)
         from edidub_engine.render import srd_verdict
 
         print(f"  check on held-back frames: lower face {whole.get('lower_face_db')} dB end to end; "

@@ -125,6 +125,19 @@ def test_the_command_line_says_what_is_missing(footage_path, tmp_path):
     assert no_pattern.returncode != 0 and "--clip-name" in no_pattern.stderr and not (tmp_path / "actor").exists()
 
 
+def test_the_command_line_reports_what_the_bundle_holds(footage_path, tmp_path):
+    """Its last lines say the figures before and after, and plainly when the bundle kept the base's LSD."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "edidub_engine", "adapt", f"{footage_path('grid_bbaf2n.mpg')}@0-75", "-o", "actor",
+                           "--steps", "2", "--validate-every", "1"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    card = json.loads((tmp_path / "actor" / "model_card.json").read_text(encoding="utf-8"))["adaptation"]
+    assert "validation" in done.stdout and "--models" in done.stdout and "None" not in done.stdout, done.stdout
+    assert ("LSD: the base's" in done.stdout) == ("kept" in card), (done.stdout, card.get("kept"))
+
+
 def test_a_few_fine_tuning_steps_lower_the_masked_loss_on_held_back_frames_of_an_unseen_actor(starter_bundle, footage_path, tmp_path):
     """The paper's objective (eq. 1, fixed windows, timesteps and noise) on frames 100-174 of an actor the starter never
     saw, before and after 12 steps on frames 0-74, with adaptation's own settings (the base's, fine-tuning from its weights)."""
