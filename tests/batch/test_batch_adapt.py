@@ -65,6 +65,48 @@ def test_an_actors_shots_are_dubbed_with_a_bundle_adapted_once_and_reused_for_th
     assert list(adapted_cache_dir().iterdir()) == [bundle]
 
 
+def test_through_the_daemon_the_adapt_job_makes_the_bundle_once_and_the_shots_name_it(tmp_path, capsys):
+    """The real `edidub serve`: the batch runs the daemon's adapt job, dubs Anna's shot with the bundle it serves, and the
+    next language's batch finds it served and adapts nothing."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from edidub_engine.client import Client
+
+    cut, out = _cut(tmp_path / "cut.otio"), tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "EDIDUB_MODELS": "", "XDG_DATA_HOME": str(tmp_path / "data")}
+    daemon = subprocess.Popen([sys.executable, "-m", "edidub_engine", "serve", "--port", "0", "--store", str(tmp_path / "jobs.sqlite3"),
+                               "--device", "cpu", "--media-root", str(footage(DUB).parent), "--media-root", str(out), "-q"],
+                              cwd=Path(__file__).resolve().parents[2], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        ready = json.loads(daemon.stdout.readline() or "{}")
+        assert "requests" in ready, "edidub serve did not start"
+
+        def config(language):
+            return BatchConfig(timeline=cut, dub_track="FR dialogue", picture_tracks=["V1"], language=language, codec="ffv1",
+                               options=DubOptions(**OPTIONS), mode="daemon", daemon=ready["requests"], output=out / f"cut.{language}.otio",
+                               adapt=["anna_*"], adapt_steps=2)
+
+        first = run_batch(config("FR"))
+        assert sorted(first.summary.dubbed) == ["V1_001_ANNA_sh010", "V1_002_BOB_sh020"]
+        with Client(ready["requests"], timeout_s=60) as client:
+            adapted = [m for m in client.models() if m.name.startswith("actor-anna-")]
+        assert len(adapted) == 1 and not Path(adapted[0].path).is_relative_to(out)  # in the daemon's adapted folder
+        state = json.loads(state_path_for(first.output).read_text(encoding="utf-8"))["shots"]
+        assert {shot_id: entry["clip"]["model"]["name"] for shot_id, entry in state.items()} == {
+            "V1_001_ANNA_sh010": adapted[0].name, "V1_002_BOB_sh020": "edidub-starter"}
+        capsys.readouterr()
+        second = run_batch(config("DE"))
+        assert sorted(second.summary.dubbed) == sorted(first.summary.dubbed)
+        assert f"the daemon already serves {adapted[0].name}; reusing it" in capsys.readouterr().err
+    finally:
+        daemon.terminate()
+        daemon.wait(60)
+
+
 def test_a_pattern_that_names_no_shot_is_refused():
     from edidub_engine.shot import ShotRequest
 
