@@ -377,11 +377,13 @@ def _fine_tune(net: str, model, *, run: Path, config, dataset: Path, validate: C
         return
     best_path = run.parent / f"best-{net}.pt"
     started = time.perf_counter() - float(own["seconds"])
+    pace = None  # seconds per step of the last chunk, its validation included: sizes the next chunk to the time left
     while True:
         step = int(own["step"])
+        left = None if seconds is None else seconds - (time.perf_counter() - started)
         if step >= config.steps:
             stopped = f"reached {config.steps} steps"
-        elif seconds is not None and time.perf_counter() - started >= seconds:
+        elif left is not None and (left <= 0 or (pace is not None and left < pace)):
             stopped = f"reached its {seconds / 60:.1f}-minute share of the budget"
         elif (step - int(own["best_step"])) // validate_every >= patience:
             stopped = f"no better validation for {patience} checks"
@@ -396,11 +398,15 @@ def _fine_tune(net: str, model, *, run: Path, config, dataset: Path, validate: C
                 own["stopped"] = "cancelled"
             return
         target = min(config.steps, step + validate_every)
+        if left is not None and pace is not None:  # a whole chunk would overrun the budget: as many steps as fit
+            target = min(target, step + int(left / pace))
+        chunk_started = time.perf_counter()
         fresh = not (run / CONFIG_NAME).is_file()
         train(dataset if fresh else None, run, config if fresh else None, resume=not fresh, until_step=target, device=device,
               progress=False, command=["edidub", "adapt"], data_licence="the production's own footage of the actor (user-supplied)")
         _load_ema(latest_checkpoint(run), model)
         figure = validate()
+        pace = (time.perf_counter() - chunk_started) / (target - step)
         own["history"].append({"step": target, "validation_db": figure})
         if figure > float(own["best_db"]):
             torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, best_path)
