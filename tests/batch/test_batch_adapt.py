@@ -101,7 +101,8 @@ def test_through_the_daemon_the_adapt_job_makes_the_bundle_once_and_the_shots_na
         capsys.readouterr()
         second = run_batch(config("DE"))
         assert sorted(second.summary.dubbed) == sorted(first.summary.dubbed)
-        assert f"the daemon already serves {adapted[0].name}; reusing it" in capsys.readouterr().err
+        said = capsys.readouterr().err
+        assert f"the daemon already serves {adapted[0].name}; reusing it" in said, said
     finally:
         daemon.terminate()
         daemon.wait(60)
