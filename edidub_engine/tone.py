@@ -24,11 +24,6 @@ def match_tone(edited: torch.Tensor, source: torch.Tensor, mask: torch.Tensor) -
     regenerated, > 0.5 inside). Frames without a masked pixel and pixels outside the mask are unchanged.
     """
     inside = mask > 0.5
-    n, c, t = edited.shape[:3]
-    difference = (edited - source).permute(0, 2, 1, 3, 4).reshape(n * t, c, -1)  # [N*T x C x HW]
-    where = inside.permute(0, 2, 1, 3, 4).reshape(n * t, 1, -1).expand_as(difference)
-    offset = torch.zeros(n * t, c, dtype=edited.dtype, device=edited.device)
-    for k in torch.nonzero(where[:, 0].any(dim=-1)).flatten().tolist():
-        offset[k] = difference[k][where[k]].view(c, -1).median(dim=-1).values
-    offset = offset.view(n, t, c).permute(0, 2, 1)[..., None, None]  # [N x C x T x 1 x 1]
-    return torch.where(inside, edited - offset, edited)
+    difference = torch.where(inside, edited - source, torch.nan).flatten(3)  # [N x C x T x HW], NaN outside the mask
+    offset = difference.nanmedian(dim=-1).values.nan_to_num(0.0)  # a frame without a masked pixel: no offset
+    return torch.where(inside, edited - offset[..., None, None], edited)
