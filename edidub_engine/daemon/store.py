@@ -13,6 +13,11 @@ One connection, guarded by a lock, serves the socket loop and the workers:
 each call is short, and one writer is what SQLite wants anyway.  An advisory
 lock on ``<store>.lock`` stops a second daemon from opening the same store
 (its recovery would re-queue jobs the first one is running).
+
+The store holds every shot's paths and options, so it is private to its owner
+as the connection file is: created 0600 (SQLite gives its ``-wal`` and ``-shm``
+files the database's mode) in a folder made 0700, and an older store that was
+readable by others is made private when opened.
 """
 
 from __future__ import annotations
@@ -130,7 +135,9 @@ class JobStore:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path).expanduser().absolute()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.is_dir():
+            self.path.parent.mkdir(parents=True, mode=0o700)
+        self._make_private()
         self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -147,6 +154,17 @@ class JobStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={_USER_VERSION}")
+
+    def _make_private(self) -> None:
+        """Create the database file 0600 before SQLite opens it; tighten one an older version left readable."""
+        try:
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            for part in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+                if part.exists() and part.stat().st_mode & 0o077:
+                    os.chmod(part, 0o600)
+        except OSError as exc:
+            raise InvalidArgumentError(f"job store {self.path} cannot be opened by this user ({exc.strerror})",
+                                       hint="give this daemon a store of its own with --store PATH") from None
 
     def close(self) -> None:
         with self._lock:
