@@ -9,9 +9,9 @@ Safety: with a connection file (``edidub serve``'s default, :mod:`.connection`)
 every socket is CURVE-encrypted and only a client holding the file's client
 key gets in — another local user cannot.  A bind to anything but
 loopback/ipc needs CURVE keys (``edidub keys new``); clients must know the
-server's public key (and, when ``<keys>/authorized_clients/`` exists, hold a
-key listed there).  Paths are checked against the media roots
-(:mod:`.paths`).  Every malformed message is answered with an error (or, for
+server's public key and hold the connection file's client key or one listed
+in ``<keys>/authorized_clients/`` (the server's public key alone admits
+nobody).  Paths are checked against the media roots (:mod:`.paths`).  Every malformed message is answered with an error (or, for
 impossible framing, dropped) and never stops the loop.
 """
 
@@ -113,15 +113,14 @@ class ServerSettings:
 class _ClientKeys:
     """The ZAP check: the connection file's client key, and the keys in ``--keys DIR/authorized_clients``.
 
-    Without an allow-list folder an ``--keys`` daemon admits every client that knows its public key
-    (the remote set-up of ``edidub keys new``); with a connection file only the keys above get in.
-    The folder is read at each handshake, so a key added to it works without a restart.
+    Nothing else gets in: the server's public key (``server.key``) is handed to every client, so it
+    is no client credential.  The folder is read at each handshake, so a key added to it works
+    without a restart.
     """
 
-    def __init__(self, connection: ConnectionInfo | None, allow_list: Path | None, *, open_to_keyed: bool):
+    def __init__(self, connection: ConnectionInfo | None, allow_list: Path | None):
         self.connection_key = connection.client_public_key.encode() if connection is not None else None
         self.allow_list = allow_list
-        self.open_to_keyed = open_to_keyed
 
     def callback(self, domain: str, key: bytes) -> bool:
         if self.connection_key is not None and key == self.connection_key:
@@ -130,7 +129,7 @@ class _ClientKeys:
             from zmq.auth.certs import load_certificates
 
             return key in load_certificates(str(self.allow_list))
-        return self.open_to_keyed
+        return False
 
 
 class Server:
@@ -163,6 +162,8 @@ class Server:
         s = self.settings
         remote = [e for e in (s.request_endpoint, s.events_endpoint) if not is_local_endpoint(e)]
         keys = self._load_keys() if s.keys_dir is not None else None
+        if keys is not None:
+            self._check_allow_list()
         if remote and keys is None:
             raise InvalidArgumentError(
                 f"refusing to listen on {', '.join(remote)} without CURVE keys: anyone on the network could send jobs",
@@ -232,6 +233,21 @@ class Server:
             raise InvalidArgumentError(f"{secret_file} holds no secret key")
         return public, secret
 
+    def _check_allow_list(self) -> None:
+        """With ``--keys``, say who gets in: the allow-list's keys and the connection file's; never any holder of server.key."""
+        folder = Path(self.settings.keys_dir) / "authorized_clients"
+        if folder.is_dir():
+            return
+        if self.settings.connection_file is None:
+            raise InvalidArgumentError(
+                f"--keys {self.settings.keys_dir} has no authorized_clients folder and there is no connection file (--no-auth): "
+                "no client could be admitted (server.key is handed to every client, so it admits nobody on its own)",
+                hint=f"put the public key of each client to admit into {folder}/ (`edidub keys new DIR --name alice` makes "
+                     "alice.key), or drop --no-auth so that this user's own processes get in through the connection file",
+            )
+        log.warning("%s does not exist: only the client key of the connection file %s is admitted; put the public keys of other "
+                    "clients there (`edidub keys new DIR --name alice`) to admit them", folder, self.settings.connection_file)
+
     def _connection_keys(self, keys: tuple[bytes, bytes] | None) -> ConnectionInfo | None:
         """The connection file's key pairs: kept from the last start when the file is still private, else new."""
         path = self.settings.connection_file
@@ -253,12 +269,12 @@ class Server:
         s = self.settings
         self._context = zmq.Context()
         allow_list = Path(s.keys_dir) / "authorized_clients" if s.keys_dir is not None else None
-        if connection is not None or (allow_list is not None and allow_list.is_dir()):
+        if keys is not None:
             from zmq.auth.thread import ThreadAuthenticator
 
             self._auth = ThreadAuthenticator(self._context)
             self._auth.start()
-            self._auth.configure_curve_callback(domain="*", credentials_provider=_ClientKeys(connection, allow_list, open_to_keyed=s.keys_dir is not None))
+            self._auth.configure_curve_callback(domain="*", credentials_provider=_ClientKeys(connection, allow_list))
         self._router = self._context.socket(zmq.ROUTER)
         self._pub = self._context.socket(zmq.PUB)
         self._pull = self._context.socket(zmq.PULL)

@@ -107,14 +107,25 @@ def test_curve_clients_need_the_server_key(make_daemon, tmp_path, clip):
     keys = tmp_path / "keys"
     _keys(keys, "server")
     _keys(tmp_path / "other", "server")
-    daemon = make_daemon(keys_dir=keys)
-    with Client(daemon.request_endpoint, server_key=keys / "server.key", timeout_s=5) as good:
+    connection = tmp_path / "conn" / "connection.json"
+    daemon = make_daemon(keys_dir=keys, connection_file=connection)
+    with Client(daemon.request_endpoint, connection_file=connection, timeout_s=5) as good:
         assert good.hello().protocol == "1.0"
     with Client(daemon.request_endpoint, server_key=tmp_path / "other" / "server.key", timeout_s=1) as wrong, pytest.raises(AuthFailedError) as err:
         wrong.hello()
     assert err.value.code == "AUTH_FAILED" and "server key" in err.value.hint
     with Client(daemon.request_endpoint, timeout_s=1) as plain, pytest.raises(DaemonDownError):
         plain.hello()  # no key at all: the CURVE server never answers a plain client
+
+
+def test_keys_without_an_allow_list_or_a_connection_file_refuse_to_start(tmp_path, out_dir):
+    """Such a daemon could admit nobody, or (before) anybody holding server.key, which every client is given."""
+    keys = tmp_path / "keys"
+    _keys(keys, "server")
+    server = Server(settings(tmp_path, out_dir, keys_dir=keys), runner_factory=lambda d: CopyRunner())
+    with pytest.raises(InvalidArgumentError, match="no authorized_clients folder") as err:
+        server.start()
+    assert "authorized_clients" in err.value.hint and "--no-auth" in err.value.hint
 
 
 def test_curve_allow_list_refuses_unlisted_clients(make_daemon, tmp_path, clip):

@@ -12,6 +12,7 @@ import textwrap
 
 import pytest
 import zmq
+import zmq.auth
 
 from edidub_engine.client import AuthFailedError, Client
 from edidub_engine.daemon.connection import CONNECTION_ENV, read_connection
@@ -127,3 +128,26 @@ def test_another_uid_is_refused(served, tmp_path):
     assert json.loads(run.stdout) == {"readable": False, "outcome": "AUTH_FAILED"}
     with Client(timeout_s=10) as owner:  # and the daemon is still there for its own user
         assert owner.hello().engine_version
+
+
+def test_with_keys_and_no_allow_list_only_the_connection_files_client_gets_in(tmp_path):
+    """`edidub serve --keys DIR` without DIR/authorized_clients: server.key is handed to every client, so holding it
+    admits nobody; the connection file's client key does, and the daemon says so (issue 34 item 4: before, any client
+    holding server.key was admitted)."""
+    from edidub_engine.daemon.__main__ import main
+
+    keys = tmp_path / "keys"
+    assert main(["keys", "new", str(keys)]) == 0
+    proc, ready = spawn_daemon(tmp_path / "jobs.sqlite3", [FOOTAGE, tmp_path], args=("--keys", str(keys)))
+    try:
+        with Client(timeout_s=10) as owner:  # the connection file: the --keys folder's server key and the file's client pair
+            assert owner.hello().engine_version
+            assert owner.connection.server_public_key.encode() == zmq.auth.load_certificate(keys / "server.key")[0]
+        with Client(ready["requests"], server_key=keys / "server.key", timeout_s=3) as holder:
+            with pytest.raises(AuthFailedError) as err:
+                holder.hello()
+        assert err.value.code == "AUTH_FAILED"
+    finally:
+        proc.terminate()
+        _, log = proc.communicate(timeout=30)
+    assert "authorized_clients does not exist: only the client key of the connection file" in log
