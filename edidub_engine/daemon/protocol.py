@@ -744,8 +744,9 @@ def _decode(hint: Any, value: Any, where: str, limits: dict[str, Any], ignore_un
             try:
                 out.append(_decode(item, v, f"{where}[{i}]", {}, ignore_unknown))
             except InvalidArgumentError as err:
-                if item is ShotRequest:  # name the shot's index: ShotRequest's message names the shot, not its place
+                if item is ShotRequest:  # every per-shot refusal carries both: the shot's place and its id (null when unreadable)
                     err.details.setdefault("index", i)
+                    err.details.setdefault("shot_id", _shot_id(v))
                 raise
         return out
     if origin is dict:
@@ -755,6 +756,12 @@ def _decode(hint: Any, value: Any, where: str, limits: dict[str, Any], ignore_un
     if dataclasses.is_dataclass(hint):
         return from_wire(hint, value, where, ignore_unknown=ignore_unknown)
     raise TypeError(f"protocol: no wire decoding for {hint!r}")  # a bug in this module, not bad input
+
+
+def _shot_id(shot: Any) -> str | None:
+    """What a refused shot calls itself, if it says so readably."""
+    shot_id = shot.get("shot_id") if isinstance(shot, dict) else None
+    return shot_id[:200] if isinstance(shot_id, str) else None
 
 
 def _check_bounds(value: float, where: str, limits: dict[str, Any]) -> None:
