@@ -170,3 +170,35 @@ def test_hdr10_metadata_goes_on_to_the_prores_dub_and_its_patch(models, grid, fo
     sdr = tmp_path / "sdr.mp4"  # an SDR source gets no boxes
     _write_source(sdr, grid, **{k: v for k, v in SOURCES["8-bit H.264"].items() if k != "suffix"})
     assert source_hdr(probe_video(sdr)) is None
+
+
+def test_an_odd_sized_420_dub_changes_colour_under_the_mouth_and_nothing_outside_the_matte(models, grid, footage_path, tmp_path):
+    """853 wide in 4:2:0 has 427 chroma columns; taking the subsampling from a division of sizes (853 // 427 = 1) put
+    the mouth's colour change on the background (issue 34). Here at 357x287, dubbed to FFV1."""
+    source = tmp_path / "odd.mkv"
+    _write_source(source, np.stack([cv2.resize(f, (357, 287), interpolation=cv2.INTER_AREA) for f in grid]), codec="ffv1", pix_fmt="yuv420p")
+    info = probe_video(source)
+    clip = _dub(models, source, footage_path("dub_fr_french1.wav"), tmp_path / "out", "ffv1")
+    assert (info.width, info.height, probe_video(clip.path).pix_fmt) == (357, 287, "yuv420p")
+    reach = _matte_reach(clip.patch_path, dilate_px=1)
+    luma, colour = np.zeros(3), np.zeros(3)  # weighted sums of x, y and the weights
+    for k, (src, dub) in enumerate(zip(_planes(source, info.color), _planes(clip.path, info.color), strict=True)):
+        h, w = src[0].shape
+        assert np.array_equal(src[0][~reach[k]], dub[0][~reach[k]]), f"frame {k}: luma changed outside the matte"
+        padded = np.zeros((h + 1, w + 1), bool)
+        padded[:h, :w] = reach[k]
+        block = padded[: 2 * src[1].shape[0], : 2 * src[1].shape[1]].reshape(src[1].shape[0], 2, src[1].shape[1], 2).any(axis=(1, 3))
+        for plane in (1, 2):  # a chroma sample is reached if any pixel of the 2x2 block it covers is
+            assert np.array_equal(src[plane][~block], dub[plane][~block]), f"frame {k}: chroma changed outside the matte"
+        dy = np.abs(dub[0] - src[0]).astype(float)
+        dc = (np.abs(dub[1] - src[1]) + np.abs(dub[2] - src[2])).astype(float)
+        ys, xs = np.mgrid[0:h, 0:w]
+        cys, cxs = np.mgrid[0 : dc.shape[0], 0 : dc.shape[1]]
+        luma += [(dy * xs).sum(), (dy * ys).sum(), dy.sum()]
+        colour += [(dc * (2 * cxs + 0.5)).sum(), (dc * (2 * cys + 0.5)).sum(), dc.sum()]  # a sample's centre in frame pixels
+    assert luma[2] > 1000 and colour[2] > 100, "the mouth was edited"
+    centres = luma[:2] / luma[2], colour[:2] / colour[2]
+    print(f"odd-sized 4:2:0: luma change centred at {centres[0].round(1)}, colour change at {centres[1].round(1)}")
+    # the lips' colour sits a few pixels above the jaw's luma change (4.4 px at 358x288, where sizes divide evenly);
+    # a colour change placed by a wrong subsampling lands half a frame away
+    assert np.abs(centres[0] - centres[1]).max() <= 6.0, centres

@@ -68,11 +68,9 @@ def planar_format(pix_fmt: str) -> str | None:
     if fmt.is_rgb:
         name = ("gbrap" if alpha else "gbrp") + depth
     else:
-        chroma = next((c for c in fmt.components if c.is_chroma), None)
-        if chroma is None:
+        if len(fmt.components) < 3:
             return None
-        sub = {(0, 0): "444", (1, 0): "422", (1, 1): "420", (2, 0): "411", (0, 1): "440"}.get(
-            (_log2(64 // max(1, chroma.width)), _log2(64 // max(1, chroma.height))))
+        sub = {(0, 0): "444", (1, 0): "422", (1, 1): "420", (2, 0): "411", (0, 1): "440"}.get(_chroma_shifts(fmt))
         if sub is None:
             return None
         name = f"yuv{'a' if alpha else ''}{sub}p{depth}"
@@ -82,8 +80,12 @@ def planar_format(pix_fmt: str) -> str | None:
         return None
 
 
-def _log2(n: int) -> int:
-    return max(0, int(n).bit_length() - 1)
+def _chroma_shifts(fmt: av.VideoFormat) -> tuple[int, int]:
+    """The pixel format's log2 chroma subsampling (``log2_chroma_w``, ``log2_chroma_h``): PyAV shows them
+    only through ``chroma_width``/``chroma_height``, which round up, so they are read off a power of two
+    (exact at any shift); plane sizes cannot give them (853 wide in 4:2:0 has 427 chroma columns)."""
+    probe = 1 << 16
+    return 17 - fmt.chroma_width(probe).bit_length(), 17 - fmt.chroma_height(probe).bit_length()
 
 
 @dataclass(frozen=True)
@@ -118,18 +120,18 @@ class NativePicture:
         self.colorspace, self.color_range = int(frame.colorspace), int(frame.color_range)
         self.planes: list[_Plane] = []
         rgb_kinds = iter("RGB")
+        chroma_sub = _chroma_shifts(fmt)
         for c in fmt.components:
             plane = frame.planes[c.plane]
             dtype = np.float32 if c.bits == 32 else (np.uint8 if c.bits <= 8 else np.uint16)
             words = np.frombuffer(plane, dtype=dtype).reshape(plane.height, plane.line_size // dtype().itemsize)
-            sub_x = _log2(self.width // max(1, plane.width)) if plane.width < self.width else 0
-            sub_y = _log2(self.height // max(1, plane.height)) if plane.height < self.height else 0
+            sub_x, sub_y = chroma_sub if c.index in (1, 2) and not self.rgb else (0, 0)
             if c.is_alpha:
                 kind = "A"
             elif self.rgb:
                 kind = next(rgb_kinds)  # components are listed R, G, B whatever their planes
             else:
-                kind = "Y" if c.is_luma else ("Cb" if c.plane == 1 else "Cr")
+                kind = "Y" if c.is_luma else ("Cb" if c.index == 1 else "Cr")
             self.planes.append(_Plane(words[:, : plane.width].copy(), kind, c.bits, sub_x, sub_y))
         self._order = [c.plane for c in fmt.components]
 
