@@ -19,7 +19,6 @@ import fnmatch
 import hashlib
 import json
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,20 +55,6 @@ def _key(base_sha: str, clips: Sequence, budget: dict) -> str:
     return hashlib.sha256(json.dumps({"base": base_sha, "takes": takes, "budget": budget}, sort_keys=True).encode()).hexdigest()
 
 
-def _served(client, timeout_s: float = 300.0) -> list:
-    """The daemon's bundles once a worker has loaded them: a daemon just started lists none yet, and the cache key (and
-    so whether the next batch finds the bundle) must not depend on how soon the batch asked."""
-    from edidub_engine.errors import ModelMissingError
-
-    deadline = time.monotonic() + timeout_s
-    while not (models := client.models()):
-        if time.monotonic() > deadline:
-            raise ModelMissingError(f"the daemon at {client.endpoint} lists no model bundle after {timeout_s:.0f} s",
-                                    hint="see the daemon's log: its worker may have failed to load its models")
-        time.sleep(0.5)
-    return models
-
-
 def _slug(pattern: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", pattern.lower()).strip("-") or "actor"
 
@@ -90,8 +75,8 @@ def adapt_actors(config, *, client=None, log: Callable[[str], None] | None = Non
                      base.codebook_path):
             digest.update(part.read_bytes())
         base_sha = digest.hexdigest()
-    else:  # the daemon's default bundle, by where it is and its version (its hash is known only once loaded)
-        served = {m.name: m for m in _served(client)}
+    else:  # the daemon's default bundle, by where it is and its version (listed from its start; its hash only once loaded)
+        served = {m.name: m for m in client.models()}
         default = next((m for m in served.values() if m.details.get("default")), None)
         base_sha = f"{default.name}:{default.path}:{default.version}" if default else "daemon-default"
     actors = []

@@ -151,6 +151,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         connection_file=None if args.no_auth else (Path(args.connection_file).expanduser() if args.connection_file else default_connection_path()),
         runner=args.runner or "edidub_engine.render:dub_shot",
         runner_factory=args.runner_factory or (None if args.runner else "edidub_engine.render:runner_for_device"),
+        catalogue=None if args.runner or args.runner_factory else "edidub_engine.daemon.catalogue:served_bundles",
         devices=devices,
         max_queued=args.max_queued,
         max_message_bytes=MAX_MESSAGE_BYTES,

@@ -26,6 +26,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ from edidub_engine.daemon.protocol import (
     version_supported,
 )
 from edidub_engine.daemon.store import JobRecord, JobStore
-from edidub_engine.daemon.worker import LiveProgress, RunnerFactory, Worker, WorkerShared, load_runner_factory
+from edidub_engine.daemon.worker import LiveProgress, RunnerFactory, Worker, WorkerShared, import_named, load_runner_factory
 from edidub_engine.errors import CancelledError, EdidubError, InvalidArgumentError, ModelMissingError, OutputExistsError
 from edidub_engine.shot import CODECS, MIN_ADAPT_TAKE_FRAMES, DubOptions, RenderedClip
 
@@ -103,6 +104,7 @@ class ServerSettings:
     connection_file: Path | None = None  # local authentication (connection.py); None: none (library use, or serve --no-auth)
     runner: str = "edidub_engine.render:dub_shot"
     runner_factory: str | None = None  # "module:factory", factory(device) -> runner; wins over ``runner``
+    catalogue: str | None = None  # "module:function" -> the model maps the runner will serve, read at start (catalogue.py)
     devices: tuple[str, ...] = ("cpu",)
     adapted_dir: Path | None = None  # where `adapt` jobs publish their bundles (served from there); None: no adapt jobs
     max_queued: int = 10_000
@@ -136,12 +138,15 @@ class Server:
     """A daemon: ``with Server(settings) as server: ...`` runs it in background threads (tests);
     ``Server(settings).serve_forever()`` runs the loop in the calling thread (``edidub serve``).
 
-    ``runner_factory`` (device → runner) overrides the dotted names in ``settings``.
+    ``runner_factory`` (device → runner) and ``catalogue`` (→ model maps) override the dotted names in ``settings``.
     """
 
-    def __init__(self, settings: ServerSettings, *, runner_factory: RunnerFactory | None = None):
+    def __init__(self, settings: ServerSettings, *, runner_factory: RunnerFactory | None = None,
+                 catalogue: Callable[[], list[dict[str, Any]]] | None = None):
         self.settings = settings
         self._factory = runner_factory or load_runner_factory(runner=settings.runner, runner_factory=settings.runner_factory)
+        self._catalogue_source = catalogue or (import_named(settings.catalogue) if settings.catalogue else None)
+        self._catalogue: list[ModelInfo] = []  # what the runner serves, known at start (before any worker has loaded)
         self.session = uuid.uuid4().hex
         self.request_endpoint = ""
         self.events_endpoint = ""
@@ -170,6 +175,8 @@ class Server:
                 hint="create a key pair with `edidub keys new DIR` and start with --keys DIR, or bind 127.0.0.1",
             )
         self.roots = MediaRoots(s.media_roots, output_root=s.output_root)
+        if self._catalogue_source is not None:  # a missing default bundle stops the start here, with its reason
+            self._catalogue = [from_wire(ModelInfo, m, "catalogue") for m in self._catalogue_source()]
         self.store = JobStore(s.store_path)
         try:
             self._recover()
@@ -423,7 +430,7 @@ class Server:
 
     # -- handlers ---------------------------------------------------------------------------------
     def _models(self) -> list[ModelInfo]:
-        """Every worker runs the same runner; an adapted bundle is listed once the worker that made it has it."""
+        """The catalogue read at start, completed by what the workers report once loaded (weights' hashes, bundles adapted since)."""
         out: dict[str, ModelInfo] = {}
         for worker in self._workers:
             for model in worker.models:
@@ -432,10 +439,13 @@ class Server:
                 except InvalidArgumentError:
                     continue
                 out.setdefault(info.name, info)
+        for info in self._catalogue:
+            out.setdefault(info.name, info)
         return list(out.values())
 
     def _check_model(self, shot) -> None:
-        """A shot naming a bundle this daemon does not serve is refused at submit, not in the worker."""
+        """A shot naming a bundle this daemon does not serve is refused at submit, not in the worker (with the engine's
+        runner the catalogue knows them from the start; a custom runner's list only once a worker has loaded)."""
         name = shot.options.model
         served = [m.name for m in self._models()]
         if name is not None and served and name not in served:

@@ -9,7 +9,8 @@ Runner contract: ``runner(request, *, progress, should_cancel) -> RenderedClip``
 ``progress(stage, frames_done, frames_total)``; the runner polls
 ``should_cancel()`` between steps and raises
 :class:`~edidub_engine.errors.CancelledError`; it publishes its output atomically.
-A runner may also offer ``describe_models() -> list[dict]`` (for ``hello``/``models``).
+A runner may also offer ``describe_models() -> list[dict]`` (for ``hello``/``models``); what a
+runner will serve before it is loaded comes from the server's catalogue (:mod:`.catalogue`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from edidub_engine.daemon.store import JobRecord, JobStore
 from edidub_engine.errors import CancelledError, EdidubError
 from edidub_engine.shot import RenderedClip, ShotRequest
 
-__all__ = ["LiveProgress", "Runner", "RunnerFactory", "Worker", "load_runner_factory"]
+__all__ = ["LiveProgress", "Runner", "RunnerFactory", "Worker", "import_named", "load_runner_factory"]
 
 log = logging.getLogger("edidub.daemon")
 _EVENT_INTERVAL_S = 0.1  # at most ~10 progress events a second per job; stage changes and the last frame always go out
@@ -56,23 +57,24 @@ class Runner(Protocol):
 RunnerFactory = Callable[[str], Runner]  # device → runner
 
 
+def import_named(name: str) -> Any:
+    """The object a dotted name ``"pkg.module:attr"`` names (a runner, a factory, a catalogue)."""
+    module, _, attr = name.partition(":")
+    if not module or not attr:
+        raise InternalError(f"{name!r} is not 'package.module:attribute'")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise InternalError(f"cannot load {name!r} ({exc})", hint="check --runner / --runner-factory and the installation") from None
+
+
 def load_runner_factory(*, runner: str | None, runner_factory: str | None) -> RunnerFactory:
     """A factory from dotted names ``"pkg.module:attr"``; imported lazily, in the worker thread."""
-
-    def _import(name: str) -> Any:
-        module, _, attr = name.partition(":")
-        if not module or not attr:
-            raise InternalError(f"runner {name!r} is not 'package.module:attribute'")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise InternalError(f"cannot load runner {name!r} ({exc})", hint="check --runner / --runner-factory and the installation") from None
-
     if runner_factory:
-        return lambda device: _import(runner_factory)(device)
+        return lambda device: import_named(runner_factory)(device)
     if not runner:
         raise InternalError("no runner configured")
-    return lambda device: _import(runner)
+    return lambda device: import_named(runner)
 
 
 @dataclass

@@ -127,3 +127,34 @@ def test_an_adapt_job_makes_a_bundle_the_daemon_then_serves_and_a_cancelled_one_
         assert client.status(long_job).state is JobState.CANCELLED
         assert not Path(long_path).exists() and not (Path(long_path).parent / ".bob.adapt").exists()
         assert "bob" not in [m.name for m in client.models()]
+
+
+def test_the_bundles_are_known_from_the_start_and_a_missing_one_is_refused_before_and_after_the_worker_is_ready(real_daemon):
+    """Issue 33 item 7: right after the ready line, before the worker has loaded anything, `models` lists every bundle
+    and a shot naming one that does not exist is refused at submit (before: an empty list, and the shot was queued and
+    failed later); once the worker is ready it is refused the same way, and the worker's list is the one read at start."""
+    ready, media = real_daemon
+    with Client(ready["requests"], timeout_s=120) as client:
+        first = client.hello()  # the worker is still loading here (torch, MediaPipe, the bundle): seconds on a CPU
+        assert [m.name for m in first.models] == [DEFAULT_BUNDLE, "studio-fr"], (first.models, first.workers)
+        with pytest.raises(EdidubError) as err:
+            client.submit([_shot(media, "fine"), _shot(media, "typo", model="nope")])
+        assert err.value.code == "MODEL_MISSING" and err.value.details == {"index": 1, "shot_id": "typo"}
+        assert "'nope' is not served" in err.value.message and "edidub-starter, studio-fr" in err.value.hint
+        assert client.list_jobs() == []  # all or nothing
+        loaded = _ready(client)
+        with pytest.raises(EdidubError) as again:
+            client.submit(_shot(media, "typo", model="nope"))
+        assert again.value.code == "MODEL_MISSING"
+    at_start = {m.name: (m.path, m.version, m.details) for m in first.models}
+    assert {m.name: (m.path, m.version, m.details) for m in loaded.models} == at_start  # the catalogue and the runner agree
+
+
+def test_serve_refuses_to_start_without_its_default_bundle(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "edidub_engine", "serve", "--port", "0", "--store", str(tmp_path / "jobs.sqlite3"),
+                          "--device", "cpu", "--media-root", str(tmp_path), "--default-model", "studio-de", "-q"],
+                         cwd=REPO, env={**os.environ, "XDG_DATA_HOME": str(tmp_path / "data"), "EDIDUB_MODELS": ""},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 7 and run.stdout == "", (run.returncode, run.stdout, run.stderr)
+    assert "default model bundle 'studio-de' is not among the bundles found (edidub-starter)" in run.stderr
+    assert "--default-model" in run.stderr and "Traceback" not in run.stderr

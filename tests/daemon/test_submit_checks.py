@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import copy
+import threading
+import time
 
 import pytest
 
 from edidub_engine.client import Client
+from edidub_engine.daemon.server import Server
 from edidub_engine.errors import EdidubError
 from edidub_engine.shot import MAX_FRAME, MAX_SECONDS
 
-from daemon_helpers import shot
+from daemon_helpers import settings, shot
+from runners import CopyRunner
 
 
 def _refusal(client: Client, shots: list[dict]) -> EdidubError:
@@ -41,4 +45,36 @@ def test_every_per_shot_refusal_names_the_shots_index_and_id(client, clip, audio
     nameless = _refusal(client, [good, dict(bad, shot_id=7)])
     assert (nameless.details["index"], nameless.details["shot_id"]) == (1, None)  # no readable id: null, never absent
     assert client.list_jobs() == []
+
+def test_a_missing_model_is_refused_before_and_after_the_worker_is_ready(tmp_path, out_dir, clip, audio):
+    """The server knows what its runner serves when it starts (the catalogue): a worker still loading changes nothing."""
+    loading, release = threading.Event(), threading.Event()
+
+    def slow_factory(device):
+        loading.set()
+        release.wait(60)
+        return CopyRunner()
+
+    catalogue = [{"name": "copy-runner", "present": True, "version": "test", "details": {"default": True}}]
+    server = Server(settings(tmp_path, out_dir), runner_factory=slow_factory, catalogue=lambda: catalogue)
+    server.start()
+    try:
+        with Client(server.request_endpoint, timeout_s=10) as client:
+            assert loading.wait(10)
+            hello = client.hello()
+            assert not hello.workers[0]["ready"] and [m.name for m in hello.models] == ["copy-runner"]
+            refused = _refusal(client, [dict(shot(clip, audio, out_dir, shot_id="typo"), options={"model": "nope"})])
+            assert refused.code == "MODEL_MISSING" and refused.details == {"index": 0, "shot_id": "typo"}
+            assert "copy-runner" in refused.hint
+            (queued,) = client.submit(dict(shot(clip, audio, out_dir), options={"model": "copy-runner"}))
+            release.set()
+            deadline = time.monotonic() + 30
+            while not client.hello().workers[0]["ready"]:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert _refusal(client, [dict(shot(clip, audio, out_dir), options={"model": "nope"})]).code == "MODEL_MISSING"
+            assert client.wait(queued, timeout_s=60).model["name"] == "copy-runner"
+    finally:
+        release.set()
+        server.stop()
 
