@@ -5,7 +5,8 @@ farm's command line asks for; :class:`RenderedClip` is what the engine returns.
 Both travel as plain maps (msgpack on the wire, JSON in files): ``to_dict`` /
 ``from_dict`` are the only (de)serialisers, and ``from_dict`` validates, naming
 the shot and the field so a bad request is a clear error, never a traceback.
-Rates are rationals written ``"30000/1001"``; frames are half-open ``[start, end)``.
+Rates are rationals written ``"30000/1001"`` (a typed 29.97 is read as that NTSC rate,
+:func:`edidub_engine.timebase.parse_rate`); frames are half-open ``[start, end)``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fractions import Fraction
 from typing import Any
 
 from .errors import InvalidArgumentError
+from .timebase import format_rate, parse_rate  # one reading of a typed rate (decimals: the NTSC rate they mean)
 
 #: What a shot may be delivered as, and each file's extension (the media writer's; kept here so
 #: light callers — the daemon, the plugins — need not import PyAV to name an output).
@@ -32,35 +34,6 @@ CODEC_HELP = ("prores_hq: ProRes 422 HQ .mov (default); h264: H.264 .mp4 for rev
               "own pixel format; prores_4444xq: ProRes 4444 XQ .mov (10-bit 4:4:4); dnxhr_hqx: DNxHR HQX .mov (10-bit 4:2:2); "
               "exr: a folder of EXR frames (from EXR plates); dpx: a folder of DPX frames (10-bit and up)")
 CODECS = tuple(OUTPUT_EXTENSIONS)
-
-
-def parse_rate(value: Any, *, where: str) -> Fraction:
-    """A rate from ``"30000/1001"``, ``[30000, 1001]``, ``25`` or a Fraction — never a float."""
-    try:
-        if isinstance(value, Fraction):
-            rate = value
-        elif isinstance(value, bool):
-            raise TypeError
-        elif isinstance(value, int):
-            rate = Fraction(value)
-        elif isinstance(value, str) and "." not in value:
-            rate = Fraction(value)
-        elif isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
-            rate = Fraction(value[0], value[1])
-        else:
-            raise TypeError
-    except (TypeError, ValueError, ZeroDivisionError):
-        raise InvalidArgumentError(
-            f"{where}: rate {value!r} is not a rational frame rate",
-            hint='write rates as "30000/1001", "25" or [24000, 1001]; decimals like 29.97 are ambiguous',
-        ) from None
-    if rate <= 0:
-        raise InvalidArgumentError(f"{where}: rate must be positive, got {value!r}")
-    return rate
-
-
-def format_rate(rate: Fraction) -> str:
-    return f"{rate.numerator}/{rate.denominator}"
 
 
 @dataclass(frozen=True)

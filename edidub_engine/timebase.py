@@ -6,8 +6,11 @@ Containers, NLEs and OTIO store rounded rates (``2997/100``, ``23.976``,
 ``23.976024627685547``), so :func:`normalize_rate` snaps anything within 0.05 %
 of an NTSC rate onto the exact one, and :func:`exact_video_rate` also snaps to
 the whole picture rates and refuses a rate no picture has (fcpx_xml's 29 for
-29.97).  The media decoder, the OTIO adapters and the Resolve and Premiere
-plugins all count frames through here (light: no PyAV, no numpy).
+29.97).  People type rates the same way (``--rate 29.97``, a shot list's
+``"23.976"``): :func:`parse_rate` reads a typed rate by that same rule and says
+once which exact rate a decimal became.  The media decoder, the OTIO adapters,
+the shot requests and the Resolve and Premiere plugins all count frames through
+here (light: no PyAV, no numpy).
 
 Timecode arithmetic (drop-frame included) is OpenTimelineIO's ``opentime``; the
 only hand-written path is non-drop timecode at rates SMPTE does not define
@@ -16,12 +19,12 @@ only hand-written path is non-drop timecode at rates SMPTE does not define
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from fractions import Fraction
 from numbers import Rational, Real
-
-import opentimelineio.opentime as otio_time
+from typing import Any
 
 from edidub_engine.errors import InvalidArgumentError
 
@@ -30,6 +33,8 @@ __all__ = [
     "VIDEO_RATES",
     "exact_video_rate",
     "normalize_rate",
+    "parse_rate",
+    "format_rate",
     "is_drop_frame_rate",
     "frame_to_timecode",
     "timecode_to_frame",
@@ -45,6 +50,10 @@ _NTSC_RATES = tuple(Fraction(n * 1000, 1001) for n in (24, 30, 48, 60, 96, 120, 
 _NTSC_TOLERANCE = Fraction(5, 10000)  # 0.05 %
 _DROP_FRAME_RATES = (Fraction(30000, 1001), Fraction(60000, 1001))
 _TIMECODE_RE = re.compile(r"^(-?)(\d{1,2})[:;.](\d{2})[:;.](\d{2})[:;.,](\d{2,3})$")
+_DECIMAL_RE = re.compile(r"\d+\.\d*|\.\d+")
+_RATE_HINT = 'write a rate as "30000/1001", "25", [24000, 1001] or a decimal such as 29.97 (read as the NTSC rate 30000/1001)'
+_log = logging.getLogger("edidub.timebase")
+_said: set[str] = set()  # decimal spellings already reported as NTSC rates (say so once)
 
 
 def round_half_up(value: Fraction) -> int:
@@ -82,6 +91,54 @@ def normalize_rate(rate: RateLike) -> Fraction:
         if abs(value - ntsc) <= ntsc * _NTSC_TOLERANCE:
             return ntsc
     return value
+
+
+def parse_rate(value: Any, *, where: str) -> Fraction:
+    """A rate as a person or a file types it: ``"30000/1001"``, ``[30000, 1001]``, ``25``, a Fraction, or a decimal.
+
+    Editors write the NTSC rates as 29.97, 23.976 or 59.94, which are not those rates
+    (2997/100 drifts a frame from 30000/1001 in 9 minutes): a decimal within 0.05 % of an
+    NTSC rate (:func:`normalize_rate`'s rule) is that NTSC rate, and the first time a
+    spelling is read so, a notice on the ``edidub.timebase`` log says which rate it
+    became.  Any other decimal is its exact value (``12.5`` is 25/2).  A rational is
+    taken as written.  ``where`` names the field in the error.
+    """
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        if isinstance(value, Rational):
+            rate = Fraction(value.numerator, value.denominator)
+        elif isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            rate = Fraction(value[0], value[1])
+        elif isinstance(value, str) and "." not in value:
+            rate = Fraction(value)
+        elif isinstance(value, (str, float)):
+            rate = _decimal_rate(value.strip() if isinstance(value, str) else repr(value), where)
+        else:
+            raise TypeError
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise InvalidArgumentError(f"{where}: rate {value!r} is not a frame rate", hint=_RATE_HINT) from None
+    if rate <= 0:
+        raise InvalidArgumentError(f"{where}: rate must be positive, got {value!r}", hint=_RATE_HINT)
+    return rate
+
+
+def _decimal_rate(text: str, where: str) -> Fraction:
+    if not _DECIMAL_RE.fullmatch(text):
+        raise ValueError(text)
+    exact = Fraction(text)
+    if exact <= 0:
+        return exact
+    rate = normalize_rate(exact)
+    if rate != exact and text not in _said:
+        _said.add(text)
+        _log.warning("%s: frame rate %s read as the NTSC rate %s (%.5f fps)", where, text, format_rate(rate), float(rate))
+    return rate
+
+
+def format_rate(rate: Fraction) -> str:
+    """``"30000/1001"``, ``"25/1"``: how a rate is written on the wire and in files."""
+    return f"{rate.numerator}/{rate.denominator}"
 
 
 # Frame rates seen in picture editorial: the NTSC ones and these whole (and 12.5) rates.
@@ -123,10 +180,17 @@ def _nominal_fps(rate: Fraction) -> int:
     return max(1, math.ceil(rate - Fraction(1, 1000)))
 
 
+def _opentime():
+    """OpenTimelineIO's time module, imported at first use: reading a rate (the daemon client) needs no OTIO."""
+    import opentimelineio.opentime as otio_time
+
+    return otio_time
+
+
 def _otio_rate(rate: Fraction) -> float | None:
     """The float OTIO wants, or None where SMPTE timecode does not define the rate."""
     value = float(rate)
-    return value if otio_time.RationalTime.is_valid_timecode_rate(value) else None
+    return value if _opentime().RationalTime.is_valid_timecode_rate(value) else None
 
 
 def frame_to_timecode(frame: int, rate: RateLike, drop_frame: bool | None = None) -> str:
@@ -147,6 +211,7 @@ def frame_to_timecode(frame: int, rate: RateLike, drop_frame: bool | None = None
         )
     otio_rate = _otio_rate(rate_fr)
     if otio_rate is not None:
+        otio_time = _opentime()
         return otio_time.to_timecode(otio_time.RationalTime(frame, otio_rate), otio_rate, drop_frame)
     fps = _nominal_fps(rate_fr)
     frames = frame % fps
@@ -176,7 +241,7 @@ def timecode_to_frame(tc: str, rate: RateLike, drop_frame: bool | None = None) -
     if otio_rate is not None:
         normal = f"{hours:02d}:{minutes:02d}:{seconds:02d}{';' if drop else ':'}{frames:02d}"
         try:
-            return round(otio_time.from_timecode(normal, otio_rate).value)
+            return round(_opentime().from_timecode(normal, otio_rate).value)
         except ValueError as exc:  # e.g. a frame number that drop-frame skips
             raise InvalidArgumentError(f"timecode {tc!r} is not valid at {rate_fr} fps: {exc}") from None
     return ((hours * 60 + minutes) * 60 + seconds) * fps + frames

@@ -20,7 +20,7 @@ from typing import Any
 import opentimelineio as otio
 
 from edidub_engine.errors import InvalidArgumentError
-from edidub_engine.shot import ShotRequest
+from edidub_engine.shot import ShotRequest, parse_rate
 
 from ._time import exact_rate, rt
 from .shots import METADATA_KEY, ShotList, shot_from_dict, shots_from_timeline
@@ -150,7 +150,7 @@ def from_csv(text: str) -> ShotList:
     rate = first.get("rate") or "24"
     return ShotList(
         timeline=str(first.get("timeline") or ""),
-        rate=Fraction(rate),
+        rate=parse_rate(rate, where="shot list CSV record_rate"),
         global_start_frame=min((s.record.get("start_frame", 0) for s in made), default=0),
         dub_track=first.get("dub_track"),
         handles=None,

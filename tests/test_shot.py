@@ -42,7 +42,7 @@ def test_single_audio_map_is_accepted_as_one_segment():
         ({"shot_id": ""}, "shot_id"),
         ({"source": {"path": "/a.mov", "start_frame": 10, "end_frame": 10}}, "not a range"),
         ({"source": {"path": "/a.mov", "start_frame": "1", "end_frame": 10}}, "start_frame"),
-        ({"source": {"path": "/a.mov", "start_frame": 0, "end_frame": 10, "rate": 29.97}}, "rate"),
+        ({"source": {"path": "/a.mov", "start_frame": 0, "end_frame": 10, "rate": "fast"}}, "rate"),
         ({"dub_audio": []}, "dub_audio"),
         ({"dub_audio": [{"path": "/a.wav", "duration_s": -1}]}, "duration_s"),
         ({"output": {"codec": "dnxhr"}}, "dnxhr"),
@@ -57,11 +57,13 @@ def test_bad_requests_name_the_shot_and_the_field(patch, needle):
     assert needle in str(err.value)
 
 
-def test_rates_are_rationals_never_floats():
+def test_rates_are_exact_rationals():
+    """Decimals are read as the NTSC rates they mean (tests/test_timebase_rates.py)."""
     assert parse_rate("30000/1001", where="x") == Fraction(30000, 1001)
     assert parse_rate([24000, 1001], where="x") == Fraction(24000, 1001)
     assert parse_rate(25, where="x") == 25
-    for bad in (23.976, "23.976", True, "abc", [1], 0):
+    assert parse_rate("23.976", where="x") == Fraction(24000, 1001)
+    for bad in (True, "abc", [1], 0):
         with pytest.raises(InvalidArgumentError):
             parse_rate(bad, where="x")
 

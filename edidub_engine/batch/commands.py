@@ -66,7 +66,7 @@ def _add_cut_arguments(parser: argparse.ArgumentParser, *, dub_required: bool) -
                         help="the audio track holding the dub lines: its name, or A1, A2…" + ("" if dub_required else " (without it every picture clip is listed)"))
     parser.add_argument("--picture-track", action="append", metavar="NAME", help="video track(s) to dub: name or V1, V2… (repeatable; default: every video track)")
     parser.add_argument("--handles", type=int, default=12, metavar="N", help="frames of picture kept before and after a dub line (default 12; -1: the whole clip)")
-    parser.add_argument("--rate", help="EDLs only: the timecode rate, e.g. 24000/1001 (default: inferred)")
+    parser.add_argument("--rate", help="EDLs only: the timecode rate, e.g. 24000/1001 or 23.976 (an NTSC rate; default: inferred)")
     parser.add_argument("--timeline-name", metavar="NAME", help="the timeline to take, in a file that holds several (AAF, FCP X)")
 
 

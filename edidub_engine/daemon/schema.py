@@ -59,10 +59,11 @@ _SHOT_REQUIRED = {shot_module.ShotRequest: ["shot_id", "source", "dub_audio"]}
 # (the daemon refuses unknown fields), in replies and events the protocol's own maps stay open.
 _CLOSED = {shot_module.AudioSegment, shot_module.OutputSpec, shot_module.DubOptions}
 _RATE = {
-    "description": 'a rational frame rate: "30000/1001", 25 or [24000, 1001]; never a decimal',
+    "description": 'a frame rate: "30000/1001", 25 or [24000, 1001]; a decimal within 0.05 % of an NTSC rate ("29.97", "23.976", '
+                   '59.94) means that NTSC rate (30000/1001…), any other decimal its exact value',
     "anyOf": [
-        {"type": "string", "pattern": "^[0-9]+(/[0-9]+)?$"},
-        {"type": "integer", "minimum": 1},
+        {"type": "string", "pattern": r"^[0-9]+(/[0-9]+|\.[0-9]+)?$"},
+        {"type": "number", "exclusiveMinimum": 0},
         {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
     ],
 }

@@ -62,3 +62,16 @@ def test_nothing_to_dub_exits_1_and_a_two_timeline_file_names_the_flag(cut, tmp_
     assert two.returncode != 0 and "holds 2 timelines" in two.stderr and "--timeline-name" in two.stderr
     chosen = _shots(str(fcpx), "--timeline-name", "OpenTimeline_Project 1", cwd=tmp_path)
     assert chosen.stdout.startswith("OpenTimeline_Project 1: ") and "Traceback" not in chosen.stderr
+
+
+def test_an_edl_read_at_29_97_is_read_at_the_ntsc_rate_and_says_so_once(tmp_path):
+    """`--rate 29.97` was refused ("decimals like 29.97 are ambiguous"); it is the rate every editor writes for 30000/1001."""
+    edl = TIMELINES / "premiere_sequence01_25.edl"
+    if not edl.is_file():
+        pytest.skip(f"shared timeline {edl} is absent")
+    typed = _shots(str(edl), "--rate", "29.97", cwd=tmp_path)
+    exact = _shots(str(edl), "--rate", "30000/1001", cwd=tmp_path)
+    assert "Traceback" not in typed.stderr and typed.stdout == exact.stdout and typed.returncode == exact.returncode
+    assert typed.stdout.startswith("Sequence 01: ") and "(29.97 fps" in typed.stdout.splitlines()[0]
+    notice = f"{edl}: frame rate 29.97 read as the NTSC rate 30000/1001 (29.97003 fps)"
+    assert typed.stderr.count(notice) == 1 and "read as the NTSC rate" not in exact.stderr
