@@ -9,9 +9,13 @@
 A small synchronous client over wire protocol v1 (``docs/protocol.md``).  It
 needs only pyzmq and msgpack — no torch, numpy or PyAV — because it runs inside
 DaVinci Resolve's and Premiere's Python.  Every call has a timeout; when no
-daemon answers it raises :class:`DaemonDownError` (code ``DAEMON_DOWN``), and
+daemon answers it raises :class:`DaemonDownError` (code ``DAEMON_DOWN``; its hint
+says when the connection file was left by a daemon that no longer runs), and
 when the daemon refuses the CURVE handshake (wrong server key, or this client's
-key not authorised) :class:`AuthFailedError` (code ``AUTH_FAILED``).  Errors
+key not authorised) :class:`AuthFailedError` (code ``AUTH_FAILED``) as soon as
+the socket monitor reports it.  Either way, a connection file that changed since
+it was read (the daemon started again on other ports, or with new keys) is read
+again and the request sent once more.  Errors
 the daemon sends come back as the matching :class:`~edidub_engine.errors.EdidubError`
 subclass with the wire's ``code`` (``FORBIDDEN``, ``NOT_FOUND``, ``NO_FACE``…).
 
@@ -32,7 +36,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from dataclasses import dataclass, field
 
-from edidub_engine.daemon.connection import default_connection_path, is_local_endpoint, read_connection
+from edidub_engine.daemon.connection import ConnectionInfo, daemon_alive, default_connection_path, is_local_endpoint, read_connection
 from edidub_engine.daemon.protocol import (
     DEFAULT_REQUEST_PORT,
     AuthFailedError,
@@ -109,6 +113,33 @@ class TimelineResult:
         return otio.adapters.read_from_string(self.timeline, adapter_name="otio_json")
 
 
+@dataclass
+class _Link:
+    """What the socket monitor has said of the connection: tells a refused handshake from a daemon that is not there."""
+
+    connected: bool = False
+    handshake_ok: bool = False
+    handshake_failed: bool = False
+    key_refused: bool = False  # the daemon's authenticator refused this client's key (ZAP status 400)
+    dropped_before_handshake: bool = False
+
+    def read(self, monitor: zmq.Socket) -> None:
+        while True:
+            try:
+                event = recv_monitor_message(monitor, zmq.NOBLOCK)["event"]
+            except zmq.Again:
+                return
+            if event == zmq.EVENT_CONNECTED:
+                self.connected = True
+            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.handshake_ok = True
+            elif event in _HANDSHAKE_FAILED:
+                self.handshake_failed = True
+                self.key_refused = self.key_refused or event == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+            elif event == zmq.EVENT_DISCONNECTED and self.connected and not self.handshake_ok:
+                self.dropped_before_handshake = True
+
+
 def _key_text(key: str | bytes | os.PathLike) -> bytes:
     """A Z85 public key, given as 40 characters or as the path of a ``.key`` file from ``edidub keys new``."""
     if isinstance(key, (str, bytes)) and len(key) == 40:
@@ -149,19 +180,19 @@ class Client:
     ):
         self.connection_path = Path(connection_file).expanduser() if connection_file is not None else default_connection_path()
         connection = read_connection(self.connection_path) if server_key is None else None
+        self._endpoint_from_file = not (endpoint or os.environ.get(ENDPOINT_ENV))
         self.endpoint = endpoint or os.environ.get(ENDPOINT_ENV) or (connection.requests if connection and connection.requests else DEFAULT_ENDPOINT)
         if connection is not None and not (connection_file is not None or self.endpoint == connection.requests or is_local_endpoint(self.endpoint)):
             connection = None  # a daemon elsewhere: the local file's keys are not its keys
-        self.connection = connection  # the connection file's keys in use, if any
-        if connection is not None:
-            server_key = connection.server_public_key
-            if events_endpoint is None and self.endpoint == connection.requests and connection.events:
-                events_endpoint = connection.events
+        self.connection: ConnectionInfo | None = None  # the connection file's keys in use, if any
         self.timeout_s = float(timeout_s)
         self.session = uuid.uuid4().hex
         self.name = name
         self._server_key = _key_text(server_key) if server_key is not None else None
         self._client_keys: tuple[bytes, bytes] | None = None
+        self._events_endpoint = events_endpoint
+        self._events_from_file = events_endpoint is None
+        self._client_keys_from_file = client_key is None
         if client_key is not None:
             from zmq import auth as zmq_auth
 
@@ -169,14 +200,37 @@ class Client:
             if not secret:
                 raise EdidubError(f"{client_key} holds no secret key", hint="pass the .key_secret file, not the .key")
             self._client_keys = (public, secret)
-        elif connection is not None:
-            self._client_keys = (connection.client_public_key.encode(), connection.client_secret_key.encode())
-        elif self._server_key is not None:
+        if connection is not None:
+            self._adopt(connection)
+        elif self._server_key is not None and self._client_keys is None:
             self._client_keys = zmq.curve_keypair()
-        self._events_endpoint = events_endpoint
         self._context = zmq.Context()
         self._socket: zmq.Socket | None = None
         self._monitor: zmq.Socket | None = None
+        self._link = _Link()
+
+    def _adopt(self, connection: ConnectionInfo) -> None:
+        """Use a connection file's server key and client pair, and its endpoints where none other was named."""
+        self.connection = connection
+        if self._endpoint_from_file and connection.requests:
+            self.endpoint = connection.requests
+        self._server_key = connection.server_public_key.encode()
+        if self._client_keys_from_file:
+            self._client_keys = (connection.client_public_key.encode(), connection.client_secret_key.encode())
+        if self._events_from_file:
+            self._events_endpoint = connection.events if self.endpoint == connection.requests and connection.events else None
+
+    def _reread_connection(self) -> bool:
+        """After no answer: a daemon started again since the file was read may listen elsewhere or hold new keys
+        (a file that became readable by others gets new ones).  True when the file changed and is now in use."""
+        if self.connection is None:
+            return False
+        fresh = read_connection(self.connection_path)
+        if fresh is None or fresh == self.connection:
+            return False
+        self._drop_socket()
+        self._adopt(fresh)
+        return True
 
     # -- life cycle -------------------------------------------------------------------------------
     def close(self) -> None:
@@ -211,6 +265,7 @@ class Client:
             )
             sock.connect(self.endpoint)
             self._socket = sock
+            self._link = _Link()
         return self._socket
 
     def _drop_socket(self) -> None:
@@ -226,24 +281,31 @@ class Client:
             self._monitor.close(linger=0)
             self._monitor = None
 
+    def _writable(self, sock: zmq.Socket, deadline: float) -> bool:
+        """Wait until the handshake is done and a request can go (``immediate``: nothing is queued before): True; False
+        as soon as the monitor reports a failed handshake (no use waiting: the keys will not change), or at the deadline."""
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLOUT)
+        poller.register(self._monitor, zmq.POLLIN)
+        while (remaining := deadline - time.monotonic()) > 0:
+            ready = dict(poller.poll(max(1, int(remaining * 1000))))
+            if self._monitor in ready:
+                self._link.read(self._monitor)
+                if self._link.handshake_failed:
+                    return False
+            if sock in ready:
+                return True
+        return False
+
     def _no_answer(self, waited_s: float, action: str) -> DaemonDownError:
-        connected = handshake_ok = handshake_failed = dropped_before_handshake = False
-        while self._monitor is not None:
-            try:
-                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)["event"]
-            except zmq.Again:
-                break
-            if event == zmq.EVENT_CONNECTED:
-                connected = True
-            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                handshake_ok = True
-            elif event in _HANDSHAKE_FAILED:
-                handshake_failed = True
-            elif event == zmq.EVENT_DISCONNECTED and connected and not handshake_ok:
-                dropped_before_handshake = True
+        link = self._link
+        if self._monitor is not None:
+            link.read(self._monitor)
         self._drop_socket()
         details = {"endpoint": self.endpoint, "waited_s": round(waited_s, 3), "request": action}
-        if handshake_failed or dropped_before_handshake:
+        if link.handshake_failed or link.dropped_before_handshake:
+            # the daemon's authenticator refused this client's key; or the handshake itself failed (wrong server key, no keys)
+            details["handshake"] = "client_key_refused" if link.key_refused else "failed"
             if self.connection is not None:
                 hint = (f"this client used the keys of {self.connection_path}; a daemon started with --no-auth, or with "
                         "another connection file (--connection-file), refuses them: connect with the matching file")
@@ -254,31 +316,45 @@ class Client:
                 hint = ("check the server key (server.key from `edidub keys new`), and that this client's key is in the "
                         "daemon's authorized_clients folder if it has one; a daemon without CURVE refuses keyed clients too")
             return AuthFailedError(f"the EdiDub daemon at {self.endpoint} refused the secure handshake", hint=hint, details=details)
-        if connected and handshake_ok:
+        if link.connected and link.handshake_ok:
             return DaemonDownError(
                 f"the EdiDub daemon at {self.endpoint} did not answer {action} within {waited_s:.1f} s",
                 hint="it may be overloaded or stuck; check its log, or raise timeout_s",
                 details=details,
             )
-        return DaemonDownError(
-            f"no EdiDub daemon answered at {self.endpoint} within {waited_s:.1f} s",
-            hint="start one with `edidub serve --media-root DIR`, or point the client at it (endpoint= or $EDIDUB_DAEMON)",
-            details=details,
-        )
+        hint = "start one with `edidub serve --media-root DIR`, or point the client at it (endpoint= or $EDIDUB_DAEMON)"
+        if self.connection is not None and daemon_alive(self.connection) is False:
+            hint = (f"{self.connection_path} was left by a daemon (pid {self.connection.pid}) that is no longer running; "
+                    "start one with `edidub serve --media-root DIR`")
+            details["stale_connection_file"] = str(self.connection_path)
+        return DaemonDownError(f"no EdiDub daemon answered at {self.endpoint} within {waited_s:.1f} s", hint=hint, details=details)
 
     # -- one request ------------------------------------------------------------------------------
     def request(self, action: str, content: dict[str, Any] | None = None, *, timeout_s: float | None = None) -> dict[str, Any]:
-        """Send ``<action>_request`` and return the ok reply's content; raise the daemon's error otherwise."""
+        """Send ``<action>_request`` and return the ok reply's content; raise the daemon's error otherwise.
+
+        When nothing answers (or the handshake fails) and the connection file has changed since it was read —
+        the daemon was started again, on other ports or with new keys — it is read again and the request sent once more.
+        """
+        try:
+            return self._request_once(action, content, timeout_s)
+        except DaemonDownError:
+            if not self._reread_connection():
+                raise
+        return self._request_once(action, content, timeout_s)
+
+    def _request_once(self, action: str, content: dict[str, Any] | None, timeout_s: float | None) -> dict[str, Any]:
         timeout = self.timeout_s if timeout_s is None else float(timeout_s)
         sock = self._connect()
         message = Message.make(f"{action}_request", content or {}, session=self.session)
         started = time.monotonic()
-        sock.sndtimeo = max(1, int(timeout * 1000))
+        deadline = started + timeout
         try:
-            sock.send(message.pack())
+            if not self._writable(sock, deadline):
+                raise zmq.Again
+            sock.send(message.pack(), zmq.NOBLOCK)
         except zmq.Again:
             raise self._no_answer(time.monotonic() - started, action) from None
-        deadline = started + timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not sock.poll(max(1, int(remaining * 1000)), zmq.POLLIN):

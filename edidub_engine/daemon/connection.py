@@ -31,7 +31,7 @@ from pathlib import Path
 
 from edidub_engine.files import write_text_atomically
 
-__all__ = ["CONNECTION_ENV", "CONNECTION_FORMAT", "ConnectionInfo", "default_connection_path", "is_local_endpoint", "private_to_owner", "read_connection", "write_connection"]
+__all__ = ["CONNECTION_ENV", "CONNECTION_FORMAT", "ConnectionInfo", "daemon_alive", "default_connection_path", "is_local_endpoint", "private_to_owner", "read_connection", "write_connection"]
 
 CONNECTION_ENV = "EDIDUB_CONNECTION_FILE"
 CONNECTION_FORMAT = "edidub-connection/1"
@@ -110,6 +110,24 @@ def read_connection(path: str | os.PathLike) -> ConnectionInfo | None:
                               **{k: data[k] for k in keys}, server_secret_key=data.get("server_secret_key", ""))
     except (TypeError, ValueError):
         return None
+
+
+def daemon_alive(info: ConnectionInfo) -> bool | None:
+    """Whether the daemon that wrote ``info`` still runs: the file outlives it (its keys serve the next start).
+
+    False when no process has its pid (the file is stale: its endpoints are dead); None when this
+    cannot be told (no pid, Windows).  A live pid may belong to another process after a reboot:
+    only the handshake proves the daemon is there.
+    """
+    if info.pid <= 0 or os.name == "nt":
+        return None
+    try:
+        os.kill(info.pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: a process of another user has that pid
+        return True
+    return True
 
 
 def private_to_owner(path: str | os.PathLike) -> bool:

@@ -9,12 +9,13 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import zmq
 import zmq.auth
 
-from edidub_engine.client import AuthFailedError, Client
+from edidub_engine.client import AuthFailedError, Client, DaemonDownError
 from edidub_engine.daemon.connection import CONNECTION_ENV, read_connection
 from edidub_engine.daemon.protocol import Message
 
@@ -151,3 +152,54 @@ def test_with_keys_and_no_allow_list_only_the_connection_files_client_gets_in(tm
         proc.terminate()
         _, log = proc.communicate(timeout=30)
     assert "authorized_clients does not exist: only the client key of the connection file" in log
+
+
+def test_a_refused_handshake_is_told_apart_from_a_daemon_that_is_down_at_once(served, tmp_path):
+    """Issue 33 item 3: only the socket monitor tells them apart. A key the daemon does not admit is refused by its
+    authenticator (ZAP status 400); a wrong server key fails the handshake itself; the client says which, as soon as the
+    monitor reports it (before, it waited out its whole timeout, blocked on send)."""
+    info = read_connection(served["connection_file"])
+    for server_key, kind in ((info.server_public_key, "client_key_refused"), (zmq.curve_keypair()[0], "failed")):
+        started = time.monotonic()
+        with Client(served["requests"], server_key=server_key, timeout_s=20) as stranger, pytest.raises(AuthFailedError) as err:
+            stranger.hello()
+        assert err.value.details["handshake"] == kind and time.monotonic() - started < 5
+    with Client("tcp://127.0.0.1:9", connection_file=tmp_path / "none.json", timeout_s=1) as nobody, pytest.raises(DaemonDownError) as down:
+        nobody.hello()
+    assert down.value.code == "DAEMON_DOWN" and "handshake" not in down.value.details
+
+
+def test_a_connection_file_left_by_a_stopped_daemon_is_said_to_be_stale(tmp_path):
+    """Issue 33 item 2: the file outlives the daemon (its keys serve the next start); its pid tells a client it is stale."""
+    proc, ready = spawn_daemon(tmp_path / "jobs.sqlite3", [FOOTAGE, tmp_path])
+    proc.terminate()
+    proc.wait(30)
+    assert read_connection(ready["connection_file"]).pid == ready["pid"]
+    with Client(timeout_s=1) as client, pytest.raises(DaemonDownError) as err:
+        client.hello()
+    assert err.value.code == "DAEMON_DOWN" and err.value.details["stale_connection_file"] == ready["connection_file"]
+    assert f"daemon (pid {ready['pid']}) that is no longer running" in err.value.hint
+
+
+def test_an_open_client_follows_a_daemon_started_again_with_new_keys_or_ports(make_daemon, tmp_path):
+    """Issue 33 item 8: a daemon that finds its connection file readable by others makes new keys; a client that read
+    the old file reads it again when the handshake fails (before: AUTH_FAILED until the client was made anew). The same
+    when the daemon comes back on other ports."""
+    path = tmp_path / "conn" / "connection.json"
+    first = make_daemon(connection_file=path)
+    with Client(connection_file=path, timeout_s=3) as client:
+        client.hello()
+        old = read_connection(path)
+        first.stop()
+        os.chmod(path, 0o644)  # someone could have read it: the next start makes new keys
+        second = make_daemon(connection_file=path, store_path=tmp_path / "jobs2.sqlite3", request_endpoint=old.requests,
+                             events_endpoint=old.events)
+        new = read_connection(path)
+        assert new.requests == old.requests and new.server_public_key != old.server_public_key
+        started = time.monotonic()
+        assert client.hello().engine_version and client.connection == new
+        assert time.monotonic() - started < 3  # the failed handshake was noticed at once, not after the timeout
+        second.stop()
+        moved = make_daemon(connection_file=tmp_path / "conn" / "other.json", store_path=tmp_path / "jobs3.sqlite3")
+        os.replace(tmp_path / "conn" / "other.json", path)  # as a daemon started on other ports leaves it
+        assert client.hello().engine_version and client.endpoint == moved.request_endpoint
