@@ -236,7 +236,7 @@ def test_main_job_with_the_shipped_starter_models(footage_path, tmp_path):
 @pytest.mark.parametrize("fade", [0, 1, 4, 9])
 def test_crossfade_decided_frame_by_frame_equals_the_whole_run_ramp(fade):
     """A streamed run learns its end late; each frame's strength must still be the whole-run ramp's."""
-    from edidub_engine.render import _strength
+    from edidub_engine.render.job import ramp_strength as _strength
 
     def whole_run_ramp(a, b, total):  # the renderer's rule when it held whole runs
         strength = np.ones(b - a, np.float32)

@@ -1,0 +1,123 @@
+"""The shot's track: what tracking keeps of each frame, streamed, and its cache blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..errors import CancelledError
+
+Progress = Callable[[str, int, int], None]  # (stage, frames or steps done, total)
+ShouldCancel = Callable[[], bool]
+
+TRACK_BLOCK_FRAMES = 256  # frames per cached track block
+
+
+@dataclass(slots=True)
+class FrameRecord:
+    """What tracking keeps of one frame (index 0 = the shot's first frame): small, so a stream of them is cheap."""
+
+    index: int
+    status: str  # "ok" or why the frame passes through
+    cut: bool  # starts a new camera shot
+    matrix: np.ndarray | None = None  # [2, 3] frame → 224 crop
+    landmarks: np.ndarray | None = None  # [478, 3] float32 frame pixels
+    crop: np.ndarray | None = None  # [s, s, 3] uint8 at the LSD size
+    mask: np.ndarray | None = None  # [s, s] uint8 at the LSD size
+
+
+def iter_track(info, start: int, end: int, *, selector, lsd_size: int, first: int = 0) -> Iterator[FrameRecord]:
+    """Track shot frames ``[first, end - start)`` of ``[start, end)`` as a stream of :class:`FrameRecord`."""
+    from ..analysis import CutDetector
+    from ..face import FaceStatus, FaceTracker, lower_face_mask, track_and_align, warp_crop
+    from ..media import iter_frames
+
+    detector = CutDetector()
+    cuts: set[int] = set()
+    seen = first
+
+    def cut_hook(frame: np.ndarray) -> bool:
+        nonlocal seen
+        cut = detector.is_cut(frame)
+        if cut:
+            cuts.add(seen)
+        seen += 1
+        return cut
+
+    with FaceTracker(selector=selector) as tracker:
+        for tracked in track_and_align(iter_frames(info, start + first, end), tracker=tracker, is_cut=cut_hook):
+            i = tracked.frame_index - start
+            obs = tracked.observation
+            if tracked.alignment.valid and obs.status is FaceStatus.OK:
+                small = tracked.alignment.matrix_for(lsd_size)
+                yield FrameRecord(i, "ok", i in cuts, tracked.alignment.matrix_for(224), obs.landmarks.astype(np.float32),
+                                  warp_crop(tracked.frame, small, lsd_size),
+                                  (lower_face_mask(obs.landmarks, small, lsd_size) > 0.5).astype(np.uint8))
+            else:
+                yield FrameRecord(i, obs.status.value if obs.status is not FaceStatus.OK else "low_confidence", i in cuts)
+            cuts.discard(i)
+
+
+def block_entry(records: list[FrameRecord], lsd_size: int) -> dict[str, Any]:
+    """A run of records as a cache entry (tensors and plain data only)."""
+    k = len(records)
+    matrices = np.full((k, 2, 3), np.nan)
+    landmarks = np.full((k, 478, 3), np.nan, np.float32)
+    crops = np.zeros((k, lsd_size, lsd_size, 3), np.uint8)
+    masks = np.zeros((k, lsd_size, lsd_size), np.uint8)
+    for j, r in enumerate(records):
+        if r.status == "ok":
+            matrices[j], landmarks[j], crops[j], masks[j] = r.matrix, r.landmarks, r.crop, r.mask
+    return {"first": records[0].index, "status": [r.status for r in records], "cuts": [r.cut for r in records],
+            "matrices": torch.from_numpy(matrices), "landmarks": torch.from_numpy(landmarks),
+            "crops": torch.from_numpy(crops), "masks": torch.from_numpy(masks)}
+
+
+def block_records(entry: dict[str, Any]) -> Iterator[FrameRecord]:
+    matrices, landmarks = entry["matrices"].numpy(), entry["landmarks"].numpy()
+    crops, masks = entry["crops"].numpy(), entry["masks"].numpy()
+    for j, (status, cut) in enumerate(zip(entry["status"], entry["cuts"])):
+        i = entry["first"] + j
+        if status == "ok":
+            yield FrameRecord(i, status, cut, matrices[j], landmarks[j], crops[j], masks[j])
+        else:
+            yield FrameRecord(i, status, cut)
+
+
+@dataclass
+class ShotTrack:
+    """A whole shot's track in arrays (for measuring short clips; dubbing streams :class:`FrameRecord`s)."""
+
+    status: list[str]  # "ok" or why the frame passes through
+    matrices: np.ndarray  # [N, 2, 3] frame → 224 crop (NaN where no face)
+    landmarks: np.ndarray  # [N, 478, 3] float32 frame pixels (NaN where no face)
+    crops: np.ndarray  # [N, s, s, 3] uint8 at the LSD size
+    masks: np.ndarray  # [N, s, s] uint8 at the LSD size
+    cuts: list[int] = field(default_factory=list)  # shot-relative frames that start a new camera shot
+
+
+def track_shot(info, start: int, end: int, *, selector, lsd_size: int, progress: Progress | None, should_cancel: ShouldCancel | None) -> ShotTrack:
+    records = []
+    for record in iter_track(info, start, end, selector=selector, lsd_size=lsd_size):
+        if should_cancel is not None and should_cancel():
+            raise CancelledError(f"cancelled while tracking frame {start + record.index}")
+        records.append(record)
+        if progress is not None:
+            progress("track", record.index + 1, end - start)
+    entry = block_entry(records, lsd_size)
+    return ShotTrack(entry["status"], entry["matrices"].numpy(), entry["landmarks"].numpy(), entry["crops"].numpy(),
+                     entry["masks"].numpy(), [r.index for r in records if r.cut])
+
+
+def crop_matrix(matrix224: np.ndarray, size: int) -> np.ndarray:
+    """The frame→crop matrix of a ``size`` crop from the 224 crop's (the same framing)."""
+    from ..face.alignment import FaceAlignment
+
+    return FaceAlignment(frame_index=0, valid=True, matrix=matrix224).matrix_for(size)
+
+
+__all__ = ["TRACK_BLOCK_FRAMES", "FrameRecord", "ShotTrack", "block_entry", "block_records", "crop_matrix", "iter_track", "track_shot"]
