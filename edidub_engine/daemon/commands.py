@@ -53,7 +53,8 @@ def add_daemon_parsers(subparsers: argparse._SubParsersAction) -> None:
             "Run the EdiDub daemon that plugins, adapters and scripts talk to through edidub_engine.client "
             f"(wire protocol v1, docs/protocol.md). Listens on 127.0.0.1:{DEFAULT_REQUEST_PORT} for requests and "
             f"the next port for events. Only this user's processes get in: the daemon writes its endpoints and keys to a "
-            f"connection file readable by this user only ({default_connection_path()}), which edidub_engine.client, the "
+            f"connection file readable by this user only ({default_connection_path()}; $EDIDUB_CONNECTION_FILE or "
+            "$XDG_DATA_HOME/edidub/daemon/connection.json when set), which edidub_engine.client, the "
             "Resolve scripts, the Premiere bridge and edidub batch read on their own (--no-auth turns this off on a "
             "single-user machine). Binding any other address needs CURVE keys (edidub keys new). Requests may "
             "only read and write under the --media-root folders. Jobs live in a SQLite store and survive restarts."
@@ -74,7 +75,8 @@ def add_daemon_parsers(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--events-port", type=int, metavar="PORT", help="event (PUB) port; default --port + 1 (a free one when --port is 0)")
     serve.add_argument("--endpoint", metavar="URL", help="full request endpoint instead of --bind/--port, e.g. ipc:///run/edidub.sock")
     serve.add_argument("--events-endpoint", metavar="URL", help="full event endpoint instead of --bind/--events-port")
-    serve.add_argument("--keys", metavar="DIR", help="CURVE key folder with server.key_secret (and optionally authorized_clients/*.key)")
+    serve.add_argument("--keys", metavar="DIR", help="CURVE key folder with server.key_secret; the clients admitted are the connection "
+                                                    "file's and those whose public keys are in DIR/authorized_clients/ (server.key alone admits nobody)")
     serve.add_argument("--connection-file", metavar="PATH",
                        help=f"where to write the endpoints and keys local clients use (default ${CONNECTION_ENV} or {default_connection_path()})")
     serve.add_argument("--no-auth", action="store_true",
@@ -99,7 +101,8 @@ def add_daemon_parsers(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Write a CURVE key pair. For the daemon: `edidub keys new DIR` writes DIR/server.key and DIR/server.key_secret; "
             "start with `edidub serve --keys DIR` and give clients server.key. For a client: `--name alice`; put alice.key "
-            "into the daemon's DIR/authorized_clients/ to allow only listed clients. Never overwrites."
+            "into the daemon's DIR/authorized_clients/ to admit it (server.key alone admits nobody: only the connection "
+            "file's client and the listed ones get in). Never overwrites."
         ),
     )
     new.add_argument("folder", metavar="DIR", help="folder to write into (created, mode 0700)")

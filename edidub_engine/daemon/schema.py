@@ -36,17 +36,31 @@ __all__ = ["SCHEMA_DIR", "generate", "validate", "write", "main"]
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "docs" / "schema"
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
-# ShotRequest's own rules (shot.py's from_dict), which its type hints alone do not say.
+# ShotRequest's own rules (shot.py's from_dict and its option checks), which its type hints alone do not say:
+# every bound the daemon enforces on a shot is here, so a client in another language sees it (docs/protocol.md, Limits).
+_SECONDS = {"type": "number", "minimum": 0, "maximum": shot_module.MAX_SECONDS}
+_STEPS = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": shot_module.MAX_STEPS}, {"type": "null"}]}
 _SHOT_OVERRIDES: dict[tuple[type, str], dict[str, Any]] = {
     (shot_module.ShotRequest, "shot_id"): {"type": "string", "minLength": 1, "maxLength": 200},
     (shot_module.SourceRange, "path"): {"type": "string", "minLength": 1, "maxLength": 4096},
-    (shot_module.SourceRange, "start_frame"): {"type": "integer", "minimum": 0},
-    (shot_module.SourceRange, "end_frame"): {"type": "integer", "minimum": 1, "description": "exclusive; greater than start_frame"},
+    (shot_module.SourceRange, "start_frame"): {"type": "integer", "minimum": 0, "maximum": shot_module.MAX_FRAME - 1},
+    (shot_module.SourceRange, "end_frame"): {"type": "integer", "minimum": 1, "maximum": shot_module.MAX_FRAME,
+                                             "description": "exclusive; greater than start_frame"},
     (shot_module.AudioSegment, "path"): {"type": "string", "minLength": 1, "maxLength": 4096},
-    (shot_module.AudioSegment, "start_s"): {"type": "number", "minimum": 0},
-    (shot_module.AudioSegment, "offset_s"): {"type": "number", "minimum": 0},
-    (shot_module.AudioSegment, "duration_s"): {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "null"}]},
+    (shot_module.AudioSegment, "start_s"): _SECONDS,
+    (shot_module.AudioSegment, "offset_s"): _SECONDS,
+    (shot_module.AudioSegment, "duration_s"): {"anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": shot_module.MAX_SECONDS},
+                                                         {"type": "null"}]},
     (shot_module.OutputSpec, "codec"): {"type": "string", "enum": list(shot_module.CODECS)},
+    (shot_module.OutputSpec, "name"): {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 200}, {"type": "null"}]},
+    (shot_module.DubOptions, "steps"): _STEPS,
+    (shot_module.DubOptions, "inversion_steps"): _STEPS,
+    (shot_module.DubOptions, "guidance_scale"): {"anyOf": [{"type": "number", "minimum": 1, "maximum": 30}, {"type": "null"}]},
+    (shot_module.DubOptions, "seed"): {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+    (shot_module.DubOptions, "strength"): {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+    (shot_module.DubOptions, "face"): {"anyOf": [{"type": "string", "maxLength": 4096}, {"type": "integer", "minimum": 0}],
+                                       "description": '"largest", a face index counted left to right from 0, or "x,y" in pixels'},
+    (shot_module.DubOptions, "model"): {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 200}, {"type": "null"}]},
     (shot_module.ShotRequest, "dub_audio"): {
         "anyOf": [
             {"$ref": "#/$defs/AudioSegment"},

@@ -1,20 +1,24 @@
 """What submit refuses and how a refusal names the shot: the promises of docs/protocol.md a third-party client relies on
-(issue 33), on real sockets through the raw ``submit`` request (the Client checks a dict before it sends it)."""
+(issue 33 items 5-7), on real sockets through the raw ``submit`` request (the Client checks a dict before it sends it)."""
 
 from __future__ import annotations
 
 import copy
+import re
 import threading
 import time
 
 import pytest
 
 from edidub_engine.client import Client
+from edidub_engine.daemon.protocol import MAX_MESSAGE_BYTES, MAX_SHOTS_PER_SUBMIT, MAX_TIMELINE_CHARS
+from edidub_engine.daemon.schema import SchemaViolation
 from edidub_engine.daemon.server import Server
 from edidub_engine.errors import EdidubError
-from edidub_engine.shot import MAX_FRAME, MAX_SECONDS
+from edidub_engine.shot import MAX_FRAME, MAX_SECONDS, MAX_STEPS, MIN_ADAPT_TAKE_FRAMES
 
-from daemon_helpers import settings, shot
+from daemon_helpers import REPO, settings, shot
+from daemon_wire import check, envelope
 from runners import CopyRunner
 
 
@@ -45,6 +49,7 @@ def test_every_per_shot_refusal_names_the_shots_index_and_id(client, clip, audio
     nameless = _refusal(client, [good, dict(bad, shot_id=7)])
     assert (nameless.details["index"], nameless.details["shot_id"]) == (1, None)  # no readable id: null, never absent
     assert client.list_jobs() == []
+
 
 def test_a_missing_model_is_refused_before_and_after_the_worker_is_ready(tmp_path, out_dir, clip, audio):
     """The server knows what its runner serves when it starts (the catalogue): a worker still loading changes nothing."""
@@ -78,3 +83,17 @@ def test_a_missing_model_is_refused_before_and_after_the_worker_is_ready(tmp_pat
         release.set()
         server.stop()
 
+
+def test_every_bound_the_daemon_enforces_is_in_the_document_and_the_schema(tmp_path, clip, audio):
+    """Issue 33 item 6: end_frame above 864 000 000 was refused without the document saying so."""
+    text = re.sub(r"(?<=\d)[ ,](?=\d{3}\b)", "", (REPO / "docs" / "protocol.md").read_text(encoding="utf-8"))
+    limits = text[text.index("## Limits"):]
+    for value in (MAX_FRAME, int(MAX_SECONDS), MAX_STEPS, MIN_ADAPT_TAKE_FRAMES, MAX_SHOTS_PER_SUBMIT, 4096, 200, 128):
+        assert re.search(rf"\b{value}\b", limits), f"{value} is not in the Limits section"
+    assert "8 MiB" in limits and "7 MiB" in limits and MAX_MESSAGE_BYTES == 8 << 20 and MAX_TIMELINE_CHARS == 7 << 20
+    over = shot(clip, audio, tmp_path)
+    over["source"]["end_frame"] = MAX_FRAME + 1
+    with pytest.raises(SchemaViolation, match="end_frame"):
+        check(envelope("submit_request", {"shots": [over]}))
+    over["source"]["end_frame"] = MAX_FRAME
+    check(envelope("submit_request", {"shots": [over]}))
