@@ -1,11 +1,18 @@
-"""The review page in headless Chromium: ratings and an approval survive a reload and reach the CSV and OTIO exports."""
+"""The review page in headless Chromium: ratings and an approval survive a reload and reach the CSV and OTIO exports;
+only the user who started it gets in (a token in a file only they can read, as Jupyter's notebook server does)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
 import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -27,6 +34,12 @@ def _prores_original(folder: Path, source: Path) -> Path:
         for _, frame in iter_frames(info, 0, 30):
             w.write(frame)
     return out
+
+
+@pytest.fixture(autouse=True)
+def _own_data_home(tmp_path, monkeypatch):
+    """Each test's token files go to a folder of its own, never to the user's ~/.local/share/edidub/review."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
 
 
 @pytest.fixture
@@ -68,6 +81,22 @@ def _get(url: str) -> bytes:
         return r.read()
 
 
+def _status(url: str, *, data: bytes | None = None, headers: dict | None = None) -> int:
+    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET",
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def _base(server) -> str:
+    """The address without its token (what a stranger can find by scanning loopback ports)."""
+    host, port = server.httpd.server_address[:2]
+    return f"http://{host}:{port}/"
+
+
 def test_rating_and_approval_persist_and_export(batch, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
@@ -75,8 +104,10 @@ def test_rating_and_approval_persist_and_export(batch, browser, tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
 
     with ReviewServer(batch, port=0) as server:
-        assert server.url.startswith("http://127.0.0.1:")
+        assert server.url.startswith("http://127.0.0.1:") and server.url.endswith(f"/?token={server.token}")
         wait = WebDriverWait(browser, 30)
+        browser.get(_base(server))  # without the token: refused, and told where the address is
+        assert "only its own user" in browser.find_element(By.TAG_NAME, "body").text
         browser.get(server.url)
         wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
         card = browser.find_element(By.ID, "shot-1")  # the shot whose id needs URL quoting
@@ -102,7 +133,7 @@ def test_rating_and_approval_persist_and_export(batch, browser, tmp_path):
         # MPEG-1 and ProRes originals play: each is served as an H.264 proxy of the shot's own range
         for i, seconds in ((0, 2.0), (1, 2.0), (2, 1.0)):
             original = browser.find_element(By.CSS_SELECTOR, f"#shot-{i} video.original")
-            assert original.get_attribute("src").endswith(f"/media/{i}/original")
+            assert f"/media/{i}/original?token=" in original.get_attribute("src")
             wait.until(lambda d: d.execute_script("return arguments[0].readyState", original) >= 1)
             duration = browser.execute_script("return arguments[0].duration", original)
             assert abs(duration - seconds) < 0.1, (i, duration)
@@ -114,7 +145,8 @@ def test_rating_and_approval_persist_and_export(batch, browser, tmp_path):
         print(f"\nreview page screenshot: {shot_png}")
         assert shot_png.stat().st_size > 0
 
-        rows = list(csv.DictReader(io.StringIO(_get(server.url + "export.csv").decode())))
+        exports = {e.get_attribute("id"): e.get_attribute("href") for e in browser.find_elements(By.CSS_SELECTOR, "a[id^=export]")}
+        rows = list(csv.DictReader(io.StringIO(_get(exports["export-csv"]).decode())))  # the page's own links carry the token
         by_id = {r["shot_id"]: r for r in rows}
         assert (by_id["grid b/2"]["sync"], by_id["grid b/2"]["naturalness"], by_id["grid b/2"]["verdict"]) == ("7", "9", "approved")
         assert by_id["grid-a"]["verdict"] == "rejected" and by_id["grid-a"]["sync"] == ""
@@ -122,7 +154,7 @@ def test_rating_and_approval_persist_and_export(batch, browser, tmp_path):
 
         import opentimelineio as otio
 
-        timeline = otio.adapters.read_from_string(_get(server.url + "export.otio").decode(), "otio_json")
+        timeline = otio.adapters.read_from_string(_get(exports["export-otio"]).decode(), "otio_json")
         clips = {c.name: c for c in timeline.find_clips()}
         marker = clips["grid b/2"].markers[0]
         assert marker.color == "GREEN" and marker.name.startswith("APPROVED")
@@ -131,7 +163,7 @@ def test_rating_and_approval_persist_and_export(batch, browser, tmp_path):
         assert clips["grid b/2"].source_range.start_time.to_timecode() == "01:00:00:10"
 
         # media are served with byte ranges (what a <video> element asks for)
-        req = urllib.request.Request(server.url + "media/0/original", headers={"Range": "bytes=0-99"})
+        req = urllib.request.Request(server.base_url + "media/0/original", headers={"Range": "bytes=0-99", "Authorization": f"token {server.token}"})
         with urllib.request.urlopen(req, timeout=30) as r:
             assert r.status == 206 and len(r.read()) == 100
 
@@ -139,7 +171,8 @@ def test_rating_and_approval_persist_and_export(batch, browser, tmp_path):
 def test_bad_writes_are_refused(batch):
     with ReviewServer(batch, port=0) as server:
         def post(path, body, ctype="application/json"):
-            req = urllib.request.Request(server.url + path, data=body, method="POST", headers={"Content-Type": ctype})
+            req = urllib.request.Request(server.base_url + path, data=body, method="POST",
+                                         headers={"Content-Type": ctype, "Authorization": f"token {server.token}"})
             try:
                 with urllib.request.urlopen(req, timeout=30) as r:
                     return r.status, json.loads(r.read())
@@ -152,3 +185,73 @@ def test_bad_writes_are_refused(batch):
         assert post("api/shots/grid-a", b"sync=3", "application/x-www-form-urlencoded")[0] == 415  # no cross-site form posts
         status, row = post("api/shots/grid-a", b'{"sync": 3}')
         assert status == 200 and row["sync"] == 3 and row["verdict"] == "pending"
+
+
+ROUTES = ["", "index.html", "api/shots", "media/0/original", "media/1/dubbed", "export.csv", "export.otio"]
+
+
+def test_only_the_token_in_the_owners_file_gets_in(batch):
+    with ReviewServer(batch, port=0) as server:
+        base = _base(server)
+        for route in ROUTES:
+            assert _status(base + route) == 403, route
+            assert _status(base + route + "?token=" + "x" * 43) == 403, route
+            assert _status(base + route, headers={"Authorization": "token " + server.token[:-1]}) == 403, route
+        assert _status(base + "api/shots/grid-a", data=b'{"verdict": "approved"}') == 403
+        refusal = urllib.request.Request(base + "api/shots")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(refusal, timeout=30)
+        assert "?token=" in json.loads(err.value.read())["error"]  # it says what to open
+
+        for route in ROUTES:
+            assert _status(base + route + "?token=" + server.token) == 200, route
+            assert _status(base + route, headers={"Authorization": "token " + server.token}) == 200, route
+        assert _status(base + "api/shots/grid-a", data=b'{"verdict": "approved"}', headers={"Authorization": "token " + server.token}) == 200
+
+        token_file = server.token_file
+        assert token_file.parent == Path(os.environ["XDG_DATA_HOME"]) / "edidub" / "review"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600 and stat.S_IMODE(token_file.parent.stat().st_mode) == 0o700
+        assert json.loads(token_file.read_text()) == {"url": server.url, "token": server.token, "batch_dir": str(server.batch_dir),
+                                                      "pid": os.getpid()}
+    assert not token_file.exists()  # the token dies with the server
+
+
+_STRANGER = textwrap.dedent("""
+    import json, os, sys, urllib.error, urllib.request
+    base, token_file = sys.argv[1], sys.argv[2]
+    readable = os.access(token_file, os.R_OK)
+    def status(url, data=None):
+        req = urllib.request.Request(url, data=data, method="POST" if data else "GET", headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status
+        except urllib.error.HTTPError as err:
+            return err.code
+    out = {route: status(base + route) for route in sys.argv[3:]}
+    out["post"] = status(base + "api/shots/grid-a", b'{"verdict": "rejected"}')
+    print(json.dumps({"readable": readable, "statuses": out}))
+""")
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None or os.geteuid() != 0, reason="needs setpriv and root to run as another uid")
+def test_another_user_on_the_machine_is_refused(batch, monkeypatch):
+    """uid 65534 (nobody) on the same loopback: it cannot read the owner's token file, and without the token
+    it neither fetches the batch's media nor posts a verdict."""
+    import tempfile
+
+    data_home = Path(tempfile.mkdtemp(prefix="edidub-review-home-"))  # outside pytest's 0700 folder: the stranger may walk there
+    os.chmod(data_home, 0o755)
+    monkeypatch.setenv("XDG_DATA_HOME", str(data_home))
+    try:
+        with ReviewServer(batch, port=0) as server:
+            os.chmod(server.token_file.parent, 0o755)  # as if the owner had widened the folder: the file's own 0600 keeps it
+            run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", _STRANGER,
+                                  _base(server), str(server.token_file), *ROUTES],
+                                 capture_output=True, text=True, env={"PATH": os.environ["PATH"], "HOME": "/tmp"}, cwd="/", timeout=60)
+            assert run.returncode == 0, run.stderr
+            seen = json.loads(run.stdout)
+            assert seen["readable"] is False
+            assert seen["statuses"] == {**{route: 403 for route in ROUTES}, "post": 403}
+            assert server.store.get("grid-a")["verdict"] == "pending"  # nothing the stranger sent was saved
+    finally:
+        shutil.rmtree(data_home, ignore_errors=True)

@@ -20,6 +20,9 @@ Export: <a id="export-csv" href="/export.csv">CSV</a> · <a id="export-otio" hre
 <div id="shots">loading…</div>
 <script>
 "use strict";
+// the token of the address `edidub review` printed: sent with every request (the server answers nothing without it)
+const TOKEN = new URLSearchParams(location.search).get("token") || "";
+const AUTH = {"Authorization": "token " + TOKEN}, Q = "?token=" + encodeURIComponent(TOKEN);
 const options = (sel) => '<option value="">–</option>' + Array.from({length: 10}, (_, i) => `<option value="${i + 1}"${sel === i + 1 ? " selected" : ""}>${i + 1}</option>`).join("");
 function esc(s) { return String(s ?? "").replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c])); }
 async function save(id, fields) {
@@ -28,7 +31,7 @@ async function save(id, fields) {
   status.textContent = "saving…"; status.className = "saved";
   const reviewer = document.getElementById("reviewer").value.trim();
   if (reviewer) fields = {...fields, reviewer};
-  const r = await fetch("/api/shots/" + encodeURIComponent(id), {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(fields)});
+  const r = await fetch("/api/shots/" + encodeURIComponent(id), {method: "POST", headers: {...AUTH, "Content-Type": "application/json"}, body: JSON.stringify(fields)});
   const body = await r.json();
   if (!r.ok) { status.textContent = body.error || "not saved"; status.className = "saved error"; return; }
   const v = card.querySelector(".verdict");
@@ -45,8 +48,8 @@ function render(batch) {
     const t0 = s.start_s ?? 0, t1 = s.end_s ?? "";
     div.innerHTML = `<h2>${esc(s.shot_id)}</h2>
       <div class="pair">
-        <figure><video class="original" controls preload="metadata" src="/media/${i}/original${s.proxy ? "" : `#t=${t0},${t1}`}"></video><figcaption>original: ${esc(s.original)} frames ${s.start_frame}–${s.end_frame - 1}${s.proxy ? " (H.264 proxy)" : ""}</figcaption></figure>
-        <figure><video class="dubbed" controls preload="metadata" src="/media/${i}/dubbed"></video><figcaption>dub: ${esc(s.dubbed)}</figcaption></figure>
+        <figure><video class="original" controls preload="metadata" src="/media/${i}/original${Q}${s.proxy ? "" : `#t=${t0},${t1}`}"></video><figcaption>original: ${esc(s.original)} frames ${s.start_frame}–${s.end_frame - 1}${s.proxy ? " (H.264 proxy)" : ""}</figcaption></figure>
+        <figure><video class="dubbed" controls preload="metadata" src="/media/${i}/dubbed${Q}"></video><figcaption>dub: ${esc(s.dubbed)}</figcaption></figure>
       </div>
       ${(s.warnings || []).map(w => `<div class="warn">⚠ ${esc(w)}</div>`).join("")}
       <div class="controls">
@@ -76,7 +79,8 @@ function render(batch) {
 const who = document.getElementById("reviewer");
 who.value = localStorage.getItem("edidub-reviewer") || "";
 who.onchange = () => localStorage.setItem("edidub-reviewer", who.value.trim());
-fetch("/api/shots").then(r => r.json()).then(render).catch(e => { document.getElementById("shots").textContent = "cannot load the batch: " + e; });
+for (const which of ["csv", "otio"]) document.getElementById("export-" + which).href = "/export." + which + Q;
+fetch("/api/shots", {headers: AUTH}).then(async r => { const body = await r.json(); if (!r.ok) throw new Error(body.error); return body; }).then(render).catch(e => { document.getElementById("shots").textContent = "cannot load the batch: " + e; });
 </script>
 </body></html>
 """

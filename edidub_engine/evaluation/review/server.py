@@ -6,21 +6,33 @@ a browser; nothing listens beyond the loopback interface.  Requests whose
 reach the server by DNS rebinding), and writes must be JSON ``POST``s, which a
 foreign page cannot send without a CORS preflight that this server never
 grants.
+
+Loopback is shared by every user of the machine, so, as Jupyter's notebook server
+does, each server makes a random token, writes it to a file only its user can read
+(:attr:`ReviewServer.token_file`) and answers only requests that carry it: the
+printed address has it (``?token=…``), and the page sends it with every request
+(``Authorization: token …``, and in its media and export links, which a
+``<video>`` element cannot give headers).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import mimetypes
+import os
 import re
+import secrets
 import threading
 from fractions import Fraction
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from ...errors import EdidubError, InvalidArgumentError
+from ...files import write_text_atomically
+from ...model_paths import user_models_dir
 from .export import export_csv, export_otio, load_batch
 from .page import PAGE
 from .store import ReviewStore
@@ -38,15 +50,36 @@ class ReviewServer:
                                        hint="open an SSH tunnel to review from another machine")
         self.batch_dir = Path(batch_dir).expanduser().resolve()
         self.batch = load_batch(self.batch_dir)
-        self.store = ReviewStore(db_path or self.batch_dir / "review.sqlite")
+        self.token = secrets.token_urlsafe(32)
         self.httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self.httpd.daemon_threads = True
+        try:
+            self.token_file = _write_token_file(default_state_dir(), self)
+            self.store = ReviewStore(db_path or self.batch_dir / "review.sqlite")
+        except BaseException:
+            self.httpd.server_close()
+            self.forget_token()
+            raise
         self._thread: threading.Thread | None = None
 
     @property
-    def url(self) -> str:
+    def base_url(self) -> str:
         host, port = self.httpd.server_address[:2]
         return f"http://{host}:{port}/"
+
+    @property
+    def url(self) -> str:
+        """The page's address with its token: what the owner opens."""
+        return f"{self.base_url}?token={self.token}"
+
+    def admits(self, token: str | None) -> bool:
+        return bool(token) and hmac.compare_digest(token.encode(), self.token.encode())
+
+    def forget_token(self) -> None:
+        """Remove the token file (the token dies with the server)."""
+        token_file = getattr(self, "token_file", None)
+        if token_file is not None:
+            token_file.unlink(missing_ok=True)
 
     def media_path(self, index: int, which: str) -> Path | None:
         """The dubbed file, or the original's proxy (its range as H.264) where the set has one, else the original."""
@@ -76,20 +109,51 @@ class ReviewServer:
         return self
 
     def serve_forever(self) -> None:
-        self.httpd.serve_forever()
+        try:
+            self.httpd.serve_forever()
+        finally:
+            self.forget_token()
 
     def stop(self) -> None:
         self.httpd.shutdown()
+        self.close()
+
+    def close(self) -> None:
+        """Release the socket, the store and the token file (after :meth:`serve_forever` returns)."""
         self.httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.store.close()
+        self.forget_token()
 
     def __enter__(self) -> "ReviewServer":
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def default_state_dir() -> Path:
+    """``$XDG_DATA_HOME/edidub/review`` (else ``~/.local/share/…``): where each running server's token file lives."""
+    return user_models_dir().parent / "review"
+
+
+def _write_token_file(folder: Path, server: ReviewServer) -> Path:
+    """``review-<port>.json`` with the address and token, mode 0600 in a 0700 folder (as Jupyter's runtime files)."""
+    folder = folder.expanduser()
+    path = folder / f"review-{server.httpd.server_address[1]}.json"
+    payload = {"url": server.url, "token": server.token, "batch_dir": str(server.batch_dir), "pid": os.getpid()}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)  # mkdir's mode passes through the umask, and an old folder may be wider
+        return write_text_atomically(path, json.dumps(payload, indent=2) + "\n", mode=0o600)
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot write the review server's token file {path} ({exc.strerror})",
+                                   hint="set XDG_DATA_HOME to a folder of yours") from None
+
+
+_REFUSED = ("this review server answers only its own user: open the address `edidub review` printed "
+            "(it ends in ?token=…); the token is also in {file}")
 
 
 def _handler_for(server: ReviewServer):
@@ -103,6 +167,18 @@ def _handler_for(server: ReviewServer):
         def _host_ok(self) -> bool:
             host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
             return host in _LOOPBACK_HOSTS
+
+        def _refused(self) -> bool:
+            """Answer 403 and return True unless the request is on loopback by name and carries the token."""
+            if not self._host_ok():
+                self._json(HTTPStatus.FORBIDDEN, {"error": "bad Host"})
+                return True
+            scheme, _, header = (self.headers.get("Authorization") or "").partition(" ")
+            given = header.strip() if scheme.lower() == "token" else (parse_qs(urlsplit(self.path).query).get("token") or [None])[0]
+            if server.admits(given):
+                return False
+            self._json(HTTPStatus.FORBIDDEN, {"error": _REFUSED.format(file=server.token_file)})
+            return True
 
         def _send(self, status: int, body: bytes, ctype: str, extra: dict | None = None) -> None:
             self.send_response(status)
@@ -120,8 +196,8 @@ def _handler_for(server: ReviewServer):
 
         # -- routes
         def do_GET(self):  # noqa: N802
-            if not self._host_ok():
-                return self._json(HTTPStatus.FORBIDDEN, {"error": "bad Host"})
+            if self._refused():
+                return None
             path = urlsplit(self.path).path
             if path in ("/", "/index.html"):
                 return self._send(200, PAGE.encode(), "text/html; charset=utf-8")
@@ -141,8 +217,8 @@ def _handler_for(server: ReviewServer):
         do_HEAD = do_GET  # noqa: N815
 
         def do_POST(self):  # noqa: N802
-            if not self._host_ok():
-                return self._json(HTTPStatus.FORBIDDEN, {"error": "bad Host"})
+            if self._refused():
+                return None
             m = re.fullmatch(r"/api/shots/(.+)", urlsplit(self.path).path)
             if not m:
                 return self._json(404, {"error": "not found"})
