@@ -153,6 +153,15 @@ class Acceleration:
         """The :class:`~edidub_engine.diffusion.DiffusionConfig` fields these choices set."""
         return {"batch_guidance": self.batch_guidance, "max_batch": self.max_batch if self.batch_windows else 1}
 
+    def rows_per_call(self, windows: int, *, guided: bool) -> int:
+        """Rows of the largest network call over ``windows`` MultiDiffusion windows of one clip, grouped as the
+        diffusion process groups them on this path (``MaskedDiffusion._step``: both guidance branches of a window
+        together when batched, whole windows up to ``max_batch`` rows). The self-check probes this shape: with
+        ``dynamic=False`` each shape is its own compiled graph, and a 2-row probe vouched for none that runs."""
+        overrides = self.diffusion_overrides()
+        per_window = 2 if guided and overrides["batch_guidance"] else 1
+        return min(windows, max(1, overrides["max_batch"] // per_window)) * per_window
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -10,14 +10,20 @@ starter LSD on real GRID crops, 2 inversion + 2 guided steps at guidance 5):
   4.6 dB until CPU compiles at bf16 were held to 256-bit vectors).
 
 Whatever the CPU, the pipeline checks its path against the reference when it is
-built and falls back to one that agrees; the tests assert on the path it runs,
-and that the check catches a path that is deliberately wrong.
+built and falls back to one that agrees. So the tests assert which path ran (a
+fallback to fp32 would otherwise compare fp32 with fp32 and pass), that the check
+probes the shape of the calls a dub makes, and that it catches a path that is
+deliberately wrong.
 
 Outside the mask every path gives the original pixels bit for bit.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -44,17 +50,42 @@ def shot(starter_bundle, footage_path):
     return models, track, units[0], units[1]
 
 
-def _lip_sync(shot, acceleration, used=None):
-    models, track, original, dub = shot
-    settings = DubSettings(steps=2, inversion_steps=2, srd_steps=1)
-    pipeline = DubbingPipeline(lsd=models.lsd, srd=models.srd, settings=settings, acceleration=acceleration)
-    if used is not None:
-        used.append(pipeline.fast_path)
-    try:
-        return pipeline.lip_sync(track.crops, track.masks, original, dub)
-    finally:
-        import torch
+# one section and short SRD chunks: the self-check's probes are then the shapes of this test's own calls
+SETTINGS = DubSettings(steps=2, inversion_steps=2, srd_steps=1, section_frames=FRAMES, srd_chunk_frames=4)
 
+
+class _Rows:
+    """The batch rows of every call of an eager network (a forward pre-hook: the real module, only watched)."""
+
+    def __init__(self, module):
+        self.rows: list[int] = []
+        self.frames: set[int] = set()
+        self._handle = module.register_forward_pre_hook(self._see)
+
+    def _see(self, _module, args):
+        self.rows.append(int(args[0].shape[0]))
+        self.frames.add(int(args[0].shape[2]))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._handle.remove()
+
+
+def _lip_sync(shot, acceleration, used=None, rows=None):
+    models, track, original, dub = shot
+    pipeline = DubbingPipeline(lsd=models.lsd, srd=models.srd, settings=SETTINGS, acceleration=acceleration)
+    if used is not None:
+        used.append(pipeline)
+    try:
+        if rows is None:
+            return pipeline.lip_sync(track.crops, track.masks, original, dub)
+        with _Rows(models.lsd) as seen:
+            out = pipeline.lip_sync(track.crops, track.masks, original, dub)
+        rows.extend(seen.rows)
+        return out
+    finally:
         models.lsd.to(memory_format=torch.contiguous_format)  # the models are shared with other tests
 
 
@@ -63,28 +94,73 @@ def _psnr_inside(a, b, masks):
     return 10 * np.log10(255.0**2 / max(float((d**2).mean()), 1e-12))
 
 
-def _agree(shot, fast, bound_db):
+def _agree(shot, fast, bound_db, *, reference_rows=None, fast_rows=None):
+    """The fast path's lip-sync against the reference's; returns the fast pipeline (its path says what ran)."""
     _, track, _, _ = shot
-    reference = _lip_sync(shot, Acceleration.reference())
-    checks = []
-    out = _lip_sync(shot, fast, checks)
+    reference = _lip_sync(shot, Acceleration.reference(), rows=reference_rows)
+    pipelines = []
+    out = _lip_sync(shot, fast, pipelines, rows=fast_rows)
     outside = ~track.masks.astype(bool)
     assert np.array_equal(out[outside], reference[outside]) and np.array_equal(out[outside], track.crops[outside])
     assert np.abs(out.astype(int) - track.crops).max() > 10, "the edit changed the mouth (else agreement is trivial)"
     psnr = _psnr_inside(out, reference, track.masks)
-    assert psnr >= bound_db, f"fast path {checks[0].to_dict()} is {psnr:.1f} dB from the reference"
-    return checks[0]
+    assert psnr >= bound_db, f"fast path {pipelines[0].fast_path.to_dict()} is {psnr:.1f} dB from the reference"
+    return pipelines[0]
 
 
 def test_batched_guidance_and_windows_only_regroup_rows(shot):
-    _agree(shot, Acceleration(), 60.0)
+    reference_rows, fast_rows = [], []
+    pipeline = _agree(shot, Acceleration(), 60.0, reference_rows=reference_rows, fast_rows=fast_rows)
+    assert pipeline.acceleration == Acceleration() and not pipeline.fast_path.fell_back
+    # what ran: the reference one window and one guidance branch per call, the batched path a step's two
+    # windows per call, both branches together when guided (4 rows) and alone when inverting (2)
+    windows = len(pipeline._process(SETTINGS, steps=1, guidance=5.0).window_starts(FRAMES))
+    assert windows == 2 and set(reference_rows) == {1} and set(fast_rows) == {2 * windows, windows}, (reference_rows, fast_rows)
+
+
+def _cannot_compile_here() -> str | None:
+    """Why torch.compile cannot run on this machine's CPU, or None: inductor builds its CPU kernels with a C++ compiler."""
+    compiler = os.environ.get("CXX") or "g++"
+    if shutil.which(compiler) is None:
+        return f"torch.compile's CPU kernels are C++ that inductor builds, and this machine has no C++ compiler ({compiler})"
+    return None
 
 
 def test_full_fast_path_agrees_with_the_reference(shot):
-    check = _agree(shot, Acceleration(precision="bf16", channels_last=True, compile="default"), 40.0)
-    assert check.checked and check.tried[0]["path"] == "bf16 + channels-last + compile(default)"
-    # Whichever path ran, its single-call agreement was measured and met the bound.
-    assert check.tried[-1]["ok"] and check.used.describe() == check.tried[-1]["path"]
+    if (reason := _cannot_compile_here()) is not None:
+        pytest.skip(f"the full fast path (bf16 + channels-last + compile) cannot run here: {reason}")
+    requested = Acceleration(precision="bf16", channels_last=True, compile="default")
+    torch._dynamo.utils.counters.clear()  # count only this test's graphs
+    pipeline = _agree(shot, requested, 40.0)
+    check = pipeline.fast_path
+    # The path asked for is the path that ran: a fallback to fp32 would compare fp32 with fp32 and pass.
+    assert not check.fell_back and pipeline.acceleration == requested, check.message()
+    assert [t["path"] for t in check.tried] == ["bf16 + channels-last + compile(default)"] and check.tried[0]["ok"]
+    assert all(v >= 30.0 for v in check.tried[0]["agreement_db"].values()), check.to_dict()
+    assert isinstance(pipeline._lsd_call, torch._dynamo.eval_frame.OptimizedModule)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2, "the lip-sync ran compiled graphs"
+
+
+def test_the_self_check_probes_the_shape_of_a_dubs_calls(shot):
+    """The probe is a real call's shape: a full section's guided step for the LSD, a chunk's step (with its context
+    frames) for the SRD, grouped as the path groups rows; a 2-row probe compiled and vouched for graphs no dub runs."""
+    models, track, original, dub = shot
+    settings = DubSettings(steps=1, inversion_steps=1, srd_steps=1, section_frames=FRAMES, srd_chunk_frames=8)
+    for acceleration in (Acceleration(), Acceleration(max_batch=3), Acceleration(batch_guidance=False), Acceleration.reference()):
+        pipeline = DubbingPipeline(lsd=models.lsd, srd=models.srd, settings=settings, acceleration=acceleration)
+        probes = pipeline._probes(acceleration)
+        with _Rows(models.lsd) as lsd:
+            pipeline.lip_sync(track.crops, track.masks, original, dub)
+        assert (probes["lsd"][0].shape[0], probes["lsd"][0].shape[2]) == (max(lsd.rows), *lsd.frames), (acceleration, lsd.rows)
+        size = pipeline.srd_size
+        crops = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_CUBIC) for c in track.crops[:11]])
+        masks = np.stack([cv2.resize(m.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) for m in track.masks[:11]]) > 0
+        with _Rows(models.srd) as srd:  # a chunk of 8 frames after the 3 the last chunk hands on, as the render gives it
+            pipeline.restore(crops[3:], masks[3:], track.crops[3:11], seed=0, context=(crops[:3], track.crops[:3]), settings=settings)
+        assert (probes["srd"][0].shape[0], probes["srd"][0].shape[2]) == (max(srd.rows), *srd.frames), (acceleration, srd.rows)
+
+
+SHORT_WINDOWS = DubSettings(window_frames=8, window_stride=4, section_frames=FRAMES, srd_chunk_frames=4)
 
 
 class _Perturbed(Acceleration):
@@ -104,9 +180,10 @@ class _Perturbed(Acceleration):
 
 
 def test_self_check_falls_back_from_a_wrong_fast_path_and_records_it(shot, caplog):
+    """A bf16 path whose outputs carry 10 % noise is caught by the check and not run."""
     models = shot[0]
     with caplog.at_level("WARNING", logger="edidub.pipeline"):
-        pipeline = DubbingPipeline(lsd=models.lsd, srd=models.srd, settings=DubSettings(window_frames=8, window_stride=4),
+        pipeline = DubbingPipeline(lsd=models.lsd, srd=models.srd, settings=SHORT_WINDOWS,
                                    acceleration=_Perturbed(precision="bf16"))
     check = pipeline.fast_path
     assert check.fell_back and pipeline.acceleration.precision == "fp32" and not pipeline.acceleration.channels_last
@@ -116,7 +193,7 @@ def test_self_check_falls_back_from_a_wrong_fast_path_and_records_it(shot, caplo
     record = check.to_dict()
     assert record["requested"] == "bf16" and record["used"] == "fp32" and record["fell_back"]
     # The same path unperturbed (bf16 eager) passes the same check: the bound is not what failed.
-    honest = DubbingPipeline(lsd=models.lsd, srd=models.srd, settings=DubSettings(window_frames=8, window_stride=4),
+    honest = DubbingPipeline(lsd=models.lsd, srd=models.srd, settings=SHORT_WINDOWS,
                              acceleration=Acceleration(precision="bf16")).fast_path
     assert not honest.fell_back and all(v >= 30.0 for v in honest.tried[0]["agreement_db"].values()), honest.to_dict()
 
