@@ -84,7 +84,7 @@ class DubbingPipeline:
         if not check or requested.is_reference_arithmetic:
             self._lsd_call, self._srd_call = requested.prepare(self.lsd), requested.prepare(self.srd)
             return FastPathCheck(requested=requested, used=requested, checked=False)
-        probes = self._probes()
+        probes = self._probes(requested)
         reference = Acceleration.reference()
         expected = {name: self._run(reference.prepare(net), *probes[name], acceleration=reference)
                     for name, net in (("lsd", self.lsd), ("srd", self.srd))}
@@ -110,10 +110,14 @@ class DubbingPipeline:
     def _srd_window(self) -> int:
         return self.settings.srd_window_frames
 
-    def _probes(self) -> dict[str, tuple]:
-        """A fixed small input per network, the shape of one real call: ``(sample, timestep, kwargs)``."""
+    def _probes(self, acceleration: Acceleration) -> dict[str, tuple]:
+        """A fixed input per network in the shape of its largest real call on ``acceleration``'s grouping:
+        ``(sample, timestep, kwargs)``. The LSD's is a full section's guided sampling step, the SRD's a
+        chunk's step (with the context frames it is given ahead), so the check runs the graphs a dub runs."""
+        from .diffusion import window_starts
+
         generator = torch.Generator(device="cpu").manual_seed(1234)
-        device = self.device
+        device, settings = self.device, self.settings
 
         def sample(rows: int, frames: int, size: int) -> torch.Tensor:
             x_t = torch.randn(rows, 3, frames, size, size, generator=generator)
@@ -122,12 +126,20 @@ class DubbingPipeline:
             mask[..., size // 2 :, :] = 1.0
             return torch.cat([x_t, condition, mask], dim=1).to(device)
 
-        frames = self.settings.window_frames
-        timesteps = torch.tensor([900, 100], device=device)
-        units = torch.randint(0, self.null_unit + 1, (2, frames, int(self.lsd.config.units_per_frame)), generator=generator)
+        def timesteps(rows: int) -> torch.Tensor:
+            return torch.tensor([900, 100], device=device).repeat(rows)[:rows]
+
+        frames = min(settings.window_frames, settings.section_frames)
+        lsd_rows = acceleration.rows_per_call(len(window_starts(settings.section_frames, window_frames=settings.window_frames,
+                                                                window_stride=settings.window_stride)),
+                                              guided=settings.guidance_scale != 1.0)
+        srd_chunk = settings.srd_chunk_frames + max(0, settings.srd_window_frames - settings.srd_window_stride)  # render's context
+        srd_rows = acceleration.rows_per_call(len(window_starts(srd_chunk, window_frames=settings.srd_window_frames,
+                                                                window_stride=settings.srd_window_stride)), guided=False)
+        units = torch.randint(0, self.null_unit + 1, (lsd_rows, frames, int(self.lsd.config.units_per_frame)), generator=generator)
         return {
-            "lsd": (sample(2, frames, self.lsd_size), timesteps, {"units": units.to(device)}),
-            "srd": (sample(2, self._srd_window(), self.srd_size), timesteps, {}),
+            "lsd": (sample(lsd_rows, frames, self.lsd_size), timesteps(lsd_rows), {"units": units.to(device)}),
+            "srd": (sample(srd_rows, min(self._srd_window(), srd_chunk), self.srd_size), timesteps(srd_rows), {}),
         }
 
     @property
@@ -188,6 +200,7 @@ class DubbingPipeline:
         *,
         settings: DubSettings | None = None,
         latents: MutableMapping[int, torch.Tensor] | None = None,
+        tone_reference: np.ndarray | None = None,
         progress: Progress | None = None,
         should_cancel: ShouldCancel | None = None,
     ) -> np.ndarray:
@@ -198,7 +211,8 @@ class DubbingPipeline:
         depends only on the source and its own speech, so a second dub skips it.
         The tone match runs on the whole output here and per section in
         :meth:`lip_sync_section` (whose carried frames are matched already), so
-        the two agree exactly on shots of one section.
+        the two agree exactly on shots of one section. ``tone_reference`` ``[T x s x s]``: where inside the
+        masks the tone is measured (the part the edit is not meant to change; default: the whole mask).
         """
         process, (x0, mask, cond, null, original) = self._lsd_inputs(crops, masks, original_units, dub_units, settings)
         edited = process.edit(
@@ -206,18 +220,21 @@ class DubbingPipeline:
             latents=latents, progress=_stage(progress, "lip-sync"), should_cancel=should_cancel,
         )
         if (settings or self.settings).keep_tone:
-            edited = match_tone(edited, x0, mask)
+            edited = match_tone(edited, x0, mask, None if tone_reference is None else mask_tensor(tone_reference).to(self.device))
         return to_crops(edited)
 
-    def _lsd_inputs(self, crops, masks, original_units, dub_units, settings: DubSettings | None):
+    def _lsd_inputs(self, crops, masks, original_units, dub_units, settings: DubSettings | None, reference: np.ndarray | None = None):
         """The process and ``(x0, mask, cond, null_cond, original_cond)`` tensors of an LSD edit."""
         settings = settings or self.settings
         self._check_lsd_inputs(crops, masks, original_units, dub_units)
         x0 = to_tensor(crops).to(self.device)
         mask = mask_tensor(masks).to(self.device)
-        # At inference the reference is the original clip itself (section 3.1).
-        cond = {"reference": x0, "mask": mask, "units": self._units(dub_units)}
-        original = {"reference": x0, "mask": mask, "units": self._units(original_units)}
+        # At inference the reference is the clip being edited itself (section 3.1), unless another is given.
+        if reference is not None and reference.shape != crops.shape:
+            raise InvalidArgumentError(f"the LSD reference has shape {reference.shape}, the crops {crops.shape}")
+        ref = x0 if reference is None else to_tensor(reference).to(self.device)
+        cond = {"reference": ref, "mask": mask, "units": self._units(dub_units)}
+        original = {"reference": ref, "mask": mask, "units": self._units(original_units)}
         process = self._process(settings, steps=settings.steps, guidance=settings.guidance_scale)
         return process, (x0, mask, cond, null_cond_for(cond, null_unit=self.null_unit), original)
 
@@ -233,6 +250,8 @@ class DubbingPipeline:
         carried: torch.Tensor | None,
         latent: torch.Tensor | None = None,
         settings: DubSettings | None = None,
+        reference: np.ndarray | None = None,
+        tone_reference: np.ndarray | None = None,
         progress: Callable[[int, int], None] | None = None,
         should_cancel: ShouldCancel | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -242,7 +261,8 @@ class DubbingPipeline:
         section's output tensor for the first ``section.carry`` frames.
         ``output`` is ``[1, 3, T, s, s]`` float in [-1, 1] (unrounded, to carry
         into the next section; :func:`to_crops` makes crops of it), ``latent``
-        the section's inversion (cache it). ``progress(steps done, steps)``.
+        the section's inversion (cache it). ``progress(steps done, steps)``. ``reference``: what the network
+        is conditioned on (default: ``crops`` themselves); ``tone_reference``: see :meth:`lip_sync`.
 
         A lone section shorter than the LSD's window (a shot of a few frames) is
         reflected in time up to one window, so the network sees the length it was
@@ -254,8 +274,10 @@ class DubbingPipeline:
             order = reflect_indices(frames, window)
             crops, masks = crops[order], masks[order]
             original_units, dub_units = original_units[order], dub_units[order]
+            reference = None if reference is None else reference[order]
+            tone_reference = None if tone_reference is None else tone_reference[order]
             section = Section(index=section.index, start=section.start, end=section.start + window, carry=0)
-        process, (x0, mask, cond, null, original) = self._lsd_inputs(crops, masks, original_units, dub_units, settings)
+        process, (x0, mask, cond, null, original) = self._lsd_inputs(crops, masks, original_units, dub_units, settings, reference)
         steps = process.iter_edit_section(
             self._lsd_denoiser(), x0, mask, cond, null, original_cond=original, section=section, carried=carried, latent=latent,
         )
@@ -274,7 +296,8 @@ class DubbingPipeline:
         assert sample is not None and latent is not None
         if (settings or self.settings).keep_tone:  # the section's new frames; the carried ones were matched before
             c = section.carry
-            sample = torch.cat([sample[:, :, :c], match_tone(sample[:, :, c:], x0[:, :, c:], mask[:, :, c:])], dim=2)
+            measured = None if tone_reference is None else mask_tensor(tone_reference).to(self.device)[:, :, c:]
+            sample = torch.cat([sample[:, :, :c], match_tone(sample[:, :, c:], x0[:, :, c:], mask[:, :, c:], measured)], dim=2)
         return sample[:, :, :frames], latent
 
     # ------------------------------------------------------------------ SRD

@@ -37,3 +37,29 @@ def test_frames_without_a_mask_are_unchanged():
     assert torch.equal(out[:, :, 1], edited[:, :, 1])
     assert torch.allclose(out[:, :, 0].masked_select(mask[:, :, 0].expand(1, 3, -1, -1) > 0.5),
                           source[:, :, 0].masked_select(mask[:, :, 0].expand(1, 3, -1, -1) > 0.5), atol=1e-6)
+
+
+def test_a_large_new_mouth_does_not_tilt_the_skin_when_the_cast_is_measured_off_it():
+    """Issue 34.3: with the median over the whole mask, skin 8 levels off came out +1.8, +5.3 and +17 levels off as
+    the new mouth grew to 17, 33 and 50 % of the mask. Measured on the region the edit is not meant to change, the
+    skin comes back to the source's whatever the mouth's size."""
+    level = 2 / 255  # one 8-bit level in [-1, 1]
+    for share in (1 / 6, 1 / 3, 1 / 2):
+        g = torch.Generator().manual_seed(3)
+        source = (torch.rand((1, 3, 2, 40, 40), generator=g) * 0.2 - 0.1)  # smooth-ish skin
+        mask = torch.zeros((1, 1, 2, 40, 40))
+        mask[..., 10:40, :] = 1.0
+        mouth = torch.zeros_like(mask, dtype=torch.bool)
+        rows = int(round(30 * share))
+        mouth[..., 10 : 10 + rows, :] = True
+        edited = torch.where(mask > 0.5, source + 8 * level, source)  # the LSD's cast: 8 levels
+        edited = torch.where(mouth, torch.full_like(source, -0.9), edited)  # a new (dark, open) mouth over `share` of the mask
+        skin = (mask > 0.5) & ~mouth
+        whole = match_tone(edited, source, mask)  # the old estimate, for the record
+        kept = match_tone(edited, source, mask, reference=skin.float())
+        off_whole = (whole - source).masked_select(skin.expand_as(source)).abs().max() / level
+        off_kept = (kept - source).masked_select(skin.expand_as(source)).abs().max() / level
+        assert off_kept < 0.01, f"mouth {share:.0%} of the mask: skin {off_kept:.2f} levels off"
+        assert torch.allclose(kept.masked_select(mouth.expand_as(kept)), (edited - 8 * level).masked_select(mouth.expand_as(kept)))
+        if share >= 1 / 2:
+            assert off_whole > 1.0  # what the issue saw: the whole-mask median leans toward the mouth
