@@ -5,25 +5,29 @@ paper's self-supervised training pairs (lower face masked, the actor's own speec
 landmark-matched reference frame outside the exclusion window). So adaptation is the paper's
 training, started from the base bundle's LSD:
 
-1. each clip's range is split: the last fifth (at least one LSD window) is held back for
-   validation, the rest is cut to a lossless excerpt with its audio and prepared as a
-   dataset (``edidub prepare``, with the base bundle's codebook);
+1. each clip's range is split: the last fifth (25 to 75 frames) is held back, the rest is cut
+   to a lossless excerpt with its audio and prepared as a dataset (``edidub prepare``, with the
+   base bundle's codebook). The held-back fifth is halved: its first half *selects* (chooses the
+   best checkpoint), its second half *judges* (gives the final verdict). The best of several
+   checkpoints on the frames that chose it is biased upward, so a selection figure alone would
+   publish noise-level wins as gains;
 2. the LSD trains from the base weights in chunks (``train(..., until_step=)``, so a stop at any
-   point resumes exactly); after each chunk its EMA weights dub the held-back frames with their
+   point resumes exactly); after each chunk its EMA weights dub the selection frames with their
    own speech, and the round trip's PSNR inside the mask is the validation figure;
 3. the best weights are kept; training stops at the step or time budget, or when the figure has
    not improved for ``patience`` validations;
-4. the output is the base bundle with the adapted LSD, its card saying the base (and its hash),
-   the clips and frames used, steps, time, device and the figures before and after. The base
-   bundle is never written to.
+4. the chosen weights replace the base's LSD only if they beat it on the verdict frames by the
+   gate's margin (0.05 dB); the output is the base bundle with that LSD, its card saying the base
+   (and its hash), the clips and frames used, steps, time, device and the verdict figures before
+   and after (the selection figures beside them). The base bundle is never written to.
 
-5. the SRD then fine-tunes the same way on the same takes (a quarter of the budget), validated by
-   its own stage on the held-back frames (PSNR inside the mask of the restored high-res crop);
-   its weights replace the base's only if they beat them there by the SRD gate's margin (0.05 dB);
-6. a bundle with an adapted SRD is checked (``edidub check`` over the first take's held-back
+5. the SRD then fine-tunes the same way on the same takes (a quarter of the budget), selected by
+   its own stage on the selection frames (PSNR inside the mask of the restored high-res crop)
+   and judged, with the same margin, on the verdict frames;
+6. a bundle with an adapted SRD is checked (``edidub check`` over the first take's verdict
    stretch, written into its card) before it is published, so ``--restore auto`` runs that SRD
-   only if it beats bicubic at its stage and end to end on frames it never trained on; a bundle
-   that kept the base's SRD keeps the base's verdict.
+   only if it beats bicubic at its stage and end to end on frames it never trained on and was
+   not chosen on; a bundle that kept the base's SRD keeps the base's verdict.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from edidub_engine.shot import MIN_ADAPT_TAKE_FRAMES
 __all__ = ["AdaptClip", "AdaptResult", "adapt_bundle", "clips_from_timeline", "eta_s", "held_back_range", "parse_clip", "run_adapt_job", "work_folder"]
 
 STATE_NAME = "adapt.json"
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 MIN_FACE_FRACTION = 0.8  # of the held-back frames; a clip with fewer is not this actor's close-up
 SILENCE_RMS = 1e-3  # full scale; below it the clip has no speech to learn from
 
@@ -78,14 +83,15 @@ def work_folder(out: str | Path) -> Path:
     return out.parent / f".{out.name}.adapt"
 
 
-def held_back_range(start: int, end: int) -> tuple[int, int, int]:
-    """``(train_start, split, end)``: the last fifth of ``[start, end)`` (25 to 75 frames) is held back."""
+def held_back_range(start: int, end: int) -> tuple[int, int, int, int]:
+    """``(train_start, split, judge, end)``: the last fifth of ``[start, end)`` (25 to 75 frames) is held back,
+    ``[split, judge)`` to choose checkpoints on and ``[judge, end)`` for the final verdict."""
     n = end - start
     held = min(75, max(25, round(0.2 * n)))
     if n - held < 50:
         raise InvalidArgumentError(f"frames {start}-{end - 1} are too short to adapt on ({n} frames)",
                                    hint=f"give at least {MIN_ADAPT_TAKE_FRAMES} frames (3 s at 25 fps) of the actor speaking")
-    return start, end - held, end
+    return start, end - held, end - held + held // 2, end
 
 
 @dataclass
@@ -96,6 +102,13 @@ class _Held:
     units: np.ndarray
     hr: np.ndarray  # [N, S, S, 3] at the SRD size: what the SRD restores
     hr_masks: np.ndarray
+    frames: np.ndarray  # [N] each entry's frame, from the stretch's start (frames without a face are left out)
+
+    def split(self, at: int) -> tuple[_Held, _Held]:
+        """The entries before frame ``at`` of the stretch and those from it on."""
+        first = self.frames < at
+        return tuple(_Held(self.name, self.crops[m], self.masks[m], self.units[m], self.hr[m], self.hr_masks[m], self.frames[m])
+                     for m in (first, ~first))
 
 
 def _excerpt(info, start: int, end: int, out: Path) -> None:
@@ -128,14 +141,15 @@ def _held_back(renderer, info, start: int, end: int) -> _Held:
     units = renderer._units(audio, info.rate, end - start).shot
     from edidub_engine.face import lower_face_mask, warp_crop
     from edidub_engine.media import iter_frames
+    from edidub_engine.render.track import crop_matrix
 
     size, wanted, hr, hr_masks = renderer.pipeline.srd_size, set(ok), [], []
     for index, frame in iter_frames(info, start, end):
         if index - start in wanted:
-            matrix = renderer._matrix(track.matrices[index - start], size)
+            matrix = crop_matrix(track.matrices[index - start], size)
             hr.append(warp_crop(frame, matrix, size))
             hr_masks.append(lower_face_mask(track.landmarks[index - start], matrix, size) > 0.5)
-    return _Held(info.path.name, track.crops[ok], track.masks[ok], units[ok], np.stack(hr), np.stack(hr_masks))
+    return _Held(info.path.name, track.crops[ok], track.masks[ok], units[ok], np.stack(hr), np.stack(hr_masks), np.array(ok))
 
 
 def _validate(renderer, held: Sequence[_Held]) -> float:
@@ -233,20 +247,23 @@ def adapt_bundle(
     base_sha = models.identity["sha256"]
 
     # ---- the clips: held-back stretches (checked before anything is written), then training excerpts
-    held, used, spans, spans_held = [], [], [], []
+    held, judged, used, spans, spans_judged = [], [], [], [], []
     for clip in clips:
         clip_info = probe_video(clip.path)
         end = clip_info.frame_count if clip.end is None else min(int(clip.end), clip_info.frame_count)
         if not 0 <= clip.start < end:
             raise InvalidArgumentError(f"{clip_info.path.name}: frames {clip.start}-{end - 1} are outside the clip "
                                        f"({clip_info.frame_count} frames)")
-        first, split, last = held_back_range(int(clip.start), end)
-        say(f"clip {clip_info.path.name}: training on frames {first}-{split - 1}, validating on {split}-{last - 1}")
-        held.append(_held_back(renderer, clip_info, split, last))
+        first, split, judge, last = held_back_range(int(clip.start), end)
+        say(f"clip {clip_info.path.name}: training on frames {first}-{split - 1}, choosing weights on {split}-{judge - 1}, "
+            f"judging them on {judge}-{last - 1}")
+        choose, judge_on = _held_back(renderer, clip_info, split, last).split(judge - split)  # tracked and heard as one stretch
+        held.append(choose)
+        judged.append(judge_on)
         spans.append((clip_info, first, split))
-        spans_held.append((clip_info.path, split, last))
+        spans_judged.append((clip_info.path, judge, last))
         used.append({"path": str(clip_info.path), "sha256": file_sha256(clip_info.path), "train_frames": [first, split],
-                     "validation_frames": [split, last]})
+                     "selection_frames": [split, judge], "verdict_frames": [judge, last]})
     (work / "videos").mkdir(parents=True, exist_ok=True)
     try:
         for k, (clip_info, first, split) in enumerate(spans):
@@ -271,16 +288,19 @@ def adapt_bundle(
     state = json.loads(state_path.read_text(encoding="utf-8")) if resume else {}
     if state and state.get("base_sha256") != base_sha:
         raise InvalidArgumentError("the stopped adaptation started from another base bundle", hint=f"remove {work} to start over")
-    if state and "lsd" not in state:
+    if state and "verdict_before_db" not in state.get("lsd", {}):
         raise InvalidArgumentError(f"{work} was left by an older EdiDub", hint=f"remove {work} to start over")
     if not state:
-        before = _validate(renderer, held)
-        say(f"base {info.name} {info.version}: validation {before:.2f} dB inside the mask (own-speech round trip)")
-        state = {"base_sha256": base_sha, "lsd": _net_state(before)}
+        before, verdict_before = _validate(renderer, held), _validate(renderer, judged)
+        say(f"base {info.name} {info.version}: validation {before:.2f} dB inside the mask (own-speech round trip; "
+            f"{verdict_before:.2f} dB on the verdict frames)")
+        state = {"base_sha256": base_sha, "lsd": _net_state(before, verdict_before)}
         if srd_config is not None:
-            srd_before, bicubic = _validate_srd(renderer, held), _validate_srd(renderer, held, "bicubic")
-            say(f"base SRD: {srd_before:.2f} dB inside the mask on the held-back crops (bicubic {bicubic:.2f} dB)")
-            state["srd"] = {**_net_state(srd_before), "bicubic_db": bicubic}
+            srd_before, bicubic = _validate_srd(renderer, held), _validate_srd(renderer, judged, "bicubic")
+            srd_verdict_before = _validate_srd(renderer, judged)
+            say(f"base SRD: {srd_before:.2f} dB inside the mask on the held-back crops ({srd_verdict_before:.2f} dB on the "
+                f"verdict frames, bicubic {bicubic:.2f} dB)")
+            state["srd"] = {**_net_state(srd_before, srd_verdict_before), "bicubic_db": bicubic}
         write_json_atomically(state_path, state)
     total_s = None if minutes is None else 60.0 * float(minutes)
     common = dict(state=state, state_path=state_path, validate_every=validate_every, patience=patience, device=device, say=say,
@@ -296,50 +316,97 @@ def adapt_bundle(
     if any(state.get(net, {}).get("stopped") == "cancelled" for net in ("lsd", "srd")):
         raise CancelledError(f"adaptation cancelled at step {state['lsd']['step']}; --resume continues it")
 
+    # ---- the verdict: the weights chosen on the selection frames against the base's, on frames no choice was made on
+    from edidub_engine.render import SRD_MARGIN_DB
+
+    base_models = LoadedModels.load(info.path)
     own, seconds = state["lsd"], sum(float(state.get(net, {}).get("seconds", 0.0)) for net in ("lsd", "srd"))
+    lsd_wins = _judge(lsd, work / "best-lsd.pt", own, lambda: _validate(renderer, judged), base_models.lsd, SRD_MARGIN_DB,
+                      stored=info.lsd_dir / WEIGHTS_NAME)
+    verdict = own["verdict"]
+    after_db = verdict["adapted_db"] if lsd_wins else verdict["base_db"]
+    say(f"LSD verdict: {_verdict_line(verdict)}")
     adaptation = {
         "made_from": "the user's own footage of the actor (not redistributable with the bundle unless its rights allow)",
         "base": {"name": info.name, "version": info.version, "sha256": base_sha},
-        "clips": used, "steps": int(own["step"]), "best_step": int(own["best_step"]), "seconds": round(seconds, 1),
+        "clips": used, "steps": int(own["step"]), "best_step": int(own["best_step"]) if lsd_wins else 0, "seconds": round(seconds, 1),
         "device": str(next(lsd.parameters()).device), "stopped": own["stopped"],
-        "validation": {"metric": "own-speech round trip, PSNR inside the lower-face mask at the LSD size, held-back frames",
-                       "before_db": round(float(own["before_db"]), 3), "after_db": round(float(own["best_db"]), 3),
-                       "history": own["history"]},
+        "validation": {"metric": "own-speech round trip, PSNR inside the lower-face mask at the LSD size, on the verdict frames "
+                                 "(held back, and not used to choose the weights)",
+                       "before_db": round(float(verdict["base_db"]), 3), "after_db": round(float(after_db), 3),
+                       "margin_db": SRD_MARGIN_DB, "history": own["history"],
+                       "selection": {"before_db": round(float(own["before_db"]), 3), "best_db": round(float(own["best_db"]), 3),
+                                     "best_step": int(own["best_step"]), "adapted_on_verdict_db": _round(verdict["adapted_db"])}},
         "config": {k: v for k, v in lsd_config.to_dict().items() if k in ("lr", "batch_size", "window_frames", "size", "ema_decay")},
     }
-    if int(own["best_step"]) == 0:  # every fine-tuned LSD did worse on the held-back frames: the bundle dubs as the base does
-        adaptation["kept"] = "the base's LSD: no fine-tuned weights beat it on the held-back frames"
-    _best_or_base(lsd, work / "best-lsd.pt", LoadedModels.load(info.path).lsd)
+    if not lsd_wins:  # the bundle dubs as the base does
+        adaptation["kept"] = f"the base's LSD: {_verdict_line(verdict)}"
     srd = None
-    from edidub_engine.render import SRD_MARGIN_DB
-
-    srd_gain = float(state["srd"]["best_db"]) - float(state["srd"]["before_db"]) if "srd" in state else 0.0
-    if srd_gain >= SRD_MARGIN_DB and (work / "best-srd.pt").is_file():  # beat the base's on the held-back crops, by the gate's margin
-        srd = renderer.pipeline.srd
-        _best_or_base(srd, work / "best-srd.pt", None)
+    if "srd" in state:
         mine = state["srd"]
-        adaptation["srd"] = {"steps": int(mine["step"]), "best_step": int(mine["best_step"]), "stopped": mine["stopped"],
-                             "validation": {"metric": "PSNR inside the lower-face mask of the held-back high-res crops, restored "
-                                                      "from their own low-res crops", "before_db": round(float(mine["before_db"]), 3),
-                                            "after_db": round(float(mine["best_db"]), 3), "bicubic_db": round(float(mine["bicubic_db"]), 3),
-                                            "history": mine["history"]}}
-    elif "srd" in state:
-        adaptation["srd"] = {"kept": f"the base's SRD (fine-tuning did not beat it by {SRD_MARGIN_DB} dB on the held-back crops)",
-                             "steps": int(state["srd"]["step"]), "history": state["srd"]["history"]}
-    # A new SRD needs a new verdict (is it worth running, at its stage and end to end?): measured on held-back frames. The
+        srd_wins = _judge(renderer.pipeline.srd, work / "best-srd.pt", mine, lambda: _validate_srd(renderer, judged), base_models.srd,
+                          SRD_MARGIN_DB, stored=info.srd_dir / WEIGHTS_NAME)
+        say(f"SRD verdict: {_verdict_line(mine['verdict'])}")
+        if srd_wins:
+            srd = renderer.pipeline.srd
+            adaptation["srd"] = {"steps": int(mine["step"]), "best_step": int(mine["best_step"]), "stopped": mine["stopped"],
+                                 "validation": {"metric": "PSNR inside the lower-face mask of the verdict frames' high-res crops, "
+                                                          "restored from their own low-res crops",
+                                                "before_db": round(float(mine["verdict"]["base_db"]), 3),
+                                                "after_db": round(float(mine["verdict"]["adapted_db"]), 3),
+                                                "bicubic_db": round(float(mine["bicubic_db"]), 3), "margin_db": SRD_MARGIN_DB,
+                                                "history": mine["history"]}}
+        else:
+            adaptation["srd"] = {"kept": f"the base's SRD: {_verdict_line(mine['verdict'])}",
+                                 "steps": int(mine["step"]), "history": mine["history"]}
+    # A new SRD needs a new verdict (is it worth running, at its stage and end to end?): measured on the verdict frames. The
     # base's SRD keeps the base's verdict, measured on clips it never saw (and a check costs about a minute on a CPU).
     bundle = _write_bundle(info, lsd, out, name=name or f"{info.name}-{Path(clips[0].path).stem}", adaptation=adaptation, srd=srd,
-                           check=None if srd is None else (lambda folder: _check_adapted(folder, spans_held[0], say)))
+                           check=None if srd is None else (lambda folder: _check_adapted(folder, spans_judged[0], say)))
     shutil.rmtree(work, ignore_errors=True)
     card = json.loads((bundle / "model_card.json").read_text(encoding="utf-8"))
-    return AdaptResult(bundle=bundle, steps=int(own["step"]), seconds=seconds, before_db=float(own["before_db"]),
-                       best_db=float(own["best_db"]), best_step=int(own["best_step"]), history=own["history"], stopped=own["stopped"],
+    return AdaptResult(bundle=bundle, steps=int(own["step"]), seconds=seconds, before_db=float(verdict["base_db"]),
+                       best_db=float(after_db), best_step=int(adaptation["best_step"]), history=own["history"], stopped=own["stopped"],
                        srd=adaptation.get("srd") or {}, check=card.get("check") or {})
 
 
-def _net_state(before: float) -> dict[str, Any]:
+def _net_state(before: float, verdict_before: float) -> dict[str, Any]:
     return {"before_db": before, "best_db": before, "best_step": 0, "step": 0, "seconds": 0.0, "stopped": "",
-            "history": [{"step": 0, "validation_db": before}]}
+            "verdict_before_db": verdict_before, "history": [{"step": 0, "validation_db": before}]}
+
+
+def _judge(model, best_path: Path, own: dict[str, Any], measure: Callable[[], float], base_model, margin_db: float, *,
+           stored: Path) -> bool:
+    """Whether the weights chosen on the selection frames (``best_path``; absent when none beat the base there) replace
+    the base's: only if ``measure()`` on the verdict frames beats the base's figure there by ``margin_db``, with the
+    weights rounded as the bundle stores them (the base's file ``stored``). ``model`` is left holding the weights that
+    win; the figures go to ``own["verdict"]``."""
+    import torch
+
+    base_db, adapted_db = float(own["verdict_before_db"]), None
+    if best_path.is_file():
+        dtypes = _stored_dtypes(stored)
+        best = torch.load(best_path, map_location="cpu", weights_only=True)
+        model.load_state_dict({k: v.to(dtypes[k]).to(v.dtype) if k in dtypes else v for k, v in best.items()})
+        adapted_db = measure()
+    wins = adapted_db is not None and adapted_db >= base_db + margin_db
+    if not wins:
+        model.load_state_dict(base_model.state_dict())
+    own["verdict"] = {"base_db": base_db, "adapted_db": adapted_db, "margin_db": margin_db, "replaces_base": wins}
+    return wins
+
+
+def _verdict_line(verdict: dict[str, Any]) -> str:
+    if verdict["adapted_db"] is None:
+        return "no fine-tuned weights beat it on the selection frames"
+    figures = f"{verdict['adapted_db']:.2f} dB against the base's {verdict['base_db']:.2f} dB on the verdict frames"
+    if verdict["replaces_base"]:
+        return f"the fine-tuned weights replace the base's ({figures})"
+    return f"the fine-tuned weights chosen on the selection frames gave {figures}, short of the {verdict['margin_db']} dB margin"
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
 
 
 def _fine_tune_config(network_dir: Path, fallback, *, steps: int | None, lr: float | None, validate_every: int, overrides):
@@ -419,16 +486,6 @@ def _fine_tune(net: str, model, *, run: Path, config, dataset: Path, validate: C
             on_step(target, config.steps if config.steps < 1_000_000 else 0)
 
 
-def _best_or_base(model, best_path: Path, base_model) -> None:
-    """The best weights a fine-tune kept, else (nothing beat the base) the base's own."""
-    import torch
-
-    if best_path.is_file():
-        model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
-    elif base_model is not None:
-        model.load_state_dict(base_model.state_dict())
-
-
 def _check_adapted(bundle: Path, held: tuple, say) -> None:
     """``edidub check`` on the held-back stretch of the first take, written into the card: what ``--restore auto``
     decides from (the adapted SRD runs only if it beats bicubic at its stage and end to end)."""
@@ -474,15 +531,22 @@ def _write_bundle(info, lsd, out: Path, *, name: str, adaptation: dict[str, Any]
     return read_bundle(out).path
 
 
+def _stored_dtypes(weights: Path) -> dict[str, Any]:
+    """Each tensor's dtype in a network's weights file: the base's storage precision (fp16 for the starter)."""
+    from safetensors.torch import load_file
+
+    return {k: v.dtype for k, v in load_file(weights).items()}
+
+
 def _save_weights(folder: Path, model, adaptation: dict[str, Any]) -> dict[str, Any]:
     """``model``'s weights over the base's in ``folder`` (in the base's storage precision), and its card saying so."""
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
     from .export import _sha256
 
-    weights = folder / "diffusion_pytorch_model.safetensors"
-    dtypes = {k: v.dtype for k, v in load_file(weights).items()}  # the base's storage precision (fp16 for the starter)
+    weights = folder / WEIGHTS_NAME
+    dtypes = _stored_dtypes(weights)
     state = model.state_dict()
     save_file({k: state[k].detach().to("cpu", dtypes.get(k, torch.float32)).contiguous() for k in dtypes}, weights)
     card_path = folder / "model_card.json"

@@ -1,5 +1,6 @@
 """`edidub adapt` on tiny budgets: a bundle that says what it was made from, an exact resume after a stop,
-no half-written bundle, the base untouched, and clear refusals of clips it cannot learn from."""
+no half-written bundle, the base untouched, weights judged on frames they were not chosen on, and clear
+refusals of clips it cannot learn from."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def _digest(folder: Path) -> str:
 def test_clip_ranges_and_the_held_back_stretch():
     assert parse_clip("take.mov@10-300") == AdaptClip(Path("take.mov"), 10, 300)
     assert parse_clip("take.mov") == AdaptClip(Path("take.mov"))
-    assert held_back_range(0, 335) == (0, 268, 335) and held_back_range(0, 75) == (0, 50, 75)
+    # the held-back fifth: its first half chooses the weights, its second half judges them
+    assert held_back_range(0, 335) == (0, 268, 301, 335) and held_back_range(0, 75) == (0, 50, 62, 75)
     with pytest.raises(InvalidArgumentError, match="too short"):
         held_back_range(0, 60)
 
@@ -56,18 +58,72 @@ def test_a_stopped_adaptation_resumes_and_writes_a_bundle_that_says_what_it_was_
     info = read_bundle(out)
     card = json.loads((out / "model_card.json").read_text(encoding="utf-8"))["adaptation"]
     assert ("kept" in card) == (result.best_step == 0)  # the card says when the bundle holds the base's LSD
-    assert card["base"]["sha256"] and card["clips"][0]["train_frames"] == [0, 50] and card["clips"][0]["validation_frames"] == [50, 75]
+    assert card["base"]["sha256"] and card["clips"][0]["train_frames"] == [0, 50]
+    assert card["clips"][0]["selection_frames"] == [50, 62] and card["clips"][0]["verdict_frames"] == [62, 75]
     assert card["validation"]["before_db"] == pytest.approx(result.before_db, abs=1e-3) and "own footage" in card["made_from"]
+    # the published figures are the verdict frames', measured again here with each bundle's own LSD
+    verdict = _verdict_frames(starter_bundle, clip)
+    assert card["validation"]["before_db"] == pytest.approx(_round_trip(starter_bundle, verdict), abs=1e-3)
+    assert card["validation"]["after_db"] == pytest.approx(_round_trip(out, verdict), abs=1e-3)
+    adapted_there = card["validation"]["selection"]["adapted_on_verdict_db"]
+    wins = adapted_there is not None and adapted_there >= card["validation"]["before_db"] + card["validation"]["margin_db"]
+    assert ("kept" in card) == (not wins) == (result.best_step == 0)
     assert info.sampling("lsd") == read_bundle(starter_bundle).sampling("lsd")  # the base's own settings travel
     from edidub_engine.render import srd_verdict
 
     adapted_card = json.loads((out / "model_card.json").read_text(encoding="utf-8"))
     base_card = json.loads((starter_bundle / "model_card.json").read_text(encoding="utf-8"))
     # the SRD fine-tuned too; one step does not beat the base's on the held-back crops, so the base's SRD and its verdict stay
-    assert [h["step"] for h in card["srd"]["history"]] == [0, 1] and "kept" in card["srd"]
+    assert [h["step"] for h in card["srd"]["history"]] == [0, 1] and card["srd"]["kept"].startswith("the base's SRD: ")
     assert srd_verdict(adapted_card)["runs_srd"] == srd_verdict(base_card)["runs_srd"]
     assert _digest(starter_bundle) == base_before  # never written to
     assert not (tmp_path / ".actor.adapt").exists()
+
+
+def _verdict_frames(bundle, clip):
+    """The verdict half of ``clip``'s held-back stretch, as adaptation takes it."""
+    from edidub_engine.media import probe_video
+    from edidub_engine.render import LoadedModels, ShotRenderer
+    from edidub_engine.training.adapt import _held_back
+
+    info = probe_video(clip.path)
+    _, split, judge, last = held_back_range(0, info.frame_count)
+    return _held_back(ShotRenderer(LoadedModels.load(bundle)), info, split, last).split(judge - split)[1]
+
+
+def _round_trip(bundle, held) -> float:
+    """The own-speech round trip of ``bundle``'s LSD on ``held`` (PSNR inside the mask), on a fresh renderer."""
+    from edidub_engine.render import LoadedModels, ShotRenderer
+    from edidub_engine.training.adapt import _validate
+
+    return _validate(ShotRenderer(LoadedModels.load(bundle)), [held])
+
+
+def test_weights_that_won_only_on_the_frames_that_chose_them_are_not_published(starter_bundle, footage_path, tmp_path):
+    """The best of several checkpoints on its selection frames can win there by chance: the base is replaced only by
+    weights that beat it on the verdict frames by the gate's margin (a tie, or a loss there, keeps the base)."""
+    import torch
+
+    from edidub_engine.render import SRD_MARGIN_DB, LoadedModels, ShotRenderer
+    from edidub_engine.training.adapt import _judge, _net_state, _validate
+
+    renderer = ShotRenderer(LoadedModels.load(starter_bundle))
+    verdict = _verdict_frames(starter_bundle, AdaptClip(footage_path("grid_lbax4n.mpg")))
+    lsd, base = renderer.pipeline.lsd, LoadedModels.load(starter_bundle).lsd
+    base_db = _validate(renderer, [verdict])
+    stored = read_bundle(starter_bundle).lsd_dir / "diffusion_pytorch_model.safetensors"
+    generator = torch.Generator().manual_seed(0)
+    lucky = {k: v + 0.05 * v.float().std() * torch.randn(v.shape, generator=generator) if v.is_floating_point() and v.numel() > 1 else v
+             for k, v in base.state_dict().items()}  # a fine-tune no better than the base: its selection win was chance
+    for weights in (lucky, base.state_dict()):
+        torch.save(weights, tmp_path / "best-lsd.pt")
+        own = {**_net_state(30.0, base_db), "best_db": 31.0, "best_step": 4}  # it won by 1 dB on the frames that chose it
+        assert not _judge(lsd, tmp_path / "best-lsd.pt", own, lambda: _validate(renderer, [verdict]), base, SRD_MARGIN_DB, stored=stored)
+        assert own["verdict"]["adapted_db"] < base_db + SRD_MARGIN_DB and not own["verdict"]["replaces_base"]
+        assert all(torch.equal(a, b) for a, b in zip(lsd.state_dict().values(), base.state_dict().values()))  # the base's, published
+    # weights that do beat the base on the verdict frames (here: the round trip scored against the base's own figure less 1 dB) win
+    own = {**_net_state(30.0, base_db - 1.0), "best_db": 31.0, "best_step": 4}
+    assert _judge(lsd, tmp_path / "best-lsd.pt", own, lambda: _validate(renderer, [verdict]), base, SRD_MARGIN_DB, stored=stored)
 
 
 def test_silent_clips_a_missing_budget_and_an_existing_output_are_refused(starter_bundle, footage_path, tmp_path):
