@@ -208,6 +208,7 @@ class Client:
         self._socket: zmq.Socket | None = None
         self._monitor: zmq.Socket | None = None
         self._link = _Link()
+        self._sent = False  # whether the last request left this client (then it is never sent again)
 
     def _adopt(self, connection: ConnectionInfo) -> None:
         """Use a connection file's server key and client pair, and its endpoints where none other was named."""
@@ -333,13 +334,14 @@ class Client:
     def request(self, action: str, content: dict[str, Any] | None = None, *, timeout_s: float | None = None) -> dict[str, Any]:
         """Send ``<action>_request`` and return the ok reply's content; raise the daemon's error otherwise.
 
-        When nothing answers (or the handshake fails) and the connection file has changed since it was read —
-        the daemon was started again, on other ports or with new keys — it is read again and the request sent once more.
+        When the request could not be sent (no daemon, or the handshake failed) and the connection file has changed
+        since it was read — the daemon was started again, on other ports or with new keys — it is read again and the
+        request sent once more.  A request that was sent and not answered is never sent twice.
         """
         try:
             return self._request_once(action, content, timeout_s)
         except DaemonDownError:
-            if not self._reread_connection():
+            if self._sent or not self._reread_connection():
                 raise
         return self._request_once(action, content, timeout_s)
 
@@ -349,12 +351,14 @@ class Client:
         message = Message.make(f"{action}_request", content or {}, session=self.session)
         started = time.monotonic()
         deadline = started + timeout
+        self._sent = False
         try:
             if not self._writable(sock, deadline):
                 raise zmq.Again
             sock.send(message.pack(), zmq.NOBLOCK)
         except zmq.Again:
             raise self._no_answer(time.monotonic() - started, action) from None
+        self._sent = True
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not sock.poll(max(1, int(remaining * 1000)), zmq.POLLIN):

@@ -203,3 +203,27 @@ def test_an_open_client_follows_a_daemon_started_again_with_new_keys_or_ports(ma
         moved = make_daemon(connection_file=tmp_path / "conn" / "other.json", store_path=tmp_path / "jobs3.sqlite3")
         os.replace(tmp_path / "conn" / "other.json", path)  # as a daemon started on other ports leaves it
         assert client.hello().engine_version and client.endpoint == moved.request_endpoint
+
+
+def test_a_request_that_was_sent_is_never_sent_again(make_daemon, tmp_path, clip, audio, out_dir):
+    """Following a changed connection file resends only what never left: a submit the daemon received but did not answer
+    in time must not be queued twice, even when the file changed meanwhile."""
+    from dataclasses import replace
+
+    from edidub_engine.daemon.connection import write_connection
+
+    from daemon_helpers import shot
+
+    path = tmp_path / "conn" / "connection.json"
+    make_daemon(connection_file=path)
+    with Client(connection_file=path, timeout_s=10) as client:
+        client.hello()  # the handshake is done: the next request leaves at once
+        write_connection(path, replace(read_connection(path), pid=os.getpid() + 1))  # the file changed
+        with pytest.raises(DaemonDownError, match="did not answer submit"):
+            client.request("submit", {"shots": [shot(clip, audio, out_dir)]}, timeout_s=0.001)
+        deadline = time.monotonic() + 10
+        while not client.list_jobs():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert len(client.list_jobs()) == 1
