@@ -58,7 +58,7 @@ class ModelRunner:
 
     def describe_models(self) -> list[dict[str, Any]]:
         """Each bundle for ``hello``/``models``: name, path, version, its card's description, which is the default."""
-        from .models.bundle import read_bundle
+        from ..models.bundle import read_bundle
 
         out = []
         for name, path in sorted(self.bundles.items(), key=lambda kv: (kv[0] != self.default, kv[0])):
@@ -80,7 +80,7 @@ def runner_for_device(device: str) -> ModelRunner:
     """
     import os
 
-    from .models.bundle import DEFAULT_BUNDLE, find_bundles
+    from ..models.bundle import DEFAULT_BUNDLE, find_bundles
 
     folders = [f for f in os.environ.get("EDIDUB_MODEL_DIRS", "").split(os.pathsep) if f]
     adapted = os.environ.get("EDIDUB_ADAPTED_DIR")
