@@ -144,7 +144,7 @@ def _cmd_dub(args: argparse.Namespace) -> int:
     models = LoadedModels.load(args.models, hubert_dir=args.hubert).to(device)
     from .config import DubSettings
 
-    settings = DubSettings().with_overrides(**models.info.dub_defaults(), restore=args.restore)
+    settings = DubSettings().with_overrides(**models.info.dub_defaults(), restore=args.restore, lsd=args.lsd)
     renderer = ShotRenderer(models, settings=settings, cache=None if args.no_cache else InversionCache(),
                             acceleration=Acceleration.parse(args.precision, args.compile, device))
     with StageProgress(enabled=not args.quiet, units={"lip-sync": "step"}) as on_progress:
@@ -160,8 +160,12 @@ def _cmd_dub(args: argparse.Namespace) -> int:
     if clip.patch_path:
         print(f"wrote {clip.patch_path}: the edited region with its matte as alpha (ProRes 4444)")
     quality = clip.qc.get("quality") or {}
-    figures = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in quality.items() if k not in ("verdict", "reasons", "frames"))
+    figures = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in quality.items() if k not in ("verdict", "reasons", "frames", "lip_sync"))
     print(f"  QC: {quality.get('verdict', 'n/a').upper()}" + (f" ({figures})" if figures else ""))
+    if (sync := quality.get("lip_sync")) is not None:
+        from .mouth.sync import describe_lip_sync
+
+        print("  " + describe_lip_sync(sync))
     for reason in quality.get("reasons", []):
         print(f"    review: {reason}")
     if clip.model.get("name") == "edidub-starter":
@@ -210,7 +214,8 @@ def _request_from_args(args: argparse.Namespace):
         "dub_audio": [{"path": str(Path(args.audio).expanduser()), "start_s": args.audio_start, "duration_s": args.audio_duration}],
         "output": {"dir": str(Path.cwd()), "codec": args.codec, "patch": args.patch},
         "options": {k: v for k, v in {"steps": args.steps, "inversion_steps": args.inversion_steps,
-                                     "guidance_scale": args.guidance, "seed": args.seed, "face": args.face}.items() if v is not None},
+                                     "guidance_scale": args.guidance, "seed": args.seed, "face": args.face,
+                                     "strength": args.strength}.items() if v is not None},
     })
 
 
@@ -298,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--restore", choices=("auto", "srd", "bicubic"), default="auto",
                      help="how the lip-synced mouth gets its detail: 'auto' runs the bundle's SRD only if `edidub check` found it "
                           "better than bicubic, 'srd' always, 'bicubic' upsamples the change onto the source's own detail")
+    dub.add_argument("--strength", type=float, metavar="S",
+                     help="how far the mouth may move from the source's toward the one the dub line asks for: 0 keeps the "
+                          "source's mouth, 1 follows the line fully (default: 1, chosen from the curve of sync against "
+                          "fidelity in the README)")
+    dub.add_argument("--lsd", choices=("auto", "on", "off"), default="auto",
+                     help="whether the lip-sync network edits the clip once the actor's own mouths are moved in: 'auto' where "
+                          "`edidub check` found that its edit brings them closer to the truth, 'on' always, 'off' never")
     dub.add_argument("--patch", action="store_true", help="also write <output>_patch.mov: the edited region alone as ProRes 4444 with the feathered matte as alpha, to lay over the untouched original")
     dub.add_argument("--no-cache", action="store_true", help="do not read or write the inversion cache")
     dub.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:1, … (default: the first GPU, else cpu)")

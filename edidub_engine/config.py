@@ -9,6 +9,7 @@ from .errors import InvalidArgumentError
 
 
 RESTORE_MODES = ("auto", "srd", "bicubic")
+LSD_MODES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +39,12 @@ class DubSettings:
     crossfade_frames: int = 4  # ramp of the edit into and out of a passed-through stretch
     feather_px: float = 8.0  # paste-back matte feather, in pixels of a 224 crop
     keep_tone: bool = True  # remove the LSD's colour cast under the mask (edidub_engine.tone); False: its raw output
+    # How far the mouth moves from the source's toward the one the dub line asks for (edidub_engine.mouth):
+    # 0 keeps the source's mouth, 1 takes the line's. Per shot: `edidub dub --strength`, ShotRequest options.strength.
+    strength: float = 1.0
+    # Whether the lip-sync network edits the clip with its new mouths: "auto" where `edidub check` found that its edit
+    # brings moved mouths closer to the truth, "on" always, "off" never (the actor's moved mouths are the edit).
+    lsd: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("steps", "inversion_steps", "window_frames", "window_stride", "section_frames", "srd_chunk_frames",
@@ -61,6 +68,11 @@ class DubSettings:
             raise InvalidArgumentError(f"srd_start_noise must be in [0, 1], got {self.srd_start_noise}")
         if self.srd_target not in ("image", "residual") or not self.srd_residual_scale > 0:
             raise InvalidArgumentError(f"srd_target={self.srd_target!r} must be 'image' or 'residual' with a positive scale")
+        if self.lsd not in LSD_MODES:
+            raise InvalidArgumentError(f"lsd={self.lsd!r} is not one of {', '.join(LSD_MODES)}", hint="'auto' follows the bundle's measured check")
+        if not 0.0 <= self.strength <= 1.0:
+            raise InvalidArgumentError(f"strength must be in [0, 1], got {self.strength}",
+                                       hint="0 keeps the source's mouth, 1 follows the dub line fully")
         if self.crossfade_frames < 0:
             raise InvalidArgumentError("crossfade_frames must not be negative")
 

@@ -14,6 +14,11 @@ nothing measured the picture. This measures it, per stage, on the user's clips
 * **end to end** — the shot dubbed with its own sound through the real renderer
   (lossless FFV1), lower-face PSNR in the native frame against the source;
   baseline: the source with the lower face filled with its mean colour.
+* **mouths** — does the LSD improve the actor's own mouths moved onto other frames
+  (:func:`mouth_figures`; ``render.lsd_verdict`` runs it only where it does).
+* **lip sync** — each clip dubbed with *another* clip's speech (the next one's), and the
+  figures that say whether its lips follow that line or copy the original
+  (:mod:`edidub_engine.mouth.sync`): the own-speech figures above reward a copy, these do not.
 
 The figures go into the bundle's model card (``check``) with ``--write-card``.
 """
@@ -45,9 +50,12 @@ class ClipCheck:
     bicubic_db: float
     end_to_end_db: float
     end_to_end_baseline_db: float
+    mouths_moved_db: float
+    mouths_lsd_db: float
+    lip_sync: dict | None = None  # lip_sync_figures of the clip dubbed with another clip's line, and which line
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+        return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in self.__dict__.items() if v is not None}
 
 
 def _mean_fill(crops: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -96,7 +104,7 @@ def _track(pipeline, clip: str | Path, start: int, frames: int) -> _Tracked:
 def stage_figures(renderer, t: _Tracked) -> dict[str, float]:
     """LSD round trip vs mean fill, SRD vs bicubic (see the module docstring)."""
     from ..face import lower_face_mask, warp_crop
-    from ..render import ShotRenderer
+    from ..render.track import crop_matrix
     from .metrics import psnr
 
     pipeline, settings = renderer.pipeline, renderer.pipeline.settings
@@ -108,7 +116,7 @@ def stage_figures(renderer, t: _Tracked) -> dict[str, float]:
     size = pipeline.srd_size
     hr, hr_masks = [], []
     for k in t.ok:
-        matrix = ShotRenderer._matrix(t.track.matrices[k], size)
+        matrix = crop_matrix(t.track.matrices[k], size)
         hr.append(warp_crop(t.decoded[t.start + k], matrix, size))
         hr_masks.append(lower_face_mask(t.track.landmarks[k], matrix, size) > 0.5)
     hr, hr_masks = np.stack(hr), np.stack(hr_masks)
@@ -117,6 +125,35 @@ def stage_figures(renderer, t: _Tracked) -> dict[str, float]:
     bicubic = pipeline.restore(hr, hr_masks, crops, seed=0, mode="bicubic", settings=settings)
     return {"lsd_round_trip_db": psnr(lsd_out, crops, inside), "lsd_baseline_db": psnr(_mean_fill(crops, masks), crops, inside),
             "srd_db": psnr(srd, hr, hr_inside), "bicubic_db": psnr(bicubic, hr, hr_inside)}
+
+
+MOUTH_EXCLUSION_FRAMES = 6
+"""A frame's moved mouth comes from at least this far away in the clip (a quarter second at 25 fps): another syllable."""
+
+
+def mouth_figures(renderer, t: _Tracked) -> dict[str, float]:
+    """Does the bundle's LSD improve the actor's moved mouths? Each frame (own speech) is given the mouth of another
+    frame of the clip with its own opening — at least :data:`MOUTH_EXCLUSION_FRAMES` away, so its own mouth cannot
+    answer — at the LSD size; PSNR inside the mask against the true crop, of that picture and of the LSD's edit of it
+    (inverted and sampled with the clip's own units). ``render.lsd_verdict`` runs the LSD only where it gains."""
+    from ..mouth import DonorBank, Donor, mouth_opening, pose_signature
+    from ..render.mouths import moved_crop, tone_region
+    from ..render.track import crop_matrix
+    from .metrics import psnr
+
+    pipeline, settings = renderer.pipeline, renderer.pipeline.settings
+    crops, masks, landmarks = t.track.crops[t.ok], t.track.masks[t.ok], t.track.landmarks[t.ok]
+    bank = DonorBank(capacity=len(t.ok))
+    for k in t.ok:
+        bank.add(Donor.from_frame(k, t.decoded[t.start + k], t.track.landmarks[k], t.track.crops[k],
+                                  crop_matrix(t.track.matrices[k], pipeline.lsd_size)))
+    plan = bank.plan(t.ok, mouth_opening(landmarks), pose_signature(landmarks), exclusion_frames=MOUTH_EXCLUSION_FRAMES)
+    moved = np.stack([moved_crop(crops[i], t.track.landmarks[k], t.track.matrices[k], d) for i, (k, d) in enumerate(zip(t.ok, plan.donors))])
+    units = renderer._units(renderer._source_audio(t.info, t.start, t.end), t.info.rate, t.end - t.start).shot[t.ok]
+    tone = np.stack([tone_region(masks[i], t.track.landmarks[k], t.track.matrices[k], moved[i], crops[i]) for i, k in enumerate(t.ok)])
+    edited = pipeline.lip_sync(moved, masks, units, units, settings=settings, tone_reference=tone)
+    inside = np.repeat(masks.astype(bool)[..., None], 3, axis=-1)
+    return {"mouths_moved_db": psnr(moved, crops, inside), "mouths_lsd_db": psnr(edited, crops, inside)}
 
 
 def end_to_end_figures(renderer, t: _Tracked, workdir: Path) -> dict[str, float]:
@@ -148,6 +185,36 @@ def end_to_end_figures(renderer, t: _Tracked, workdir: Path) -> dict[str, float]
             "end_to_end_baseline_db": 10 * np.log10(255.0**2 / max(base_errors / count, 1e-12))}
 
 
+SYNC_FRAMES = 100
+"""Frames of each clip the lip-sync stage dubs: loudness correlations over a second are noise."""
+
+
+def lip_sync_check(renderer, clip: _Tracked, line: _Tracked, workdir: Path) -> dict[str, Any]:
+    """``clip`` dubbed through the real renderer with ``line``'s own speech; the lip-sync figures of the result."""
+    from ..media import probe_video
+    from ..shot import ShotRequest
+    from .measure import measure_shot
+
+    end = min(clip.info.frame_count, clip.start + SYNC_FRAMES)
+    seconds = float(Fraction(end - clip.start) / clip.info.rate)
+    out_dir = Path(tempfile.mkdtemp(prefix="sync-", dir=workdir))
+    request = ShotRequest.from_dict({
+        "shot_id": "sync",
+        "source": {"path": str(clip.info.path), "start_frame": clip.start, "end_frame": end},
+        "dub_audio": [{"path": str(line.info.path), "start_s": float(Fraction(line.start) / line.info.rate),
+                       "duration_s": min(seconds, float(Fraction(line.info.frame_count - line.start) / line.info.rate))}],
+        "output": {"dir": str(out_dir), "codec": "ffv1"},
+    })
+    dubbed = renderer.dub_shot(request)
+    measures = measure_shot(clip.info.path, clip.start, end, dubbed.path, occlusion_every=10**9)
+    out = {k: measures.summary.get(k) for k in ("copy_corr", "open_change", "sync_dub", "sync_orig", "silent_open_out", "silent_open_src")}
+    out["line"] = f"{line.info.path.name}@{line.start}"
+    out["frames"] = [clip.start, end]
+    out["source_sync_orig"] = measures.real.get("sync_orig")
+    probe_video(dubbed.path)  # the file is whole
+    return out
+
+
 def summarise(clips: list[ClipCheck]) -> dict[str, Any]:
     """Means over clips, in the model card's ``check`` layout."""
     from ..render import srd_beats_bicubic
@@ -163,8 +230,20 @@ def summarise(clips: list[ClipCheck]) -> dict[str, Any]:
                 "baseline": "mask filled with its mean colour"},
         "srd": {"srd_db": srd, "bicubic_db": bicubic, "beats_bicubic": srd_beats_bicubic(srd, bicubic)},
         "end_to_end": {"lower_face_db": mean("end_to_end_db"), "baseline_db": mean("end_to_end_baseline_db")},
+        **({"lip_sync": _mean_lip_sync([c.lip_sync for c in clips if c.lip_sync])} if any(c.lip_sync for c in clips) else {}),
+        "mouths": {"moved_db": mean("mouths_moved_db"), "lsd_db": mean("mouths_lsd_db"),
+                   "how": (f"each frame given the mouth of another frame of its clip (at least {MOUTH_EXCLUSION_FRAMES} frames away) "
+                           "with its own opening, at the LSD size; PSNR inside the mask against the true crop, alone and edited by the LSD")},
         "clips": [c.to_dict() for c in clips],
     }
+
+
+def _mean_lip_sync(rows: list[dict]) -> dict[str, Any]:
+    keys = ("copy_corr", "open_change", "sync_dub", "sync_orig", "source_sync_orig")
+    out = {k: round(float(np.nanmean([np.nan if r.get(k) is None else r[k] for r in rows])), 3) for k in keys}
+    out["how"] = (f"each clip dubbed with the next clip's own speech ({SYNC_FRAMES} frames): its mouth opening against the source's "
+                  "(copy_corr, open_change) and against the line's and the original's loudness (sync_dub, sync_orig)")
+    return out
 
 
 def check_bundle(bundle: str | Path | None, clips: list[str], *, start: int = 0, frames: int = 24, settings=None,
@@ -184,8 +263,9 @@ def check_bundle(bundle: str | Path | None, clips: list[str], *, start: int = 0,
         if progress is not None:
             progress("stages", i, len(clips), str(clip))
         tracked.append(_track(renderer.pipeline, clip, start, frames))
-        stages.append(stage_figures(renderer, tracked[-1]))
+        stages.append({**stage_figures(renderer, tracked[-1]), **mouth_figures(renderer, tracked[-1])})
     from ..render import srd_beats_bicubic
+    from ..render.models import LSD_MARGIN_DB
 
     srd_wins = srd_beats_bicubic(float(np.mean([s["srd_db"] for s in stages])), float(np.mean([s["bicubic_db"] for s in stages])))
     # An SRD that wins its stage is also dubbed end to end both ways: it runs only if the whole render gains too, since it
@@ -193,19 +273,28 @@ def check_bundle(bundle: str | Path | None, clips: list[str], *, start: int = 0,
     modes = ["srd", "bicubic"] if srd_wins else ["bicubic"]
     results: dict[str, list[ClipCheck]] = {}
     with tempfile.TemporaryDirectory(prefix="edidub-check-") as workdir:
-        for mode in modes:
-            renderer = ShotRenderer(models, settings=replace(base, restore=mode))
+        for mode in modes:  # the network path with the clip's own speech: the LSD runs (no mouth moves for its own line)
+            renderer = ShotRenderer(models, settings=replace(base, restore=mode, lsd="on"))
             results[mode] = []
             for i, (t, figures) in enumerate(zip(tracked, stages)):
                 if progress is not None:
                     progress(f"end to end ({mode})", i, len(clips), t.info.path.name)
                 figures = {**figures, **end_to_end_figures(renderer, t, Path(workdir))}
                 results[mode].append(ClipCheck(clip=t.info.path.name, frames=[t.start, t.end], **{k: float(v) for k, v in figures.items()}))
-    e2e = {mode: float(np.mean([c.end_to_end_db for c in checks])) for mode, checks in results.items()}
-    mode = "srd" if srd_wins and srd_beats_bicubic(e2e["srd"], e2e["bicubic"]) else "bicubic"
+        e2e = {mode: float(np.mean([c.end_to_end_db for c in checks])) for mode, checks in results.items()}
+        mode = "srd" if srd_wins and srd_beats_bicubic(e2e["srd"], e2e["bicubic"]) else "bicubic"
+        lsd_gains = float(np.mean([s["mouths_lsd_db"] for s in stages])) >= float(np.mean([s["mouths_moved_db"] for s in stages])) + LSD_MARGIN_DB
+        if len(tracked) > 1:  # another clip's line: do the lips follow it (the way `auto` will dub with this card)?
+            renderer = ShotRenderer(models, settings=replace(base, restore=mode, lsd="on" if lsd_gains else "off"))
+            for i, (t, check) in enumerate(zip(tracked, results[mode])):
+                if progress is not None:
+                    progress("lip sync", i, len(clips), t.info.path.name)
+                check.lip_sync = lip_sync_check(renderer, t, tracked[(i + 1) % len(tracked)], Path(workdir))
     summary = summarise(results[mode])
     summary["settings"] = {k: v for k, v in base.to_dict().items() if k in ("steps", "inversion_steps", "guidance_scale", "srd_steps",
-                                                                             "window_frames", "window_stride", "srd_window_frames", "srd_window_stride", "keep_tone")}
+                                                                             "window_frames", "window_stride", "srd_window_frames", "srd_window_stride", "keep_tone",
+                                                                             "strength")}
+    summary["mouths"]["runs_lsd"] = lsd_gains
     summary["end_to_end"]["restore"] = mode
     if srd_wins:
         summary["end_to_end"]["with_srd_db"], summary["end_to_end"]["with_bicubic_db"] = round(e2e["srd"], 2), round(e2e["bicubic"], 2)

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import metrics as M
 from .curation import HandOcclusionDetector, head_pose
+from ..mouth import lip_sync_figures, lip_sync_reasons, loudness_db
 from .sync_proxy import energy_envelope, mouth_opening, sync_proxy
 
 #: QC warnings: a face whose landmark box is shorter than this (frame pixels) is "small".
@@ -184,6 +185,12 @@ def measure_shot(
     proxy_real = sync_proxy(src_open, env_src)
     S["sync_proxy"], S["sync_proxy_best"], S["sync_proxy_lag"] = proxy.correlation, proxy.best_correlation, proxy.best_lag
     R["sync_proxy"], R["sync_proxy_best"], R["sync_proxy_lag"] = proxy_real.correlation, proxy_real.best_correlation, proxy_real.best_lag
+    # does the dub's mouth follow its line or the original's (the figures the render's QC and `edidub check` give)
+    lips = lip_sync_figures(src_open, dub_open, loudness_db(dub_audio, src.rate, n), loudness_db(src_audio, src.rate, n))
+    for key in ("copy_corr", "open_change", "sync_dub", "sync_orig", "silent_open_out", "silent_open_src"):
+        S[key] = np.nan if getattr(lips, key) is None else getattr(lips, key)
+    R["sync_orig"] = np.nan if lips.source_sync_orig is None else lips.source_sync_orig
+    res.warnings += [f"lip sync: {reason}" for reason in lip_sync_reasons(lips)]
 
     per = res.per_frame
     per["tracking"] = [STATUS_CONFIDENCE.get(s, 0.0) for s in src_track.status]

@@ -119,7 +119,8 @@ def render_html(shots: Sequence[ShotMeasures], *, title: str = "EdiDub QC report
            f"<h1>{html.escape(title)}</h1>"]
     if table:
         out.append(f"<pre>{html.escape(table)}</pre>")
-    keys = ["frames", "passthrough_fraction", "id_p", "id_tc", "lse_d", "lse_c", "sync_proxy", "psnr_in", "psnr_out", "ssim_in", "ssim_out"]
+    keys = ["frames", "passthrough_fraction", "id_p", "id_tc", "lse_d", "lse_c", "sync_proxy", "copy_corr", "open_change", "sync_dub",
+            "sync_orig", "psnr_in", "psnr_out", "ssim_in", "ssim_out"]
     out.append("<table><tr><th>shot</th>" + "".join(f"<th>{k}</th>" for k in keys) + "<th>warnings</th></tr>")
     for s in shots:
         out.append(f"<tr><td><a href='#shot-{html.escape(s.shot_id)}'>{html.escape(s.shot_id)}</a></td>"

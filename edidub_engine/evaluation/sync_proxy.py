@@ -17,19 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
-LEFT_EYE_OUTER, RIGHT_EYE_OUTER = 33, 263
-
-
-def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
-    """``[N]`` inner-lip gap over eye-corner distance for ``[N, 478, 3]`` landmarks (NaN where missing)."""
-    lm = np.asarray(landmarks, np.float64)
-    if lm.ndim == 2:
-        lm = lm[None]
-    gap = np.linalg.norm(lm[:, LOWER_INNER_LIP, :2] - lm[:, UPPER_INNER_LIP, :2], axis=1)
-    eyes = np.linalg.norm(lm[:, RIGHT_EYE_OUTER, :2] - lm[:, LEFT_EYE_OUTER, :2], axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(eyes > 1e-6, gap / eyes, np.nan)
+from ..mouth.shape import mouth_opening  # one definition of the opening, shared with the render's QC
 
 
 def energy_envelope(audio: np.ndarray, sample_rate_hz: int, frames: int, fps: float, *, floor_db: float = -80.0) -> np.ndarray:

@@ -13,7 +13,7 @@ from edidub_engine.face.alignment import (
     smooth_alignments,
     warp_crop,
 )
-from edidub_engine.face.compose import apply_change, edit_weight, paste_back, paste_change
+from edidub_engine.face.compose import add_changes, apply_change, edit_weight, paste_back, paste_change
 from edidub_engine.face.masks import feathered_matte, landmarks_to_crop, lower_face_mask
 from edidub_engine.face.stream import TrackedFrame, track_and_align
 from edidub_engine.face.tracking import (
@@ -25,6 +25,7 @@ from edidub_engine.face.tracking import (
 )
 
 __all__ = [
+    "add_changes",
     "apply_change",
     "CROP_PX",
     "AlignmentSmoother",

@@ -32,7 +32,7 @@ import numpy as np
 
 from edidub_engine.errors import InvalidArgumentError
 
-__all__ = ["apply_change", "paste_back", "paste_change", "edit_weight", "EDIT_LOW_LEVELS", "EDIT_HIGH_LEVELS"]
+__all__ = ["add_changes", "apply_change", "paste_back", "paste_change", "edit_weight", "EDIT_LOW_LEVELS", "EDIT_HIGH_LEVELS"]
 
 EDIT_LOW_LEVELS = 4.0
 """Edit magnitude (0..255 levels) at and below which native detail is fully kept (g = 0)."""
@@ -88,6 +88,19 @@ def apply_change(frame: np.ndarray, change: tuple[int, int, np.ndarray] | None) 
     np.clip(values, 0, 255, out=values)
     out[y0:y1, x0:x1] = values.astype(np.uint8)
     return out
+
+
+def add_changes(first: tuple[int, int, np.ndarray] | None, second: tuple[int, int, np.ndarray] | None) -> tuple[int, int, np.ndarray] | None:
+    """Two :func:`paste_change` results to one frame as one: their boxes' union, the changes summed."""
+    if first is None or second is None:
+        return first if second is None else second
+    (ax, ay, av), (bx, by, bv) = first, second
+    x0, y0 = min(ax, bx), min(ay, by)
+    x1, y1 = max(ax + av.shape[1], bx + bv.shape[1]), max(ay + av.shape[0], by + bv.shape[0])
+    out = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
+    out[ay - y0 : ay - y0 + av.shape[0], ax - x0 : ax - x0 + av.shape[1]] += av
+    out[by - y0 : by - y0 + bv.shape[0], bx - x0 : bx - x0 + bv.shape[1]] += bv
+    return x0, y0, out
 
 
 def paste_change(

@@ -320,6 +320,13 @@ class FaceTracker:
             landmarks = self._mesh_on(frame, target, _CROP_FROM_DETECTION)
         return self._update(frame_index, landmarks)
 
+    def mesh_near(self, frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
+        """The face mesh where ``landmarks`` (of this or a nearby frame) put the face, without the detector or the
+        track: how QC reads a written frame's mouth where the source's face is. None when no face is there."""
+        if self._closed:
+            raise InvalidArgumentError("FaceTracker is closed")
+        return self._mesh_on(frame, _landmark_box(np.asarray(landmarks, np.float32)), _CROP_FROM_LANDMARKS)
+
     # -- internals -------------------------------------------------------------------------
     def _detect(self, frame: np.ndarray) -> _Detection:
         h, w = frame.shape[:2]

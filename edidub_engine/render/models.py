@@ -91,4 +91,27 @@ def srd_verdict(card: dict[str, Any]) -> dict[str, Any]:
                                           "upsampled onto the source's own detail instead (--restore srd forces the SRD)")}
 
 
-__all__ = ["SRD_MARGIN_DB", "LoadedModels", "srd_beats_bicubic", "srd_verdict"]
+LSD_MARGIN_DB = 0.05
+"""How much the LSD's edit must bring the actor's moved mouths closer to the truth to run (as for the SRD)."""
+
+
+def lsd_verdict(card: dict[str, Any]) -> dict[str, Any]:
+    """Whether a bundle's LSD should edit the moved mouths, from ``edidub check``'s ``mouths`` figures in its card.
+
+    Measured on clips the bundle never saw, dubbed with their own speech, each frame given a mouth of the same
+    clip from outside an exclusion window (as the paper's training references are chosen): ``moved_db`` is that
+    picture inside the lower-face mask against the true frame, ``lsd_db`` the LSD's edit of it. ``runs_lsd``:
+    True when the edit gains at least :data:`LSD_MARGIN_DB`, False when it does not, None when unchecked.
+    """
+    mouths = ((card or {}).get("check") or {}).get("mouths") or {}
+    if "moved_db" not in mouths or "lsd_db" not in mouths:
+        return {"runs_lsd": None, "reason": "the bundle's LSD is unchecked on moved mouths (run `edidub check`)"}
+    moved, lsd = float(mouths["moved_db"]), float(mouths["lsd_db"])
+    figures = f"{lsd:.2f} dB with its edit against {moved:.2f} dB for the actor's moved mouths alone"
+    if lsd >= moved + LSD_MARGIN_DB:
+        return {"runs_lsd": True, "reason": f"the bundle's LSD brings the moved mouths closer to the truth ({figures})"}
+    return {"runs_lsd": False, "reason": (f"the bundle's LSD does not bring the moved mouths closer to the truth ({figures}), so the "
+                                          "actor's own mouths are placed without it (--lsd on forces it)")}
+
+
+__all__ = ["LSD_MARGIN_DB", "SRD_MARGIN_DB", "LoadedModels", "lsd_verdict", "srd_beats_bicubic", "srd_verdict"]

@@ -18,9 +18,12 @@ from ..cache import InversionCache, source_identity
 from ..config import DubSettings
 from ..errors import InvalidArgumentError, MediaNotFoundError, NoFaceError, OutputExistsError, RangeOutsideMediaError
 from ..shot import OUTPUT_EXTENSIONS, SEQUENCE_CODECS, RenderedClip, ShotRequest
+from ..mouth import loudness_db
+from ..qc import ShotQC
 from ..timebase import timecode_to_frame
 from .job import ShotJob, passthrough_summary
-from .models import LoadedModels, srd_verdict
+from .models import LoadedModels, lsd_verdict, srd_verdict
+from .mouths import MouthStage
 from .track import TRACK_BLOCK_FRAMES
 
 log = logging.getLogger("edidub.render")
@@ -45,12 +48,22 @@ class ShotRenderer:
         self.srd_verdict = srd_verdict(models.info.card)
         if self.srd_verdict["runs_srd"] is False and defaults.restore == "auto":
             log.warning("%s: %s", models.info.name, self.srd_verdict["reason"])
+        self.lsd_verdict = lsd_verdict(models.info.card)
+        if self.lsd_verdict["runs_lsd"] is False and defaults.lsd == "auto":
+            log.warning("%s: %s", models.info.name, self.lsd_verdict["reason"])
 
     def restore_mode(self, settings: DubSettings) -> str:
         """``"srd"`` or ``"bicubic"``: the user's choice, or on ``auto`` what the bundle's check measured."""
         if settings.restore != "auto":
             return settings.restore
         return "bicubic" if self.srd_verdict["runs_srd"] is False else "srd"
+
+    def runs_lsd(self, settings: DubSettings) -> bool:
+        """Whether the lip-sync network edits the shot: the user's choice, or on ``auto`` what the bundle's check measured
+        (an unchecked LSD runs, as trained)."""
+        if settings.lsd != "auto":
+            return settings.lsd == "on"
+        return self.lsd_verdict["runs_lsd"] is not False
 
     def dub_shot(self, request: ShotRequest, *, progress: Progress | None = None, should_cancel: ShouldCancel | None = None,
                  output_path: str | Path | None = None, version_up: bool = False) -> RenderedClip:
@@ -87,12 +100,13 @@ class ShotRenderer:
         out = self._output_path(request, info, output_path, version_up=version_up)
         settings = self.pipeline.settings.with_overrides(
             steps=request.options.steps, inversion_steps=request.options.inversion_steps,
-            guidance_scale=request.options.guidance_scale, seed=request.options.seed,
+            guidance_scale=request.options.guidance_scale, seed=request.options.seed, strength=request.options.strength,
         )
         selector = FaceSelector.parse(str(request.options.face))
         n = end - start
         dub16, dub48, dub_end_s = self._dub_audio(request, info.rate, n)
         dub = self._units(dub16, info.rate, n, dub_end_s=dub_end_s)
+        dub_db = loudness_db(dub16, info.rate, n)
         del dub16
 
         key = InversionCache.key(source=source_identity(info.path), start=start, end=end, model=self.models.identity["sha256"],
@@ -100,9 +114,19 @@ class ShotRenderer:
                                  settings={k: getattr(settings, k) for k in ("inversion_steps", "window_frames", "window_stride", "section_frames", "carry_frames", "min_run_frames")})
         manifest = self.cache.get(key) if self.cache is not None else None
         cache_hit = manifest is not None
-        original_units = manifest["original_units"].numpy() if cache_hit else self._units(self._source_audio(info, start, end), info.rate, n).shot
+        if cache_hit and "source_db" in manifest:
+            original_units, source_db = manifest["original_units"].numpy(), manifest["source_db"].numpy()
+        else:
+            source16 = self._source_audio(info, start, end)
+            original_units = manifest["original_units"].numpy() if cache_hit else self._units(source16, info.rate, n).shot
+            source_db = loudness_db(source16, info.rate, n)
+            del source16
 
-        job = ShotJob(self.pipeline, self.cache, self.restore_mode(settings), info, start, n, settings, key, original_units, dub.shot, progress, should_cancel)
+        mouths = MouthStage(frames=n, dub_db=dub_db, source_db=source_db, strength=settings.strength, lsd_size=self.pipeline.lsd_size,
+                            capacity=2 * TRACK_BLOCK_FRAMES + 2 * settings.section_frames)
+        job = ShotJob(self.pipeline, self.cache, self.restore_mode(settings), info, start, n, settings, key, original_units, dub.shot,
+                      progress, should_cancel, mouths=mouths, runs_lsd=self.runs_lsd(settings),
+                      qc=ShotQC(dub_db=dub_db, source_db=source_db))
         patch_path = out.with_name(out.stem + "_patch.mov") if request.output.patch else None
         if patch_path is not None and patch_path.exists():
             raise OutputExistsError(f"{shot}: {patch_path} already exists; EdiDub never overwrites media",
@@ -142,7 +166,7 @@ class ShotRenderer:
             if job.patch is not None:
                 job.patch.close()
         if self.cache is not None and not cache_hit:
-            self.cache.put(key, {"original_units": torch.from_numpy(original_units), "frames": n})
+            self.cache.put(key, {"original_units": torch.from_numpy(original_units), "source_db": torch.from_numpy(source_db), "frames": n})
         timings = {**job.timings, "total_s": time.perf_counter() - t0}
         return RenderedClip(
             shot_id=request.shot_id, path=str(path), start_frame=0, end_frame=n, rate=info.rate,
@@ -150,9 +174,10 @@ class ShotRenderer:
             qc={"dub_padded_frames": int(dub.padded_frames), "dub_cut_s": float(dub.cut_s), "cache_hit": cache_hit,
                 "timings": {k: round(v, 3) for k, v in timings.items()}, "settings": settings.to_dict(),
                 "acceleration": self.pipeline.acceleration.to_dict(), "fast_path": self.pipeline.fast_path.to_dict(),
-                "quality": job.qc.result(),
+                "quality": job.qc.result(), "mouths": mouths.figures(),
                 "restore": {"mode": job.restore_mode, "why": (f"--restore {settings.restore}" if settings.restore != "auto"
                                                               else self.srd_verdict["reason"])},
+                "lsd": {"runs": job.runs_lsd, "why": f"--lsd {settings.lsd}" if settings.lsd != "auto" else self.lsd_verdict["reason"]},
                 "source": {"path": str(info.path), "start_frame": start, "end_frame": end}},
             model=dict(self.models.identity), record=dict(request.record),
             patch_path=None if patch_path is None else str(patch_path),

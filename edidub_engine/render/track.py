@@ -28,10 +28,12 @@ class FrameRecord:
     landmarks: np.ndarray | None = None  # [478, 3] float32 frame pixels
     crop: np.ndarray | None = None  # [s, s, 3] uint8 at the LSD size
     mask: np.ndarray | None = None  # [s, s] uint8 at the LSD size
+    donor: Any = None  # mouth.Donor: the frame as a source of mouths (with native pixels); taken into a bank on the track thread
 
 
-def iter_track(info, start: int, end: int, *, selector, lsd_size: int, first: int = 0) -> Iterator[FrameRecord]:
-    """Track shot frames ``[first, end - start)`` of ``[start, end)`` as a stream of :class:`FrameRecord`."""
+def iter_track(info, start: int, end: int, *, selector, lsd_size: int, first: int = 0, donors: bool = False) -> Iterator[FrameRecord]:
+    """Track shot frames ``[first, end - start)`` of ``[start, end)`` as a stream of :class:`FrameRecord`
+    (with ``donors``, each usable frame's :class:`~edidub_engine.mouth.Donor` too)."""
     from ..analysis import CutDetector
     from ..face import FaceStatus, FaceTracker, lower_face_mask, track_and_align, warp_crop
     from ..media import iter_frames
@@ -54,9 +56,12 @@ def iter_track(info, start: int, end: int, *, selector, lsd_size: int, first: in
             obs = tracked.observation
             if tracked.alignment.valid and obs.status is FaceStatus.OK:
                 small = tracked.alignment.matrix_for(lsd_size)
-                yield FrameRecord(i, "ok", i in cuts, tracked.alignment.matrix_for(224), obs.landmarks.astype(np.float32),
-                                  warp_crop(tracked.frame, small, lsd_size),
-                                  (lower_face_mask(obs.landmarks, small, lsd_size) > 0.5).astype(np.uint8))
+                record = FrameRecord(i, "ok", i in cuts, tracked.alignment.matrix_for(224), obs.landmarks.astype(np.float32),
+                                     warp_crop(tracked.frame, small, lsd_size),
+                                     (lower_face_mask(obs.landmarks, small, lsd_size) > 0.5).astype(np.uint8))
+                if donors:
+                    record.donor = donor_of(record, tracked.frame, lsd_size)
+                yield record
             else:
                 yield FrameRecord(i, obs.status.value if obs.status is not FaceStatus.OK else "low_confidence", i in cuts)
             cuts.discard(i)
@@ -113,6 +118,13 @@ def track_shot(info, start: int, end: int, *, selector, lsd_size: int, progress:
                      entry["masks"].numpy(), [r.index for r in records if r.cut])
 
 
+def donor_of(record: FrameRecord, frame: np.ndarray, lsd_size: int):
+    """A usable frame as a :class:`~edidub_engine.mouth.Donor` (``frame``: its native RGB picture)."""
+    from ..mouth import Donor
+
+    return Donor.from_frame(record.index, frame, record.landmarks, record.crop, crop_matrix(record.matrix, lsd_size))
+
+
 def crop_matrix(matrix224: np.ndarray, size: int) -> np.ndarray:
     """The frame→crop matrix of a ``size`` crop from the 224 crop's (the same framing)."""
     from ..face.alignment import FaceAlignment
@@ -120,4 +132,4 @@ def crop_matrix(matrix224: np.ndarray, size: int) -> np.ndarray:
     return FaceAlignment(frame_index=0, valid=True, matrix=matrix224).matrix_for(size)
 
 
-__all__ = ["TRACK_BLOCK_FRAMES", "FrameRecord", "ShotTrack", "block_entry", "block_records", "crop_matrix", "iter_track", "track_shot"]
+__all__ = ["TRACK_BLOCK_FRAMES", "FrameRecord", "ShotTrack", "block_entry", "block_records", "crop_matrix", "donor_of", "iter_track", "track_shot"]

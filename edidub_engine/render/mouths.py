@@ -1,0 +1,111 @@
+"""The mouths of a shot in flight: which frame's mouth each edited frame shows (:mod:`edidub_engine.mouth`),
+put onto the LSD crops the lip-sync network edits and into the native frames that are written.
+
+Donors come into the bank on the track thread as frames are tracked (so a section can take mouths from
+frames a little ahead of it); sections are planned on the lip-sync thread; the native transplant runs
+where the chunk's frames are decoded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..face import landmarks_to_crop
+from ..mouth import DonorBank, MouthDriveConfig, pose_signature, target_openings, transplant
+from ..mouth.composite import MouthTransplant, apply_transplant
+from ..mouth.drive import own_speech
+from ..qc import lips_region
+from .track import FrameRecord, crop_matrix
+
+
+def moved_crop(crop: np.ndarray, landmarks: np.ndarray, matrix224: np.ndarray, donor: Any) -> np.ndarray:
+    """An LSD-size ``crop`` (of a frame with ``landmarks`` and 224-crop ``matrix224``) with ``donor``'s mouth on it."""
+    if donor is None:
+        return crop
+    lm = landmarks_to_crop(landmarks, crop_matrix(matrix224, crop.shape[0]))
+    return apply_transplant(crop, transplant(crop, lm, donor.crop, donor.crop_landmarks))
+
+
+def tone_region(mask: np.ndarray, landmarks: np.ndarray, matrix224: np.ndarray, base: np.ndarray, crop: np.ndarray) -> np.ndarray:
+    """``[s, s]`` bool: where the LSD's colour cast is measured on an LSD-size crop — the lower face outside the lips and
+    outside a moved mouth (``base`` against the source ``crop``): the pixels the edit is not meant to change, so a new
+    mouth cannot tilt the estimate (:mod:`edidub_engine.tone`)."""
+    size = crop.shape[0]
+    keep = mask.astype(bool) & ~lips_region(landmarks, crop_matrix(matrix224, size), size)
+    return keep & (np.abs(base.astype(np.int16) - crop).max(axis=2) <= 2)
+
+
+class MouthStage:
+    """Plans and places the mouths of one shot (one face)."""
+
+    def __init__(self, *, frames: int, dub_db: np.ndarray, source_db: np.ndarray, strength: float, lsd_size: int,
+                 capacity: int, config: MouthDriveConfig | None = None):
+        self.config = config or MouthDriveConfig()
+        self.dub_db, self.source_db = np.asarray(dub_db, np.float64), np.asarray(source_db, np.float64)
+        self.strength, self.lsd_size = float(strength), int(lsd_size)
+        self.own_speech = own_speech(self.dub_db, self.source_db, self.config)
+        self.bank = DonorBank(capacity=capacity)
+        self.source_open = np.full(frames, np.nan)  # written on the track thread as frames arrive
+        self.segments = np.zeros(frames, np.int64)
+        self._segment = 0
+        self.planned = self.moved = self.jumps = 0
+
+    @property
+    def moves_mouths(self) -> bool:
+        """False for the source's own sound (its mouth is the right one) or strength 0: every frame keeps its mouth."""
+        return not self.own_speech and self.strength > 0
+
+    # -- on the track thread
+    def add(self, record: FrameRecord) -> None:
+        """A tracked record: its donor (taken off the record, so native pixels do not travel on) into the bank."""
+        if record.cut:
+            self._segment += 1
+        self.segments[record.index] = self._segment
+        donor, record.donor = record.donor, None
+        if donor is None:
+            return
+        donor.segment = self._segment
+        self.source_open[record.index] = donor.opening
+        if self.moves_mouths:
+            self.bank.add(donor)
+
+    # -- on the lip-sync thread
+    def plan(self, records: list[FrameRecord], previous: int | None) -> list[Any]:
+        """The donor of each record (None: its own mouth). ``previous``: the shot frame whose mouth the frame
+        before showed."""
+        if not self.moves_mouths or not records:
+            return [None] * len(records)
+        frames = np.array([r.index for r in records])
+        targets = target_openings(self.dub_db, self.bank.openings(), source_openings=self.source_open,
+                                  strength=self.strength, config=self.config)[frames]
+        poses = pose_signature(np.stack([r.landmarks for r in records]))
+        plan = self.bank.plan(frames.tolist(), targets, poses, previous=previous, segment=int(self.segments[frames[0]]))
+        donors = [None if d.index == r.index else d for d, r in zip(plan.donors, records)]
+        self.planned += len(records)
+        self.moved += sum(d is not None for d in donors)
+        self.jumps += plan.jumps
+        return donors
+
+    def lsd_base(self, record: FrameRecord, donor: Any) -> np.ndarray:
+        """The LSD-size crop the edit starts from: the record's own, with the donor's mouth on it."""
+        return moved_crop(record.crop, record.landmarks, record.matrix, donor)
+
+    def tone_reference(self, record: FrameRecord, base: np.ndarray) -> np.ndarray:
+        """See :func:`tone_region`."""
+        return tone_region(record.mask, record.landmarks, record.matrix, base, record.crop)
+
+    def native(self, frame: np.ndarray, record: FrameRecord, donor: Any, strength: float) -> MouthTransplant | None:
+        """The donor's mouth in the native ``frame`` (None: the frame keeps its own)."""
+        if donor is None or strength <= 0:
+            return None
+        return transplant(frame, record.landmarks, donor.patch, donor.patch_landmarks, strength=strength)
+
+    def figures(self) -> dict[str, Any]:
+        """How the mouths were chosen, for the clip's report."""
+        return {"own_speech": self.own_speech, "strength": self.strength, "frames_planned": self.planned,
+                "frames_moved": self.moved, "donor_jumps": self.jumps}
+
+
+__all__ = ["MouthStage", "moved_crop", "tone_region"]
