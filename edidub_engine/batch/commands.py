@@ -40,6 +40,9 @@ def add_batch_parser(subparsers: argparse._SubParsersAction) -> None:
     batch.add_argument("--steps", type=int, help="DDIM sampling steps (default: the bundle's)")
     batch.add_argument("--inversion-steps", type=int, help="DDIM inversion steps (default: the bundle's)")
     batch.add_argument("--guidance", type=float, help="classifier-free guidance scale")
+    batch.add_argument("--strength", type=float, metavar="S",
+                       help="edit strength of every shot: how far a mouth may move from the original's toward the one the dub "
+                            "line asks for, over 0 to 1 (default 1: follows the line); a shot list's strength column overrides it per shot")
     batch.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     where = batch.add_mutually_exclusive_group()
     where.add_argument("--daemon", metavar="ENDPOINT", help="render through the daemon at ENDPOINT (an error when none answers); the media dir must be under its media roots")
@@ -127,7 +130,9 @@ def config_from_args(args: argparse.Namespace):
 
     if args.handles is not None and args.handles < -1:
         raise InvalidArgumentError("--handles must be -1 (the whole clip) or a number of frames >= 0")
-    options = DubOptions(steps=args.steps, inversion_steps=args.inversion_steps, guidance_scale=args.guidance, seed=args.seed)
+    given = {"steps": args.steps, "inversion_steps": args.inversion_steps, "guidance_scale": args.guidance, "seed": args.seed,
+             "strength": args.strength}
+    options = DubOptions.from_dict({k: v for k, v in given.items() if v is not None}, "the batch's options")  # ranges checked now
     mode = "ray" if args.ray else "daemon" if args.daemon else "local" if args.no_daemon else "auto"
     return BatchConfig(
         timeline=Path(args.timeline).expanduser(),

@@ -80,10 +80,11 @@ def _output_folder(ctx: _Context, source_path: str) -> str:
 
 
 def _request_defaults(ctx: _Context, source_path: str) -> tuple[OutputSpec, DubOptions]:
-    """Where the render goes, and the options: the quality preset and the project's model bundle (``model``: the
-    one Adapt to Actor made last, or one the editor named; "" leaves it to the daemon's default)."""
+    """Where the render goes, and the options: the quality preset, the project's model bundle (``model``: the
+    one Adapt to Actor made last, or one the editor named; "" leaves it to the daemon's default) and its edit strength."""
     output = OutputSpec(dir=_output_folder(ctx, source_path), codec="prores_hq")
-    return output, DubOptions(**QUALITY_PRESETS[ctx.settings.quality], model=ctx.settings.model or None)
+    return output, DubOptions(**QUALITY_PRESETS[ctx.settings.quality], model=ctx.settings.model or None,
+                              strength=float(ctx.settings.strength))
 
 
 def _skipped_error(shots: ShotList, dub_track: int) -> ResolveScriptError:

@@ -42,6 +42,8 @@ class ProjectSettings:
     ``adapt_minutes`` / ``adapt_steps``: its budget (either or both; the daemon stops at the first reached, and
     earlier when validation stops improving).  ``adapt_validate_every``: steps between validations.
     ``adapt_base``: the bundle it starts from ("" = the daemon's default).
+    ``strength``: how far each dubbed mouth may move from the original's toward the one the dub line asks for
+    (``options.strength``, over 0 to 1; 1, the default, follows the line fully).
     """
 
     dub_audio_track: int | None = None
@@ -57,6 +59,7 @@ class ProjectSettings:
     adapt_steps: int | None = None
     adapt_validate_every: int = 100
     adapt_base: str = ""
+    strength: float = 1.0
 
     @classmethod
     def from_dict(cls, data: Any) -> "ProjectSettings":
@@ -65,6 +68,8 @@ class ProjectSettings:
         out = cls(**kept)
         if out.quality not in QUALITY_PRESETS:
             out.quality = "standard"
+        if isinstance(out.strength, bool) or not isinstance(out.strength, (int, float)) or not 0 < out.strength <= 1:
+            out.strength = 1.0  # a hand-edited value out of range: the default, as for quality
         return out
 
 

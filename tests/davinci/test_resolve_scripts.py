@@ -439,3 +439,20 @@ def test_an_adapted_model_takes_a_free_name():
     assert actor_proposal(ProjectSettings(), names) == "anna"
     assert actor_proposal(ProjectSettings(), [*names, "BOB_1"]) == ""
     assert actor_proposal(ProjectSettings(actor="Anna Lee"), ["BOB_1"]) == "Anna Lee"
+
+
+def test_the_projects_edit_strength_goes_with_each_dub(media_root, dub_audio, daemon, run_script, monkeypatch):
+    """The project's `strength` (how far a mouth may move from the original's) is the request's options.strength;
+    a hand-edited value out of range falls back to the default, 1."""
+    from plugins.davinci import resolve_bridge as rb
+    from plugins.davinci.settings import ProjectSettings
+
+    monkeypatch.setenv("EDIDUB_DAEMON", daemon.request_endpoint)
+    rb.save_settings("Episode 101", rb.ProjectSettings(strength=0.6))
+    resolve, tl, _ = build(media_root, dub_audio)
+    report, out = run_script("Dub Shot", resolve)
+    assert report is not None and report.ok, out
+    (placed,) = report.placed
+    assert daemon.store.get(placed.job_id).request["options"]["strength"] == 0.6
+    assert _saved()["strength"] == 0.6
+    assert ProjectSettings.from_dict({"strength": 3}).strength == 1.0 and ProjectSettings.from_dict({"strength": "x"}).strength == 1.0

@@ -87,3 +87,26 @@ def test_picture_only_shot_list_round_trips(build, adapters, tmp_path):
     assert all(s.dub_audio == () for s in sl.shots)
     assert _key(from_json(to_json(sl))) == _key(sl)
     assert _key(from_csv(to_csv(sl))) == _key(sl)
+
+
+def test_a_shot_lists_strength_column_sets_each_shots_edit_strength_in_a_batch(build):
+    """The supervisor's per-shot override: each row's `strength` (a shot list spells out every option) goes into that
+    shot's request when the list is batched, over the batch's own."""
+    import csv
+    import io
+
+    from edidub_engine.shot import DubOptions
+    from otio_adapters.batch import plan_batch
+    from otio_adapters.shotlist_io import to_timeline
+
+    rows = list(csv.DictReader(io.StringIO(to_csv(_shots(build)))))
+    assert len(rows) >= 2
+    rows[0]["strength"] = "0.7"
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    plan = plan_batch(to_timeline(from_csv(text.getvalue())), dub_track="Dub", language="FR", output_dir="/out",
+                      options=DubOptions(strength=0.9), check_media_exists=False)
+    strengths = {s.shot_id: s.options.strength for s in plan.shot_list.shots}
+    assert strengths[rows[0]["shot_id"]] == 0.7 and strengths[rows[1]["shot_id"]] == 1.0

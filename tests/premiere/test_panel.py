@@ -190,9 +190,14 @@ def test_adapt_to_actor_in_the_panel_then_dub_with_the_new_model(browser, panel_
         browser.execute_script("const v = window.__PPRO_FIXTURE__.sequence.video_tracks[0].items; v[0].selected = false; v[1].selected = true;")
         wait(browser, "return document.querySelectorAll('#dub-track option').length === 2", 10, "the audio tracks")
         Select(browser.find_element("id", "dub-track")).select_by_value("1")
+        # with the edit strength the editor typed (how far the mouths may move from the original's)
+        strength = browser.find_element("id", "strength")
+        strength.clear()
+        strength.send_keys("0.8")
         browser.find_element("id", "dub").click()
         wait(browser, "return document.querySelectorAll('#shots li.done').length === 2", 600, "the dub to be placed")
         job_id, detail = browser.execute_script("const li = document.querySelectorAll('#shots li')[1]; "
                                                 "return [li.dataset.jobId, li.querySelector('.detail').textContent]")
         assert daemon.store.get(job_id).request["options"]["model"] == "ANNA-panel"
+        assert daemon.store.get(job_id).request["options"]["strength"] == 0.8
         assert "model ANNA-panel" in detail, detail

@@ -13,7 +13,7 @@
   const store = global.localStorage;
   const $ = (id) => doc.getElementById(id);
   const KEY = { url: "edidub.bridge.url", token: "edidub.bridge.token", session: "edidub.session", jobs: "edidub.jobs", placed: "edidub.placed",
-                model: "edidub.model", actor: "edidub.actor" };
+                model: "edidub.model", actor: "edidub.actor", strength: "edidub.strength" };
   const TICKS_PER_SECOND = 254016000000n;
 
   const state = { ws: null, connected: false, wantConnection: false, retry: null, session: store.getItem(KEY.session) || "",
@@ -278,9 +278,18 @@
     state.zeroPoint = selection.sequence.zero_point;
     const requestId = `r${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
     const model = $("model").value;
-    log(`Dubbing ${selection.shots.length} shot(s) with ${selection.dub_track.name}${model ? `, model ${model}` : ""}…`);
+    const strength = editStrength();
+    if (strength === null) { log("Edit strength is a number over 0 and at most 1 (1 follows the dub line fully)", "error"); $("strength").focus(); return; }
+    log(`Dubbing ${selection.shots.length} shot(s) with ${selection.dub_track.name}${model ? `, model ${model}` : ""}` +
+        `${strength < 1 ? `, edit strength ${strength}` : ""}…`);
     send({ op: "dub", request_id: requestId, sequence: selection.sequence, dub_track: selection.dub_track, shots: selection.shots,
-           ...(model ? { options: { model } } : {}) });
+           options: { ...(model ? { model } : {}), strength } });
+  }
+
+  /** The Edit strength box as a number in (0, 1], or null when it holds something else. */
+  function editStrength() {
+    const value = Number($("strength").value);
+    return Number.isFinite(value) && value > 0 && value <= 1 ? value : null;
   }
 
   async function adaptSelected() {
@@ -312,6 +321,8 @@
   $("refresh-tracks").addEventListener("click", refreshTracks);
   $("adapt").addEventListener("click", adaptSelected);
   $("model").addEventListener("change", () => store.setItem(KEY.model, $("model").value));
+  $("strength").value = store.getItem(KEY.strength) || "1";
+  $("strength").addEventListener("change", () => store.setItem(KEY.strength, $("strength").value));
   $("actor-name").value = store.getItem(KEY.actor) || "";
   updateButtons();
   if ($("bridge-token").value) connect();
