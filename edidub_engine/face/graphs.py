@@ -2,7 +2,7 @@
 and the face mesh on a square crop around one face.
 
 One home for both, because :class:`~edidub_engine.face.tracking.FaceTracker` (one face) and
-:class:`~edidub_engine.face.faces.FaceTracks` (several faces with identities) must find and
+:class:`~edidub_engine.face.faces.MultiFaceTracker` (several faces with identities) must find and
 place faces the same way. Why each step:
 
 * The **full-range detector** (``solutions.face_detection``, ``model_selection=1``) finds faces,
@@ -20,6 +20,7 @@ place faces the same way. Why each step:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +36,9 @@ __all__ = [
     "FaceDetector",
     "NUM_LANDMARKS",
     "box_area",
+    "FrameTracker",
     "check_frame",
+    "check_settings",
     "iou",
     "landmark_box",
     "plausible_step",
@@ -85,6 +88,16 @@ def check_frame(frame: np.ndarray, frame_index: int) -> None:
             f"frame {frame_index}: expected an H×W×3 uint8 RGB array, got "
             f"{getattr(frame, 'shape', None)} {getattr(frame, 'dtype', type(frame).__name__)}"
         )
+
+
+def check_settings(min_confidence: float, detect_every: int, max_lost_frames: int) -> None:
+    """Refuse tracker settings that mean nothing (both trackers take the same three)."""
+    if not 0.0 <= min_confidence <= 1.0:
+        raise InvalidArgumentError(f"min_confidence must be in [0, 1], got {min_confidence}")
+    if detect_every < 1:
+        raise InvalidArgumentError(f"detect_every must be >= 1, got {detect_every}")
+    if max_lost_frames < 0:
+        raise InvalidArgumentError(f"max_lost_frames must be >= 0, got {max_lost_frames}")
 
 
 def plausible_step(previous: np.ndarray | None, landmarks: np.ndarray, consecutive: bool) -> bool:
@@ -167,9 +180,12 @@ class CropMesh:
     def close(self) -> None:
         self._graph.close()
 
-    def on(self, frame: np.ndarray, box: Box, margin: float) -> np.ndarray | None:
+    def on(self, frame: np.ndarray, box: Box, margin: float, hide: Sequence[Box] = ()) -> np.ndarray | None:
         """Run the mesh on a square crop ``margin`` times ``box``'s long side; (478, 3) landmarks in frame
-        pixels (x, y in OpenCV's convention, z in the same pixel scale), or None."""
+        pixels (x, y in OpenCV's convention, z in the same pixel scale), or None.
+
+        ``hide``: other people's faces, blacked out in the crop (outside ``box``) so that the mesh, which
+        places the face it sees best, cannot take a neighbour for this person."""
         h, w = frame.shape[:2]
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         side = max(box[2] - box[0], box[3] - box[1]) * margin
@@ -192,6 +208,17 @@ class CropMesh:
         roi = frame[sy0:sy1, sx0:sx1]
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         canvas[dy0:dy1, dx0:dx1] = cv2.resize(roi, (dx1 - dx0, dy1 - dy0), interpolation=interp)
+        if hide:
+            def to_canvas(b: Box) -> tuple[int, int, int, int]:
+                return tuple(int(np.clip(round((v - o) * scale), 0, MESH_CROP_PX)) for v, o in zip(b, (x0, y0, x0, y0)))
+
+            covered = np.zeros((MESH_CROP_PX, MESH_CROP_PX), bool)
+            for other in hide:
+                a0, b0, a1, b1 = to_canvas(other)
+                covered[b0:b1, a0:a1] = True
+            a0, b0, a1, b1 = to_canvas(box)
+            covered[b0:b1, a0:a1] = False
+            canvas[covered] = 0
         result = self._graph.process(canvas)
         if not result.multi_face_landmarks:
             return None
@@ -208,3 +235,33 @@ class CropMesh:
         pts[:, 1] = sy0 + (pts[:, 1] * MESH_CROP_PX - dy0) * ky - 0.5
         pts[:, 2] = pts[:, 2] * MESH_CROP_PX * kx  # MediaPipe z is in units of the input width
         return pts
+
+
+class FrameTracker:
+    """What both trackers share: a context manager over their graphs, a stream over frames, the check of each frame."""
+
+    _closed: bool
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def process(self, frame: np.ndarray, frame_index: int):
+        raise NotImplementedError
+
+    def track(self, frames: Iterable[tuple[int, np.ndarray]]) -> Iterator:
+        """Stream one result per ``(frame_index, frame)`` pair, in order."""
+        for frame_index, frame in frames:
+            yield self.process(frame, frame_index)
+
+    def _frame_index(self, frame: np.ndarray, frame_index: int) -> int:
+        """The frame's number, once the tracker is open and the frame an H×W×3 uint8 RGB array."""
+        if self._closed:
+            raise InvalidArgumentError(f"{type(self).__name__} is closed")
+        check_frame(frame, frame_index)
+        return int(frame_index)

@@ -16,7 +16,6 @@ A frame without a face, or with a doubtful one, is *marked* (:class:`FaceStatus`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 
@@ -34,7 +33,8 @@ from edidub_engine.face.graphs import (
     Detections,
     FaceDetector,
     box_area,
-    check_frame,
+    FrameTracker,
+    check_settings,
     iou,
     landmark_box,
     plausible_step,
@@ -182,7 +182,7 @@ class _Track:
     frames_since_detect: int = 0
 
 
-class FaceTracker:
+class FaceTracker(FrameTracker):
     """Follows one face through a shot; owns MediaPipe graphs (use as a context manager).
 
     Models load on construction, never at import. ``min_confidence``: below this detector
@@ -200,12 +200,7 @@ class FaceTracker:
         max_lost_frames: int = 12,
         detector_floor: float = 0.2,
     ):
-        if not 0.0 <= min_confidence <= 1.0:
-            raise InvalidArgumentError(f"min_confidence must be in [0, 1], got {min_confidence}")
-        if detect_every < 1:
-            raise InvalidArgumentError(f"detect_every must be >= 1, got {detect_every}")
-        if max_lost_frames < 0:
-            raise InvalidArgumentError(f"max_lost_frames must be >= 0, got {max_lost_frames}")
+        check_settings(min_confidence, detect_every, max_lost_frames)
         self.selector = FaceSelector.parse(selector)
         self.min_confidence = float(min_confidence)
         self.detect_every = int(detect_every)
@@ -220,12 +215,6 @@ class FaceTracker:
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------------
-    def __enter__(self) -> FaceTracker:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def close(self) -> None:
         """Release the MediaPipe graphs (idempotent)."""
         if not self._closed:
@@ -241,17 +230,9 @@ class FaceTracker:
             self._mesh.reset()
 
     # -- tracking --------------------------------------------------------------------------
-    def track(self, frames: Iterable[tuple[int, np.ndarray]]) -> Iterator[FaceObservation]:
-        """Stream observations for ``(frame_index, frame)`` pairs, one per frame, in order."""
-        for frame_index, frame in frames:
-            yield self.process(frame, frame_index)
-
     def process(self, frame: np.ndarray, frame_index: int) -> FaceObservation:
         """Track one H×W×3 uint8 RGB frame at native size."""
-        if self._closed:
-            raise InvalidArgumentError("FaceTracker is closed")
-        check_frame(frame, frame_index)
-        frame_index = int(frame_index)
+        frame_index = self._frame_index(frame, frame_index)
         track = self._track
         if track is not None and frame_index != track.last_frame_index + 1:
             # A gap in the frame numbers: the previous landmarks say little about this frame.
