@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from edidub_engine.errors import InvalidArgumentError
 from edidub_engine.face.graphs import (
@@ -484,6 +483,8 @@ def _agrees(landmarks: np.ndarray, detected: Box) -> bool:
 def _assign(cost: np.ndarray) -> tuple[dict[int, int], dict[int, float]]:
     """Best person → detection pairs for ``cost`` [people, detections], and for each pair its margin: how much
     more the best assignment without that pair costs (a person may go unseen, a detection to nobody)."""
+    from scipy.optimize import linear_sum_assignment  # here: scipy.optimize takes half a second to import
+
     n_people, n_det = cost.shape
     size = n_people + n_det
     full = np.full((size, size), _INFEASIBLE)
