@@ -68,6 +68,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             end_frame=end,
             selector=selector,
             occlusion_every=args.occlusion_every,
+            speakers=args.speakers,
             on_progress=on_progress,
         )
     output = Path(args.output) if args.output else Path.cwd() / f"{info.path.stem}.analysis.json"
@@ -76,6 +77,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(f"cannot write {output}: folder {output.parent} does not exist", hint="create it or choose another -o path")
     write_json_atomically(output, result.to_dict(per_frame=args.per_frame))
     _print_analysis(result)
+    for face in result.faces or []:  # inclusive frame ranges on the terminal, as above
+        speech = f"speaks in {_fmt_ranges(face.speaking)}" if face.speaking else "does not speak"
+        print(f"  shot {face.shot + 1}, face {face.index} ({face.side}): found in {face.frames_found} of {face.frames} frames, "
+              f"{speech} (confidence {face.confidence:.2f})" + (f"; identity unsure in {_fmt_ranges(face.lost)}" if face.lost else ""))
     print(f"wrote {output}")
     if result.frames_with_face == 0:
         raise NoFaceError(
@@ -258,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Track the face through a clip range and report, per shot, the frames with a face, "
             "the paper's pose score (max |pitch|, |yaw|, |roll|) and hand-over-face occlusion "
-            "(face landmarks inside a hand's convex hull). Prints a summary and writes JSON."
+            "(face landmarks inside a hand's convex hull); with --speakers, every face's speaking stretches. "
+            "Prints a summary and writes JSON."
         ),
     )
     analyze.add_argument("clip", help="video file")
@@ -268,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--occlusion-every", type=int, default=1, metavar="N", help="check hands every Nth frame (the paper samples every 10th); default 1")
     analyze.add_argument("-o", "--output", help="JSON report path; default ./<clip name>.analysis.json")
     analyze.add_argument("--per-frame", action="store_true", help="include every frame's status, pose and occlusion count in the JSON")
+    analyze.add_argument("--speakers", action="store_true",
+                         help="also track every face and find who speaks when from each mouth and the clip's sound; "
+                              "the JSON's faces list gives each face's speaking stretches as half-open frame ranges")
     analyze.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     analyze.set_defaults(func=_cmd_analyze)
 

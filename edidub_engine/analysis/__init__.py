@@ -1,6 +1,7 @@
-"""What is in a shot before anyone dubs it: faces, pose, hands over the face, cuts."""
+"""What is in a shot before anyone dubs it: faces, pose, hands over the face, cuts, who speaks when."""
 
 from .cuts import CutDetector
-from .report import ShotAnalysis, analyze_clip
+from .report import ShotAnalysis, SpeakingFace, analyze_clip
+from .speakers import SpeakersConfig, SpeakerTurns, find_speakers
 
-__all__ = ["CutDetector", "ShotAnalysis", "analyze_clip"]
+__all__ = ["CutDetector", "ShotAnalysis", "SpeakersConfig", "SpeakerTurns", "SpeakingFace", "analyze_clip", "find_speakers"]
