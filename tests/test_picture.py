@@ -32,8 +32,8 @@ def shipped():
     return LoadedModels.load(SHIPPED_DIR / DEFAULT_BUNDLE)
 
 
-def _dub(models, source, audio, out_dir, start, end, *, audio_start=0.0, restore="auto"):
-    settings = DubSettings().with_overrides(**models.info.dub_defaults(), restore=restore)
+def _dub(models, source, audio, out_dir, start, end, *, audio_start=0.0, restore="auto", lsd="auto"):
+    settings = DubSettings().with_overrides(**models.info.dub_defaults(), restore=restore, lsd=lsd)
     request = ShotRequest.from_dict({
         "shot_id": "pic", "source": {"path": str(source), "start_frame": start, "end_frame": end},
         "dub_audio": [{"path": str(audio), "start_s": audio_start}], "output": {"dir": str(out_dir), "codec": "ffv1"},
@@ -81,11 +81,29 @@ def test_the_readme_main_job_gives_back_a_face_in_every_frame_that_had_one(shipp
 
 
 def test_an_own_speech_round_trip_keeps_the_lower_face(shipped, footage_path, tmp_path):
+    """The network path (the LSD forced on: a line that is the source's own sound moves no mouth, and `auto` would leave
+    the picture as it is) gives the lower face back."""
     source = footage_path("real3d_may_5s.mp4")
-    clip = _dub(shipped, source, source, tmp_path, 0, 32)
+    clip = _dub(shipped, source, source, tmp_path, 0, 32, lsd="on")
+    assert clip.qc["mouths"]["own_speech"] and clip.qc["mouths"]["frames_moved"] == 0 and clip.qc["lsd"]["runs"]
     psnr_db, _ = _lower_face_psnr(source, clip.path, 0, 32)
     # 35.7 dB over frames 0-47 with the tone kept; 27.1 dB with the colour cast the guided LSD put over it, noise 15-18 dB
     assert psnr_db >= 31.0, f"own-speech round trip: {psnr_db:.1f} dB inside the lower face"
+
+
+def test_the_actors_own_mouths_moved_from_other_frames_give_the_lower_face_back(shipped, footage_path):
+    """The mouth stage's round trip: every frame given the mouth of another frame of its clip (at least six frames
+    away) with its own opening — the picture a dub starts from — against the truth, at the LSD size: above the
+    mean-colour fill by far and above 26 dB."""
+    from edidub_engine.evaluation.check import _mean_fill, _track, mouth_figures
+    from edidub_engine.evaluation.metrics import psnr
+
+    renderer = ShotRenderer(shipped)
+    tracked = _track(renderer.pipeline, footage_path("real3d_may_5s.mp4"), 0, 48)
+    figures = mouth_figures(renderer, tracked)
+    crops, masks = tracked.track.crops[tracked.ok], tracked.track.masks[tracked.ok]
+    fill = psnr(_mean_fill(crops, masks), crops, np.repeat(masks.astype(bool)[..., None], 3, axis=-1))
+    assert figures["mouths_moved_db"] >= 26.0 and figures["mouths_moved_db"] >= fill + 8, (figures, fill)
 
 
 def test_the_lsd_keeps_the_sources_tone_under_the_mask(shipped, footage_path):
@@ -265,3 +283,12 @@ def test_qc_passes_the_source_and_flags_noise():
     result = bad.result()
     assert result["verdict"] == "review" and result["cheek_psnr_db"] < 24 and result["texture_ratio"] > 2.5
     assert any("noise" in r for r in result["reasons"])
+
+
+def test_the_lsd_edits_moved_mouths_only_where_its_check_found_it_gains():
+    from edidub_engine.render import lsd_verdict
+
+    assert lsd_verdict({})["runs_lsd"] is None  # unchecked: it runs, as trained
+    assert lsd_verdict({"check": {"mouths": {"moved_db": 32.0, "lsd_db": 33.0}}})["runs_lsd"] is True
+    losing = lsd_verdict({"check": {"mouths": {"moved_db": 35.5, "lsd_db": 31.7}}})
+    assert losing["runs_lsd"] is False and "--lsd on" in losing["reason"]

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from edidub_engine.errors import InvalidArgumentError
+from edidub_engine.face.compose import EDIT_HIGH_LEVELS, EDIT_LOW_LEVELS
 from edidub_engine.mouth.shape import CHIN, EYE_CORNERS, OUTER_LIPS, STABLE
 
 __all__ = ["MouthTransplant", "apply_transplant", "mouth_patch", "transplant", "transplant_change"]
@@ -24,6 +25,7 @@ __all__ = ["MouthTransplant", "apply_transplant", "mouth_patch", "transplant", "
 REGION_GROW = 1.35  # the lips-and-chin hull grown about its centre
 FEATHER = 0.12  # Gaussian feather, σ in eye distances
 RIM = (0.05, 0.6)  # the feathered rim (alpha range) where the two skins are compared
+DETAIL = 0.02  # the scale (eye distances) below which a difference in skin is the target's own detail, kept
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,21 @@ def transplant(target: np.ndarray, target_landmarks: np.ndarray, donor: np.ndarr
     if rim.any():
         warped += (roi[rim] - warped[rim]).mean(axis=0)
     alpha *= np.float32(np.clip(strength, 0.0, 1.0))
-    out = roi + alpha[..., None] * (warped - roi)
+    # Keep the target's own fine detail where the two faces differ only in shading (skin, pores, grain): there only
+    # the difference's smooth part is taken; where the mouth itself differs (lips, teeth, the opening) all of it is.
+    # A donor kept reduced (a large face) or moved from another pose would otherwise soften the whole region.
+    difference = warped - roi
+    smooth = cv2.GaussianBlur(difference, (0, 0), max(1.5, DETAIL * eye))
+    weight = edit_weight_levels(np.abs(smooth).max(axis=2))
+    out = roi + alpha[..., None] * (smooth + weight[..., None] * (difference - smooth))
     return MouthTransplant(x0, y0, np.clip(np.rint(out), 0, 255).astype(np.uint8), alpha)
+
+
+def edit_weight_levels(magnitude: np.ndarray) -> np.ndarray:
+    """0 at or below a re-encode's noise (:data:`~edidub_engine.face.compose.EDIT_LOW_LEVELS`), 1 from a visible change
+    (``EDIT_HIGH_LEVELS``) up, smooth between: how much of a difference is a new mouth rather than the same skin."""
+    t = np.clip((magnitude - EDIT_LOW_LEVELS) / (EDIT_HIGH_LEVELS - EDIT_LOW_LEVELS), 0.0, 1.0)
+    return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
 
 
 def apply_transplant(image: np.ndarray, moved: MouthTransplant | None) -> np.ndarray:
@@ -98,7 +113,7 @@ def apply_transplant(image: np.ndarray, moved: MouthTransplant | None) -> np.nda
 
 
 PATCH_MARGIN = 0.7  # eye distances of frame around the lips and chin kept for a donor
-PATCH_MAX_PX = 256  # a donor patch's longest side; larger faces are kept reduced (memory: a bank holds hundreds)
+PATCH_MAX_PX = 384  # a donor patch's longest side; larger mouths are kept reduced (memory: a bank holds hundreds; a 1080p close-up's is about 470 px)
 
 
 def mouth_patch(frame: np.ndarray, landmarks: np.ndarray, *, max_side_px: int = PATCH_MAX_PX) -> tuple[np.ndarray, np.ndarray]:

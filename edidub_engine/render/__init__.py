@@ -24,10 +24,10 @@ complete; a failure or cancel stops every stage and publishes nothing
 to the daemon.
 """
 
-from .models import SRD_MARGIN_DB, LoadedModels, srd_beats_bicubic, srd_verdict
+from .models import LSD_MARGIN_DB, SRD_MARGIN_DB, LoadedModels, lsd_verdict, srd_beats_bicubic, srd_verdict
 from .renderer import ShotRenderer, next_version
 from .runner import ModelRunner, dub_shot, runner_for_device
 from .track import FrameRecord, ShotTrack, iter_track, track_shot
 
-__all__ = ["FrameRecord", "LoadedModels", "ModelRunner", "SRD_MARGIN_DB", "ShotRenderer", "ShotTrack", "dub_shot", "iter_track",
-           "next_version", "runner_for_device", "srd_beats_bicubic", "srd_verdict", "track_shot"]
+__all__ = ["FrameRecord", "LSD_MARGIN_DB", "LoadedModels", "ModelRunner", "SRD_MARGIN_DB", "ShotRenderer", "ShotTrack", "dub_shot", "iter_track",
+           "next_version", "lsd_verdict", "runner_for_device", "srd_beats_bicubic", "srd_verdict", "track_shot"]
