@@ -135,9 +135,10 @@ def find_speakers(openings: np.ndarray, loudness_db: np.ndarray, rate: Fraction 
         row = speaking[k]
         if gap > 1:
             row = binary_closing(np.pad(row, gap), np.ones(gap, bool))[gap:-gap]
+        row &= found[k]  # a face speaks only where it is seen; what that leaves too short goes next
         if shortest > 1:
             row = binary_opening(row, np.ones(shortest, bool))
-        speaking[k] = row & found[k]
+        speaking[k] = row
     return SpeakerTurns(speaking=speaking, articulation=z, voiced=voiced, config=config)
 
 
