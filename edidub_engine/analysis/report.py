@@ -30,8 +30,10 @@ from ..evaluation.curation import (
 )
 from ..face import ALL_FACES, FaceObservation, FacesFrame, FaceSelector, FaceStatus, FaceTracker, MultiFaceTracker, SelectorMode
 from ..errors import InvalidArgumentError
-from ..media import VideoInfo, iter_frames, probe_video
+from ..media import VideoInfo, iter_frames, load_audio_for_frames, probe_video
 from ..media.summary import picture_summary
+from ..mouth.drive import loudness_db
+from ..mouth.shape import mouth_opening
 from .cuts import CutDetector
 from .speakers import SpeakersConfig, find_speakers, mask_ranges
 
@@ -99,7 +101,7 @@ class SpeakingFace:
     frames: int  # frames of the shot
     frames_found: int  # frames with the face's landmarks (status ok)
     missing: list[list[int]]  # ranges where the face was not seen
-    lost: list[list[int]]  # ranges where a face was seen but its identity was unsure
+    lost: list[list[int]]  # ranges where its identity was lost: since it was last sure of, to where it was seen unsure
     side: str  # left, centre or right: where its box's centre lies in the frame
     box: list[float] | None  # [x0, y0, x1, y1] median landmark box, frame pixels
     confidence: float  # share of voiced frames with a clear-cut decision (see speakers.SpeakerTurns.confidence)
@@ -238,8 +240,6 @@ class _Mouths:
 
     def add(self, frame: FacesFrame, selector: FaceSelector) -> FaceObservation:
         """Keep what the decision needs of ``frame``; returns the chosen face's observation."""
-        from ..mouth.shape import mouth_opening
-
         for key, obs in frame.faces.items():
             if key.mode is not SelectorMode.INDEX:
                 continue
@@ -258,9 +258,6 @@ class _Mouths:
         self._start, self._faces = frame_index, {}
 
     def speakers(self, info: VideoInfo, start: int, end: int, config: SpeakersConfig) -> list[SpeakingFace]:
-        from ..media import load_audio_for_frames
-        from ..mouth.drive import loudness_db
-
         level = loudness_db(load_audio_for_frames(info, start, end), info.rate, end - start)
         out: list[SpeakingFace] = []
         for shot, (a, b, faces, lost) in enumerate(self._shots):

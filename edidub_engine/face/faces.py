@@ -21,7 +21,8 @@ Identity rules:
   occlusion says nothing about who it is. Two look-alikes who cross behind each other therefore stay
   unsure rather than being swapped silently.
 * The detector runs every ``detect_every`` frames, and on every frame where two faces are near each
-  other, where an identity is unsure or a face was just lost, or where a mesh lost its face.
+  other, where an identity is unsure or a face was lost within ``max_lost_frames``, or where a mesh lost
+  its face; a face gone longer (it left the frame) is looked for at the detector's own pace.
 """
 
 from __future__ import annotations
