@@ -164,15 +164,12 @@ def _cmd_dub(args: argparse.Namespace) -> int:
         print(f"  the dub line runs {clip.qc['dub_cut_s']:.2f} s past the shot; that part is not in the clip")
     if clip.patch_path:
         print(f"wrote {clip.patch_path}: the edited region with its matte as alpha (ProRes 4444)")
-    quality = clip.qc.get("quality") or {}
-    figures = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in quality.items() if k not in ("verdict", "reasons", "frames", "lip_sync"))
-    print(f"  QC: {quality.get('verdict', 'n/a').upper()}" + (f" ({figures})" if figures else ""))
-    if (sync := quality.get("lip_sync")) is not None:
-        from .mouth.sync import describe_lip_sync
-
-        print("  " + describe_lip_sync(sync))
-    for reason in quality.get("reasons", []):
-        print(f"    review: {reason}")
+    for face in clip.qc.get("faces") or [None]:
+        _print_quality(clip.qc.get("quality") or {} if face is None else face["quality"],
+                       "" if face is None else f"face {face['face']}" + (f" ({_fmt_ranges(face['speaking'])} of the line)"
+                                                                       if face.get("speaking") is not None else ""))
+        for a, b in (face or {}).get("lost", []):
+            print(f"    face {face['face']}: lost its identity over frames {a}-{b - 1} (passed through there)")
     if clip.model.get("name") == "edidub-starter":
         print("  note: the starter models ship for trying the path end to end; they are not production quality "
               "(see README: training a real model)")
@@ -186,8 +183,13 @@ def _request_from_args(args: argparse.Namespace):
     from .media import probe_video
     from .shot import ShotRequest
 
-    if not args.video or not args.audio:
-        raise InvalidArgumentError("give a VIDEO and --audio DUB.wav, or --shot shot.json", hint="see `edidub dub --help`")
+    lines = [_face_line(text, speakers=args.speakers is not None) for text in args.line or []]
+    if not args.video or (not args.audio and not lines) or (args.speakers and not args.audio):
+        raise InvalidArgumentError("give a VIDEO and --audio DUB.wav (or a --line FACE=AUDIO per face), or --shot shot.json",
+                                   hint="see `edidub dub --help`")
+    if args.audio and lines and not args.speakers:
+        raise InvalidArgumentError("--audio and --line both name dub lines",
+                                   hint="a --line FACE=AUDIO per face, or one mixed --audio with --speakers auto")
     info = probe_video(args.video)
     if args.rate is not None:
         from .media.sequence import with_rate
@@ -216,12 +218,39 @@ def _request_from_args(args: argparse.Namespace):
         "shot_id": args.shot_id,
         "source": {"path": str(info.path), "start_frame": start, "end_frame": end,
                    **({"rate": str(info.rate)} if info.sequence is not None else {})},
-        "dub_audio": [{"path": str(Path(args.audio).expanduser()), "start_s": args.audio_start, "duration_s": args.audio_duration}],
+        "dub_audio": [{"path": str(Path(args.audio).expanduser()), "start_s": args.audio_start, "duration_s": args.audio_duration}]
+                     if args.audio else [],
+        **({"lines": lines} if lines else {}), **({"speakers": args.speakers} if args.speakers else {}),
         "output": {"dir": str(Path.cwd()), "codec": args.codec, "patch": args.patch},
         "options": {k: v for k, v in {"steps": args.steps, "inversion_steps": args.inversion_steps,
                                      "guidance_scale": args.guidance, "seed": args.seed, "face": args.face,
                                      "strength": args.strength}.items() if v is not None},
     })
+
+
+def _face_line(text: str, *, speakers: bool) -> dict:
+    """``FACE=AUDIO`` (a face and its line), or with ``--speakers`` a face alone (its stretches come from the rule)."""
+    face, sep, audio = text.partition("=")
+    if not face.strip() or (not sep and not speakers) or (sep and not audio.strip()):
+        raise InvalidArgumentError(f"--line {text!r} is not FACE=AUDIO", hint="e.g. --line 0=anna_fr.wav --line 1=bob_fr.wav "
+                                   "(faces counted left to right from 0, 'largest' or 'X,Y')")
+    if sep and speakers:
+        raise InvalidArgumentError(f"--line {text!r}: with --speakers auto the faces share the mixed --audio",
+                                   hint="name the faces alone (--line 0 --line 1), or drop --speakers and give each its line")
+    return {"face": face.strip(), **({"dub_audio": [{"path": str(Path(audio.strip()).expanduser())}]} if sep else {})}
+
+
+def _print_quality(quality: dict, face: str) -> None:
+    """The QC verdict of one face (``face``: its name in a shot of several, "" for a one-face shot), its figures,
+    its lips and the reasons to look."""
+    from .mouth.sync import describe_lip_sync
+
+    figures = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in quality.items() if k not in ("verdict", "reasons", "frames", "lip_sync"))
+    print(f"  {face + ': ' if face else ''}QC: {quality.get('verdict', 'n/a').upper()}" + (f" ({figures})" if figures else ""))
+    if (sync := quality.get("lip_sync")) is not None:
+        print("  " + describe_lip_sync(sync))
+    for reason in quality.get("reasons", []):
+        print(f"    review: {reason}")
 
 
 def _read_json(path: str, *, what: str) -> dict:
@@ -312,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--restore", choices=("auto", "srd", "bicubic"), default="auto",
                      help="how the lip-synced mouth gets its detail: 'auto' runs the bundle's SRD only if `edidub check` found it "
                           "better than bicubic, 'srd' always, 'bicubic' upsamples the change onto the source's own detail")
+    dub.add_argument("--line", action="append", metavar="FACE=AUDIO",
+                     help="a face and its own dub line, repeatable (a two-shot: --line 0=anna_fr.wav --line 1=bob_fr.wav); FACE as "
+                          "--face takes it. Every face listed is dubbed in one pass, every other face keeps its pixels")
+    dub.add_argument("--speakers", choices=("auto",),
+                     help="share one mixed --audio out: each stretch goes to the face that spoke it in the original (found from "
+                          "each mouth's movement against the original sound); with --line FACE (no audio), only those faces")
     dub.add_argument("--strength", type=float, metavar="S",
                      help="how far the mouth may move from the source's toward the one the dub line asks for: 0 keeps the "
                           "source's mouth, 1 follows the line fully (default: 1, chosen from the curve of sync against "

@@ -154,8 +154,9 @@ class ShotQC:
         self.texture_out.append(_laplacian_variance(output[box], region[box]))
         self.texture_src.append(_laplacian_variance(source[box], region[box]))
 
-    def add_frame(self, frame: np.ndarray) -> None:
-        """An edited output frame as written; every ``FACE_EVERY``-th is searched for the face again."""
+    def add_frame(self, frame: np.ndarray, *, landmarks: np.ndarray | None = None) -> None:
+        """An edited output frame as written; every ``FACE_EVERY``-th is searched for the face again — anywhere, or
+        where ``landmarks`` (the source's face, in a shot of several faces) put it."""
         self._edited += 1
         if (self._edited - 1) % FACE_EVERY:
             return
@@ -165,7 +166,10 @@ class ShotQC:
             self._tracker = FaceTracker()
         self._tracker.reset()  # each sampled frame on its own: a found face must be found from scratch
         self.face_checked += 1
-        self.face_found += int(self._tracker.process(frame, self._edited - 1).ok)
+        if landmarks is None:
+            self.face_found += int(self._tracker.process(frame, self._edited - 1).ok)
+        else:
+            self.face_found += int(self._tracker.mesh_near(frame, landmarks) is not None)
 
     def add_mouth(self, index: int, output: np.ndarray, source_landmarks: np.ndarray) -> None:
         """Shot frame ``index`` as written: its mouth opening, measured where the source's face is, beside the source's."""

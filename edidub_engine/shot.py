@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from fractions import Fraction
 from typing import Any
 
@@ -94,6 +94,21 @@ class DubOptions:
 
 
 @dataclass(frozen=True)
+class FaceLine:
+    """One face of a two-shot or panel and what it says: ``face`` as ``options.face`` takes it (an index counted
+    left to right, ``"largest"`` or ``"x,y"``); ``dub_audio`` its own line; or, with the shot's ``speakers`` rule, no
+    audio of its own and optionally ``speaking``: the half-open shot frames ``[[s, e], …]`` of the mixed line it is
+    given (the supervisor's word over the rule's)."""
+
+    face: str | int
+    dub_audio: tuple[AudioSegment, ...] = ()
+    speaking: tuple[tuple[int, int], ...] | None = None
+
+
+SPEAKER_RULES = ("auto",)
+
+
+@dataclass(frozen=True)
 class ShotRequest:
     shot_id: str
     source: SourceRange
@@ -101,12 +116,27 @@ class ShotRequest:
     output: OutputSpec = field(default_factory=OutputSpec)
     options: DubOptions = field(default_factory=DubOptions)
     record: dict[str, Any] = field(default_factory=dict)  # opaque to the engine; echoed for write-back
+    # Several faces (protocol 1.1): a line per face; or one mixed line (``dub_audio``) shared out by ``speakers``
+    # ("auto": each stretch to the face that spoke it in the original). Empty and None: one face, options.face.
+    lines: tuple[FaceLine, ...] = ()
+    speakers: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["source"]["rate"] = None if self.source.rate is None else format_rate(self.source.rate)
         out["dub_audio"] = [asdict(s) for s in self.dub_audio]
+        if not self.lines:  # one face: the map every 1.0 client knows
+            del out["lines"]
+        else:
+            out["lines"] = [{"face": line.face, "dub_audio": [asdict(s) for s in line.dub_audio],
+                             **({} if line.speaking is None else {"speaking": [list(r) for r in line.speaking]})} for line in self.lines]
+        if self.speakers is None:
+            del out["speakers"]
         return out
+
+    def face_lines(self) -> tuple[FaceLine, ...]:
+        """The faces to dub and their lines: ``lines``, or the one face of ``options.face`` with ``dub_audio``."""
+        return self.lines or (FaceLine(face=self.options.face, dub_audio=self.dub_audio),)
 
     @classmethod
     def from_dict(cls, data: Any) -> "ShotRequest":
@@ -116,7 +146,7 @@ class ShotRequest:
         if not isinstance(shot_id, str) or not shot_id.strip() or len(shot_id) > 200:
             raise InvalidArgumentError("shot request: shot_id must be a non-empty string of at most 200 characters")
         where = f"shot {shot_id!r}"
-        _known_keys(data, ("shot_id", "source", "dub_audio", "output", "options", "record"), where)
+        _known_keys(data, ("shot_id", "source", "dub_audio", "output", "options", "record", "lines", "speakers"), where)
         source = _require_map(data, "source", where)
         _known_keys(source, ("path", "start_frame", "end_frame", "rate"), f"{where} source")
         path = _string(source, "path", where)
@@ -127,12 +157,23 @@ class ShotRequest:
                 hint=f"end_frame must be greater than start_frame >= 0 (and at most {MAX_FRAME})",
             )
         rate = None if source.get("rate") is None else parse_rate(source["rate"], where=f"{where} source")
+        speakers = data.get("speakers")
+        if speakers is not None and speakers not in SPEAKER_RULES:
+            raise InvalidArgumentError(f"{where}: speakers is {speakers!r}", hint="\"auto\" shares a mixed line out to the faces "
+                                       "that spoke each stretch in the original; leave it out for a line per face")
+        lines = _lines(data.get("lines"), where, mixed=speakers is not None, end=end - start)
         raw_audio = data.get("dub_audio")
         if isinstance(raw_audio, dict):
             raw_audio = [raw_audio]
-        if not isinstance(raw_audio, list) or not raw_audio:
-            raise InvalidArgumentError(f"{where}: dub_audio must name at least one audio segment")
+        if raw_audio is None and lines and speakers is None:
+            raw_audio = []  # every face has its own line
+        if not isinstance(raw_audio, list) or (not raw_audio and not (lines and speakers is None)):
+            raise InvalidArgumentError(f"{where}: dub_audio must name at least one audio segment",
+                                       hint="or give each face its line under lines")
         segments = tuple(_segment(seg, f"{where} dub_audio[{i}]") for i, seg in enumerate(raw_audio))
+        if segments and lines and speakers is None:
+            raise InvalidArgumentError(f"{where}: both dub_audio and lines name dub lines",
+                                       hint='give each face its line under lines, or one mixed line as dub_audio with "speakers": "auto"')
         output = OutputSpec.from_dict(data.get("output") or {}, f"{where} output")
         if output.codec not in CODECS:
             raise InvalidArgumentError(f"{where}: codec {output.codec!r} is not supported", hint=f"use one of {', '.join(CODECS)}")
@@ -143,7 +184,54 @@ class ShotRequest:
         record = data.get("record") or {}
         if not isinstance(record, dict):
             raise InvalidArgumentError(f"{where}: record must be a map (it is echoed back unchanged)")
-        return cls(shot_id, SourceRange(path, start, end, rate), segments, output, options, record)
+        if len(lines) == 1 and speakers is None:  # one face with its line is the one-face request, exactly
+            options = replace(options, face=lines[0].face)
+            segments, lines = lines[0].dub_audio, ()
+        return cls(shot_id, SourceRange(path, start, end, rate), segments, output, options, record, lines, speakers)
+
+
+MAX_FACES = 16  # faces one shot dubs: a panel, not a crowd
+
+
+def _lines(raw: Any, where: str, *, mixed: bool, end: int) -> tuple[FaceLine, ...]:
+    """``lines`` of a request, checked: a face each (no face twice), with its own line unless ``mixed``."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_FACES:
+        raise InvalidArgumentError(f"{where}: lines must be a list of at most {MAX_FACES} faces with their lines")
+    out, seen = [], set()
+    for i, item in enumerate(raw):
+        here = f"{where} lines[{i}]"
+        if not isinstance(item, dict):
+            raise InvalidArgumentError(f"{here} must be a map with face and dub_audio")
+        _known_keys(item, ("face", "dub_audio", "speaking"), here)
+        face = item.get("face")
+        parts = face_selector_parts(face, f"{here}: face")
+        if parts in seen:
+            raise InvalidArgumentError(f"{here}: face {face!r} is listed twice", hint="give each face one line")
+        seen.add(parts)
+        audio = item.get("dub_audio") or []
+        audio = [audio] if isinstance(audio, dict) else audio
+        if not isinstance(audio, list):
+            raise InvalidArgumentError(f"{here}: dub_audio must be a list of audio segments")
+        segments = tuple(_segment(seg, f"{here} dub_audio[{j}]") for j, seg in enumerate(audio))
+        if mixed and segments:
+            raise InvalidArgumentError(f"{here}: a face has no line of its own when the shot's mixed line is shared out (speakers)",
+                                       hint="give its stretches of the mixed line as speaking, or leave them to the rule")
+        if not mixed and not segments:
+            raise InvalidArgumentError(f"{here}: face {face!r} has no dub line", hint="name its dub_audio")
+        speaking = item.get("speaking")
+        if speaking is not None:
+            if not mixed:
+                raise InvalidArgumentError(f"{here}: speaking stretches share out a mixed line; this face has its own",
+                                           hint='add "speakers": "auto" and one dub_audio for the shot, or leave speaking out')
+            if not isinstance(speaking, list) or not all(
+                    isinstance(r, list) and len(r) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in r)
+                    and 0 <= r[0] < r[1] <= end for r in speaking):
+                raise InvalidArgumentError(f"{here}: speaking must be [[start, end], …] half-open frames of the shot (0 to {end})")
+            speaking = tuple((int(a), int(b)) for a, b in speaking)
+        out.append(FaceLine(face=face, dub_audio=segments, speaking=speaking))
+    return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -44,16 +44,18 @@ def check_against_media(shot: ShotRequest) -> None:
                 hint="send file-relative frame numbers (frame 0 is the file's first picture) within the clip, end exclusive",
                 details={"path": source.path, "role": "source", "media_frames": round(frames)},
             )
-    for i, segment in enumerate(shot.dub_audio):
+    segments = [(f"dub_audio[{i}]", i, seg) for i, seg in enumerate(shot.dub_audio)]
+    segments += [(f"lines[{k}] dub_audio[{i}]", i, seg) for k, line in enumerate(shot.lines) for i, seg in enumerate(line.dub_audio)]
+    for label, i, segment in segments:
         audio = header_lengths(segment.path)
         name = Path(segment.path).name
         if audio.audio_s is None and audio.video_s is not None:
-            raise MediaDecodeError(f"{where}: dub_audio[{i}] {name} has no audio stream",
+            raise MediaDecodeError(f"{where}: {label} {name} has no audio stream",
                                    hint="name a file that holds the dub speech (WAV, FLAC, or a video with sound)",
                                    details={"path": segment.path, "role": "dub_audio", "index_in_shot": i})
         if audio.audio_s is not None and segment.start_s > audio.audio_s + _AUDIO_MARGIN_S:
             raise InvalidArgumentError(
-                f"{where}: dub_audio[{i}] starts at {segment.start_s:.3f} s, after the end of {name} ({audio.audio_s:.3f} s)",
+                f"{where}: {label} starts at {segment.start_s:.3f} s, after the end of {name} ({audio.audio_s:.3f} s)",
                 hint="start_s is measured from the start of the audio file",
                 details={"path": segment.path, "role": "dub_audio", "audio_s": round(audio.audio_s, 3)},
             )

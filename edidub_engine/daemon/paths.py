@@ -133,6 +133,12 @@ class MediaRoots:
             dataclasses.replace(seg, path=str(self._existing_file(seg.path, f"{where} dub_audio[{i}]", role="dub_audio")))
             for i, seg in enumerate(shot.dub_audio)
         )
+        lines = tuple(  # each face's own line (a two-shot): the same rules as dub_audio
+            dataclasses.replace(line, dub_audio=tuple(
+                dataclasses.replace(seg, path=str(self._existing_file(seg.path, f"{where} lines[{k}] dub_audio[{i}]", role="dub_audio")))
+                for i, seg in enumerate(line.dub_audio)))
+            for k, line in enumerate(shot.lines)
+        )
         if shot.output.dir is None:
             if self.output_root is None:
                 raise InvalidArgumentError(f"{where}: output.dir is required (this daemon has no --output-root)")
@@ -164,6 +170,7 @@ class MediaRoots:
             shot,
             source=dataclasses.replace(shot.source, path=str(source)),
             dub_audio=audio,
+            lines=lines,
             output=dataclasses.replace(shot.output, dir=str(out_dir), name=name),
         )
         return PreparedShot(request, final)

@@ -71,7 +71,7 @@ __all__ = [
     "to_wire",
 ]
 
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"
 PROTOCOL_MAJOR = 1
 DEFAULT_REQUEST_PORT = 47610  # ROUTER; the PUB socket for events is the next port
 DEFAULT_EVENTS_PORT = 47611

@@ -62,16 +62,24 @@ _SHOT_OVERRIDES: dict[tuple[type, str], dict[str, Any]] = {
                                        "description": '"largest", a face index counted left to right from 0, or "x,y" in pixels'},
     (shot_module.DubOptions, "model"): {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 200}, {"type": "null"}]},
     (shot_module.ShotRequest, "dub_audio"): {
+        "description": "the dub line (one face), or the mixed line that speakers shares out; empty when every face has its line",
         "anyOf": [
             {"$ref": "#/$defs/AudioSegment"},
-            {"type": "array", "items": {"$ref": "#/$defs/AudioSegment"}, "minItems": 1},
+            {"type": "array", "items": {"$ref": "#/$defs/AudioSegment"}, "maxItems": 10_000},
         ]
     },
+    (shot_module.ShotRequest, "lines"): {"type": "array", "items": {"$ref": "#/$defs/FaceLine"}, "maxItems": shot_module.MAX_FACES},
+    (shot_module.ShotRequest, "speakers"): {"anyOf": [{"type": "string", "enum": list(shot_module.SPEAKER_RULES)}, {"type": "null"}]},
+    (shot_module.FaceLine, "face"): {"anyOf": [{"type": "string", "maxLength": 4096}, {"type": "integer", "minimum": 0}],
+                                     "description": '"largest", an index counted left to right from 0, or "x,y" in pixels'},
+    (shot_module.FaceLine, "speaking"): {"anyOf": [{"type": "array", "maxItems": 10_000, "items": {
+        "type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "integer", "minimum": 0, "maximum": shot_module.MAX_FRAME}}},
+        {"type": "null"}]},
 }
-_SHOT_REQUIRED = {shot_module.ShotRequest: ["shot_id", "source", "dub_audio"]}
+_SHOT_REQUIRED = {shot_module.ShotRequest: ["shot_id", "source"], shot_module.FaceLine: ["face"]}
 # shot.py rejects unknown fields in these maps wherever they appear; in a request every map is closed
 # (the daemon refuses unknown fields), in replies and events the protocol's own maps stay open.
-_CLOSED = {shot_module.AudioSegment, shot_module.OutputSpec, shot_module.DubOptions}
+_CLOSED = {shot_module.AudioSegment, shot_module.OutputSpec, shot_module.DubOptions, shot_module.FaceLine}
 _RATE = {
     "description": 'a frame rate: "30000/1001", 25 or [24000, 1001]; a decimal within 0.05 % of an NTSC rate ("29.97", "23.976", '
                    '59.94) means that NTSC rate (30000/1001…), any other decimal its exact value',
@@ -115,8 +123,8 @@ class _Builder:
             required.append("status")
         for f in dataclasses.fields(cls):
             override = _SHOT_OVERRIDES.get((cls, f.name))
-            if override and "anyOf" in override and cls is shot_module.ShotRequest:
-                self.ref(shot_module.AudioSegment)  # the override refers to it
+            if override and cls is shot_module.ShotRequest and f.name in ("dub_audio", "lines"):
+                self.ref(shot_module.AudioSegment if f.name == "dub_audio" else shot_module.FaceLine)  # the override refers to it
             props[f.name] = dict(override) if override else self.hint(hints[f.name], f.metadata.get("wire", {}))
             if cls not in _SHOT_REQUIRED and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 required.append(f.name)

@@ -87,7 +87,7 @@ __all__ = ["Server", "ServerSettings", "is_local_endpoint"]
 log = logging.getLogger("edidub.daemon")
 _BATCH = 64  # messages handled per poll wake-up before events are forwarded again
 _CAPABILITIES = ["hello", "submit", "submit_timeline", "adapt", "status", "result", "list_jobs", "cancel", "models", "shutdown", "events",
-                 "priority"]
+                 "priority", "lines"]
 _BUNDLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 

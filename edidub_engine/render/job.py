@@ -1,152 +1,145 @@
-"""One shot in flight: tracked frames stream in, sections are lip-synced as soon as they are decided, restored
-chunks are pasted back and encoded in order on their own thread."""
+"""One shot in flight: tracked frames stream in, each face's sections are lip-synced as soon as they are decided
+(:mod:`.lane`), and chunks of frames are restored, pasted back and encoded in order on their own thread.
+
+A shot has a lane per face it dubs (one, or one per line of a two-shot). Every lane sees the same frames; the job
+gathers what the lanes give back per frame and hands the encoder each frame once, with every face's change in it,
+so a shot of several faces is decoded, restored and written in one pass. Holds O(section) data, never the whole shot.
+"""
 
 from __future__ import annotations
 
 import time
-from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-import hashlib
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
 
 from ..config import DubSettings
-from ..diffusion import Section, next_section, plan_sections
+from ..diffusion import plan_sections
 from ..errors import CancelledError
-from ..pipeline import to_crops, to_tensor
 from ..qc import ShotQC
 from ..shot import PassthroughRange
+from .lane import Edited, FaceLane, extend_passthrough, ramp_strength
 from .mouths import MouthStage
-from .track import TRACK_BLOCK_FRAMES, FrameRecord, block_entry, block_records, crop_matrix, donor_of, iter_track
+from .track import TRACK_BLOCK_FRAMES, FrameRecord, block_entry, block_records, crop_matrix, donor_of
 
 Progress = Callable[[str, int, int], None]  # (stage, frames or steps done, total)
 ShouldCancel = Callable[[], bool]
 
 
-def _extend(passthrough: list[PassthroughRange], k: int, reason: str) -> None:
-    """Add frame ``k`` (in order) to the passed-through ranges, merging with the last one when they touch."""
-    if reason == "ok":
-        return
-    if passthrough and passthrough[-1].end_frame == k and passthrough[-1].reason == reason:
-        last = passthrough.pop()
-        passthrough.append(PassthroughRange(last.start_frame, k + 1, reason))
-    else:
-        passthrough.append(PassthroughRange(k, k + 1, reason))
-
-
-def ramp_strength(i: int, frames: int, *, ramp_in: bool, left: int | None) -> np.float32:
-    """Edit strength of frame ``i`` of a run: ramps in over ``frames`` after a passed-through frame and out
-    before one. Known before the run ends: ``left`` is how many frames of the run follow ``i`` when the run
-    ends before the shot does (None: no ramp-out)."""
-    value = np.float32(1.0)
-    if frames > 0:
-        if ramp_in and i < frames:
-            value = min(value, np.float32(i + 1) / (frames + 1))
-        if left is not None and left < frames:
-            value = min(value, np.float32(left + 1) / (frames + 1))
-    return value
-
-
-@dataclass
-class _Run:
-    """The stretch of usable frames being edited: records still needed, sections done, output to carry."""
-
-    start: int  # shot frame of its first frame
-    records: list[FrameRecord]  # run frames [base, count)
-    base: int = 0
-    count: int = 0
-    previous: Section | None = None
-    tail: torch.Tensor | None = None  # LSD output of run frames [tail_start, previous.end)
-    tail_start: int = 0
-    ready: deque = field(default_factory=deque)  # (run frame, record, LSD crop, base, donor) awaiting their strength
-    bases: dict = field(default_factory=dict)  # run frame → (the LSD crop the edit started from, its donor)
-    last_donor: int | None = None  # the shot frame whose mouth the last planned frame shows
-
-
 @dataclass(slots=True)
-class _Edited:
-    record: FrameRecord
-    low: np.ndarray  # the LSD output crop
-    base: np.ndarray  # the LSD crop it was edited from: the record's own, with its donor's mouth
-    donor: Any  # mouth.Donor, or None: the frame keeps its own mouth
-    run_start: int
+class LaneEdit:
+    """What the encoder needs to paste one face's edit into one frame."""
+
+    lane: int
+    restored: np.ndarray  # the restored crop at the SRD size
+    crop: np.ndarray  # the crop it was restored from (the source's, with the moved mouth)
+    source_crop: np.ndarray  # the source's own crop
+    matrix: np.ndarray  # frame → SRD crop
+    mask: np.ndarray  # the lower face at the SRD size
     strength: np.float32
+    landmarks: np.ndarray
+    moved: Any  # mouth.composite.MouthTransplant in the native frame, or None
 
 
 class ShotJob:
-    """One shot in flight: tracked frames stream in, sections are lip-synced as soon as they are decided, and
-    restored chunks go to the encode thread in frame order. Holds O(section) data, never the whole shot."""
+    """One shot in flight (see the module docstring). ``track(first)`` gives the per-frame lists of records of every
+    lane from shot frame ``first`` (one list per frame, lanes in order), tracked afresh."""
 
-    def __init__(self, pipeline: Any, cache: Any, restore_mode: str, info, start: int, n: int, settings: DubSettings, key: str,
-                 original_units: np.ndarray, dub_units: np.ndarray, progress: Progress | None, should_cancel: ShouldCancel | None,
-                 *, mouths: MouthStage, runs_lsd: bool = True, qc: ShotQC | None = None):
+    def __init__(self, pipeline: Any, cache: Any, restore_mode: str, info, start: int, n: int, settings: DubSettings,
+                 original_units: np.ndarray, progress: Progress | None, should_cancel: ShouldCancel | None, *, runs_lsd: bool = True):
         self.pipeline, self.cache = pipeline, cache  # DubbingPipeline, InversionCache | None
-        self.mouths = mouths
         self.runs_lsd = runs_lsd  # False: the moved mouths are the edit (the bundle's LSD does not improve them)
-        self.info, self.start, self.n, self.settings, self.key = info, start, n, settings, key
-        self.original_units, self.dub_units = original_units, dub_units
+        self.info, self.start, self.n, self.settings = info, start, n, settings
+        self.original_units = original_units
         self.progress, self.should_cancel = progress, should_cancel
         self.writer = self.patch = None
         self.native = False  # the writer takes the source's own pictures (``write_picture``), not RGB
         self.restore_mode = restore_mode  # "srd" or "bicubic"
-        self.qc = qc or ShotQC()
-        self.srd_tail: tuple | None = None  # (run start, end frame, restored crops, LSD crops) the next chunk continues
-        self.passthrough: list[PassthroughRange] = []
+        self.lanes: list[FaceLane] = []
+        self.passthrough: list[PassthroughRange] = []  # frames no face was edited in
         self.frames_edited = 0
         self.written = 0
         self.timings = {"track_s": 0.0, "lip_sync_s": 0.0, "restore_s": 0.0, "encode_s": 0.0}
-        sections = len(plan_sections(n, section_frames=settings.section_frames, carry_frames=settings.carry_frames,
-                                     min_frames=settings.window_frames))  # an estimate: passed-through frames need none
-        self.steps_total = sections * (settings.steps + settings.inversion_steps) if runs_lsd else 0
+        self.steps_total = 0
         self.steps_done = 0
 
+    def add_lane(self, *, face: str, key: str, dub_units: np.ndarray, mouths: MouthStage, qc: ShotQC | None = None) -> FaceLane:
+        """A face to dub: ``key`` names its cache entries (its track and inversions), ``dub_units`` its line's units."""
+        lane = FaceLane(self, len(self.lanes), face=face, key=key, dub_units=dub_units, mouths=mouths, qc=qc or ShotQC())
+        self.lanes.append(lane)
+        if self.runs_lsd:
+            settings = self.settings
+            sections = len(plan_sections(self.n, section_frames=settings.section_frames, carry_frames=settings.carry_frames,
+                                         min_frames=settings.window_frames))  # an estimate: passed-through frames need none
+            self.steps_total += sections * (settings.steps + settings.inversion_steps)
+        return lane
+
+    def step_reporter(self) -> Callable[[int, int], None]:
+        """A section's ``progress(steps, total)`` that moves the shot's lip-sync count on from where it stands."""
+        done = self.steps_done
+
+        def report(steps: int, _total: int) -> None:
+            self.steps_done = done + steps
+            self.steps_total = max(self.steps_total, self.steps_done)
+            self._report("lip-sync", self.steps_done, self.steps_total)
+
+        return report
+
     # -- stage 1, on the track thread: records from the cache, else from the tracker (and into the cache)
-    def records(self, selector, cache_hit: bool) -> Iterator[FrameRecord]:
+    def records(self, track: Callable[[int, bool], Iterator[list[FrameRecord]]], cache_hit: bool) -> Iterator[list[FrameRecord]]:
         t0 = time.perf_counter()
         first = 0
-        donors = self.mouths.moves_mouths
+        donors = any(lane.mouths.moves_mouths for lane in self.lanes)
         if cache_hit:
             while first < self.n:
-                entry = self.cache.get(f"{self.key}-track-{first}")
-                if entry is None:  # evicted or damaged: track the rest afresh
+                entries = [self.cache.get(f"{lane.key}-track-{first}") for lane in self.lanes]
+                if any(entry is None for entry in entries):  # evicted or damaged: track the rest afresh
                     break
-                records = list(block_records(entry))
+                per_lane = [list(block_records(entry)) for entry in entries]
                 if donors:  # the cache keeps no pictures: the donors' mouths are cut from the decoded frames
-                    self._cut_donors(records)
-                for record in records:
-                    self.mouths.add(record)
+                    self._cut_donors(per_lane)
+                frames = list(zip(*per_lane))
+                for records in frames:
+                    self._to_mouths(records)
                 self.timings["track_s"] += time.perf_counter() - t0
-                yield from records
+                yield from (list(r) for r in frames)
                 t0 = time.perf_counter()
-                first += len(records)
-        block: list[FrameRecord] = []
-        for record in iter_track(self.info, self.start, self.start + self.n, selector=selector,
-                                 lsd_size=self.pipeline.lsd_size, first=first, donors=donors) if first < self.n else ():
-            self.mouths.add(record)
+                first += len(frames)
+        blocks: list[list[FrameRecord]] = [[] for _ in self.lanes]
+        for records in track(first, donors) if first < self.n else ():
+            self._to_mouths(records)
             if self.cache is not None:
-                block.append(record)
-                if len(block) == TRACK_BLOCK_FRAMES or record.index == self.n - 1:
-                    self.cache.put(f"{self.key}-track-{block[0].index}", block_entry(block, self.pipeline.lsd_size))
-                    block = []
+                for lane, block, record in zip(self.lanes, blocks, records):
+                    block.append(record)
+                    if len(block) == TRACK_BLOCK_FRAMES or record.index == self.n - 1:
+                        self.cache.put(f"{lane.key}-track-{block[0].index}", block_entry(block, self.pipeline.lsd_size))
+                        block.clear()
             self.timings["track_s"] += time.perf_counter() - t0
-            yield record
+            yield records
             t0 = time.perf_counter()
 
-    def _cut_donors(self, records: list[FrameRecord]) -> None:
+    def _to_mouths(self, records) -> None:
+        for lane, record in zip(self.lanes, records):
+            lane.mouths.add(record)
+
+    def _cut_donors(self, per_lane: list[list[FrameRecord]]) -> None:
         from ..media import iter_frames
 
-        a, b = records[0].index, records[-1].index + 1
-        for record, (_, frame) in zip(records, iter_frames(self.info, self.start + a, self.start + b)):
-            if record.status == "ok":
-                record.donor = donor_of(record, frame, self.pipeline.lsd_size)
+        a, b = per_lane[0][0].index, per_lane[0][-1].index + 1
+        for j, (_, frame) in enumerate(iter_frames(self.info, self.start + a, self.start + b)):
+            for lane, records in zip(self.lanes, per_lane):
+                if records[j].status == "ok" and lane.mouths.moves_mouths:
+                    records[j].donor = donor_of(records[j], frame, self.pipeline.lsd_size)
 
-    # -- stage 2, on the calling thread: runs and sections as frames arrive
+    # -- stage 2, on the calling thread: each lane's sections as frames arrive, gathered per frame
     def run(self, tracked, sink) -> None:
-        chunk: list[_Edited] = []
-        pending: list[int] = []  # [first, end) of passed-through frames not yet handed to the encoder
+        lanes = self.lanes
+        slots: dict[int, list] = {}  # frame → what each lane gave for it (None: not yet)
+        next_frame = 0
+        chunk: list[tuple[int, list]] = []  # frames with an edit, not yet restored
+        pending: list[int] = []  # [first, end) of frames no face was edited in, not yet handed to the encoder
 
         def flush_pass() -> None:
             if pending:
@@ -158,172 +151,113 @@ class ShotJob:
                 sink.submit(self._restore(chunk), while_waiting=self.report_render)
                 chunk.clear()
 
-        for item in self._items(tracked):
-            self._check_cancel(f"at frame {self.start + (item[1] if isinstance(item, tuple) else item.record.index)}")
-            if isinstance(item, tuple):
-                flush_chunk()
-                _extend(self.passthrough, item[1], item[2])
-                if pending and pending[1] - pending[0] >= self.settings.srd_chunk_frames:
-                    flush_pass()  # a long stretch without a face is encoded as it goes
-                pending[:] = [pending[0] if pending else item[1], item[1] + 1]
-            else:
-                flush_pass()
-                offset = item.record.index - item.run_start
-                if chunk and (chunk[0].run_start != item.run_start or offset % self.settings.srd_chunk_frames == 0):
+        def runs(items: list) -> tuple:
+            return tuple(item.run_start if isinstance(item, Edited) else None for item in items)
+
+        def place(lane: FaceLane, item) -> None:
+            k = item[1] if isinstance(item, tuple) else item.record.index
+            slots.setdefault(k, [None] * len(lanes))[lane.index] = item
+
+        def drain() -> None:
+            nonlocal next_frame
+            while next_frame in slots and all(x is not None for x in slots[next_frame]):
+                items = slots.pop(next_frame)
+                self._check_cancel(f"at frame {self.start + next_frame}")
+                for lane, item in zip(lanes, items):
+                    if isinstance(item, tuple):
+                        extend_passthrough(lane.passthrough, item[1], item[2])
+                    else:
+                        lane.frames_edited += 1
+                if all(isinstance(item, tuple) for item in items):  # no face edited here: the frame as decoded
                     flush_chunk()
-                chunk.append(item)
-                self.frames_edited += 1
-            self.report_render()
+                    extend_passthrough(self.passthrough, next_frame, items[0][2])
+                    if pending and pending[1] - pending[0] >= self.settings.srd_chunk_frames:
+                        flush_pass()  # a long stretch without a face is encoded as it goes
+                    pending[:] = [pending[0] if pending else next_frame, next_frame + 1]
+                else:
+                    flush_pass()
+                    # Chunks start where a face's stretch starts and run srd_chunk_frames from there (one face: as a
+                    # whole-shot plan cuts them), so each face's SRD windows continue across chunks.
+                    if chunk and (runs(chunk[0][1]) != runs(items) or next_frame - chunk[0][0] >= self.settings.srd_chunk_frames):
+                        flush_chunk()
+                    chunk.append((next_frame, items))
+                    self.frames_edited += 1
+                next_frame += 1
+                self.report_render()
+
+        for records in tracked:
+            self._report("track", records[0].index + 1)
+            for lane, record in zip(lanes, records):
+                for item in lane.feed(record):
+                    place(lane, item)
+            drain()
+        for lane in lanes:
+            for item in lane.end():
+                place(lane, item)
+        drain()
         flush_chunk()
         flush_pass()
 
-    def _items(self, tracked) -> Iterator[tuple | _Edited]:
-        """Tracked records in, frames out in order: ``("pass", k, reason)`` or an :class:`_Edited` frame."""
-        run: _Run | None = None
-        for record in tracked:
-            self._report("track", record.index + 1)
-            if run is not None and (record.status != "ok" or record.cut):
-                yield from self._finish(run)
-                run = None
-            if record.status != "ok":
-                yield ("pass", record.index, record.status)
-                continue
-            if run is None:
-                run = _Run(start=record.index, records=[])
-            run.records.append(record)
-            run.count += 1
-            yield from self._sections(run, ended=False)
-            yield from self._ready(run, ended=False)
-        if run is not None:
-            yield from self._finish(run)
-
-    def _finish(self, run: _Run) -> Iterator[tuple | _Edited]:
-        # A short stretch inside a shot is passed through (a face that flickers in and out is not worth a
-        # seam); a face over the whole of a short shot is the editor's cut, and it is dubbed.
-        whole_shot = run.start == 0 and run.count == self.n
-        if run.count < self.settings.min_run_frames and not whole_shot:  # never sectioned: all its records are still here
-            for record in run.records:
-                yield ("pass", record.index, "too_short")
-            return
-        yield from self._sections(run, ended=True)
-        yield from self._ready(run, ended=True)
-
-    def _sections(self, run: _Run, *, ended: bool) -> Iterator[tuple | _Edited]:
-        settings = self.settings
-        while ended or run.count >= settings.min_run_frames:
-            section = next_section(run.previous, run.count, finished=ended, section_frames=settings.section_frames,
-                                   carry_frames=settings.carry_frames, min_frames=settings.window_frames)
-            if section is None:
-                return
-            records = run.records[section.start - run.base : section.end - run.base]
-            a, b = run.start + section.start, run.start + section.end
-            carried = None
-            if section.carry:
-                at = section.start - run.tail_start
-                carried = run.tail[:, :, at : at + section.carry]
-            # The mouths: each new frame's donor, and the LSD crops with those mouths (carried frames keep theirs).
-            donors = self.mouths.plan(records[section.carry:], run.last_donor)
-            for j, donor in enumerate(donors, start=section.carry):
-                run.bases[section.start + j] = (self.mouths.lsd_base(records[j], donor), donor)
-            if donors:
-                run.last_donor = donors[-1].index if donors[-1] is not None else records[-1].index
-            bases = [run.bases[section.start + j] for j in range(section.frames)]
-            moved = any(d is not None for _, d in bases)
-            base_crops = np.stack([c for c, _ in bases])
-            tone = np.stack([self.mouths.tone_reference(r, c) for r, (c, _) in zip(records, bases)])
-            # What the LSD edits is the clip with its new mouths, inverted with the line that clip now speaks;
-            # a section whose mouths all stay is the source itself, and its inversion is cached across dubs.
-            inversion_units = self.dub_units[a:b] if moved else self.original_units[a:b]
-            name = f"{self.key}-lsd-{run.start}-{section.start}-{section.end}"
-            if moved and self.runs_lsd:
-                plan = ",".join("-" if d is None else str(d.index) for _, d in bases).encode() + inversion_units.tobytes()
-                name += "-mouths-" + hashlib.sha256(plan).hexdigest()[:16]
-            cached = self.cache.get(name) if self.cache is not None and self.runs_lsd else None
-            if cached is not None:  # a cached inversion: those steps are not run, so the bar must not wait for them
-                self.steps_total = max(self.steps_done, self.steps_total - settings.inversion_steps)
-            t0 = time.perf_counter()
-            done = self.steps_done
-
-            def report(steps: int, _total: int) -> None:
-                self.steps_done = done + steps
-                self.steps_total = max(self.steps_total, self.steps_done)
-                self._report("lip-sync", self.steps_done, self.steps_total)
-
-            if self.runs_lsd:
-                output, latent = self.pipeline.lip_sync_section(
-                    base_crops, np.stack([r.mask for r in records]),
-                    inversion_units, self.dub_units[a:b], section=section, carried=carried,
-                    latent=None if cached is None else cached["latent"], settings=settings, tone_reference=tone,
-                    progress=report, should_cancel=self.should_cancel,
-                )
-            else:  # the actor's own mouths as they were moved, without the network's edit (see ShotRenderer.lsd_mode)
-                output = to_tensor(base_crops)
-                if carried is not None:
-                    output[:, :, : section.carry] = carried.to(output.device, output.dtype)
-                latent = None
-            self.timings["lip_sync_s"] += time.perf_counter() - t0
-            if self.cache is not None and cached is None and latent is not None:
-                self.cache.put(name, {"latent": latent.detach().cpu()})
-            crops = to_crops(output)
-            for j in range(section.carry, section.frames):
-                run.ready.append((section.start + j, records[j], crops[j], *bases[j]))
-            keep = min(section.frames, max(settings.carry_frames, settings.window_frames))
-            run.tail, run.tail_start = output[:, :, -keep:], section.end - keep
-            run.previous = section
-            drop = run.tail_start - run.base  # records the next section cannot reach back to
-            if drop > 0:
-                del run.records[:drop]
-                for k in range(run.base, run.base + drop):
-                    run.bases.pop(k, None)
-                run.base += drop
-            yield from self._ready(run, ended=False)
-
-    def _ready(self, run: _Run, *, ended: bool) -> Iterator[_Edited]:
-        """Edited frames whose cross-fade strength is known: the run has ended, or enough frames follow them."""
-        fade = self.settings.crossfade_frames
-        ramp_out = ended and run.start + run.count < self.n
-        while run.ready and (ended or run.count > run.ready[0][0] + fade):
-            i, record, low, base, donor = run.ready.popleft()
-            left = run.count - 1 - i if ramp_out else None
-            yield _Edited(record, low, base, donor, run.start, ramp_strength(i, fade, ramp_in=run.start > 0, left=left))
-
     # -- stage 3: SRD on the calling thread, paste-back and encode on the encode thread
-    def _restore(self, chunk: list[_Edited]) -> tuple:
+    def _restore(self, chunk: list[tuple[int, list]]) -> tuple:
+        """The chunk's frames decoded once: each face's donor mouth moved in natively and its crops cut, then each
+        face's edited stretches restored (SRD or bicubic), with each face's previous chunk as context."""
         from ..face import lower_face_mask, warp_crop
         from ..media import iter_frames
         from ..mouth.composite import apply_transplant
 
         t0 = time.perf_counter()
         size = self.pipeline.srd_size
-        a, b = chunk[0].record.index, chunk[-1].record.index + 1
-        matrices = [crop_matrix(e.record.matrix, size) for e in chunk]
-        moved, crops, source_crops = [], [], []
-        for e, (_, frame), m in zip(chunk, iter_frames(self.info, self.start + a, self.start + b), matrices):
-            # The donor's mouth goes into the native frame first; the restore then works on that picture.
-            transplant = self.mouths.native(frame, e.record, e.donor, float(e.strength))
-            moved.append(transplant)
-            source_crops.append(warp_crop(frame, m, size))
-            crops.append(source_crops[-1] if transplant is None else warp_crop(apply_transplant(frame, transplant), m, size))
-        crops, source_crops = np.stack(crops), np.stack(source_crops)
-        masks = np.stack([lower_face_mask(e.record.landmarks, m, size) > 0.5 for e, m in zip(chunk, matrices)])
-        low = np.stack([e.low for e in chunk])
-        tail = self.srd_tail
-        context = tail[2:] if tail is not None and tail[0] == chunk[0].run_start and tail[1] == a else None
-        restored = self.pipeline.restore(crops, masks, low, seed=self.settings.seed, first_frame=self.start + a,
-                                         low_source=np.stack([e.base for e in chunk]), context=context,
+        a, b = chunk[0][0], chunk[-1][0] + 1
+        cut: dict[int, list] = {lane.index: [] for lane in self.lanes}  # lane → [(frame, Edited, matrix, moved, crop, source crop)]
+        for (k, items), (_, frame) in zip(chunk, iter_frames(self.info, self.start + a, self.start + b)):
+            for item in items:
+                if not isinstance(item, Edited):
+                    continue
+                lane = self.lanes[item.lane]
+                m = crop_matrix(item.record.matrix, size)
+                # The donor's mouth goes into the native frame first; the restore then works on that picture.
+                moved = lane.mouths.native(frame, item.record, item.donor, float(item.strength))
+                source_crop = warp_crop(frame, m, size)
+                crop = source_crop if moved is None else warp_crop(apply_transplant(frame, moved), m, size)
+                cut[item.lane].append((k, item, m, moved, crop, source_crop))
+        payloads: dict[int, list[LaneEdit]] = {k: [] for k, _ in chunk}
+        for lane in self.lanes:
+            rows = cut[lane.index]
+            for segment in _segments(rows):
+                for (k, item, m, moved, crop, source_crop), restored in zip(segment, self._restore_segment(lane, segment, lower_face_mask)):
+                    payloads[k].append(LaneEdit(lane.index, restored, crop, source_crop, m,
+                                                lower_face_mask(item.record.landmarks, m, size) > 0.5, item.strength,
+                                                item.record.landmarks, moved))
+        self.timings["restore_s"] += time.perf_counter() - t0
+        return ("edit", a, b, [payloads[k] for k in range(a, b)])
+
+    def _restore_segment(self, lane: FaceLane, segment: list, lower_face_mask) -> np.ndarray:
+        """Restore one face's consecutive edited frames of one stretch (``segment`` rows of :meth:`_restore`)."""
+        size = self.pipeline.srd_size
+        first = segment[0][0]
+        crops = np.stack([row[4] for row in segment])
+        masks = np.stack([lower_face_mask(row[1].record.landmarks, row[2], size) > 0.5 for row in segment])
+        low = np.stack([row[1].low for row in segment])
+        tail = lane.srd_tail
+        context = tail[2:] if tail is not None and tail[0] == segment[0][1].run_start and tail[1] == first else None
+        restored = self.pipeline.restore(crops, masks, low, seed=self.settings.seed, first_frame=self.start + first,
+                                         low_source=np.stack([row[1].base for row in segment]), context=context,
                                          mode=self.restore_mode, settings=self.settings, should_cancel=self.should_cancel)
         keep = max(0, self.settings.srd_window_frames - self.settings.srd_window_stride)
-        self.srd_tail = (chunk[0].run_start, b, restored[len(restored) - keep:], low[len(low) - keep:]) if keep else None
-        self.timings["restore_s"] += time.perf_counter() - t0
-        return ("edit", a, b, restored, crops, source_crops, matrices, masks, [e.strength for e in chunk],
-                [e.record.landmarks for e in chunk], moved)
+        last = segment[-1][0] + 1
+        lane.srd_tail = (segment[0][1].run_start, last, restored[len(restored) - keep:], low[len(low) - keep:]) if keep else None
+        return restored
 
     def write(self, item: tuple) -> None:
-        """Encode frames ``[a, b)`` in order (the encode thread): passed through as decoded, or pasted back.
+        """Encode frames ``[a, b)`` in order (the encode thread): passed through as decoded, or with every face's
+        change pasted back.
 
-        The patch, when asked for, gets the edited region alone with the matte as alpha: its
-        colour is the composited frame and its alpha the feathered matte, so laid over the
-        untouched original the core of the edit is exact and everything else is the original.
+        Each face's change is its new mouth (a donor's, moved in natively) and then the LSD's change on top of it
+        (relative to the crop it was restored from); the faces' changes go into the frame together, once. The patch,
+        when asked for, gets the edited region alone with the matte as alpha: its colour is the composited frame and
+        its alpha the feathered matte, so laid over the untouched original the core of the edit is exact and
+        everything else is the original.
         """
         import cv2
 
@@ -352,26 +286,31 @@ class ShotJob:
                     self.patch.write(_layer(rgb(picture), None))
                 self.written += 1
         else:
-            restored, crops, source_crops, matrices, masks, strength, landmarks, moved = item[3:]
+            frames: list[list[LaneEdit]] = item[3]
             feather = self.settings.feather_px * self.pipeline.srd_size / 224.0
+            several = len(self.lanes) > 1
             for k, (_, picture) in enumerate(pictures):
                 frame = rgb(picture)
-                matte = feathered_matte(masks[k].astype(np.float32), feather_px=feather) * strength[k]
-                # The new mouth (a donor's, moved in natively), then the LSD's change on top of it (relative to the
-                # crops it was restored from): one change to the source frame.
-                change = add_changes(transplant_change(frame, moved[k]),
-                                     paste_change(apply_transplant(frame, moved[k]), restored[k], crops[k], matrices[k], matte))
+                change, alphas = None, []
+                for edit in frames[k]:
+                    matte = feathered_matte(edit.mask.astype(np.float32), feather_px=feather) * edit.strength
+                    change = add_changes(change, add_changes(
+                        transplant_change(frame, edit.moved),
+                        paste_change(apply_transplant(frame, edit.moved), edit.restored, edit.crop, edit.matrix, matte)))
+                    alpha = cv2.warpAffine(matte, edit.matrix, (self.info.width, self.info.height),
+                                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+                    if edit.moved is not None:
+                        m = edit.moved
+                        box = alpha[m.y0 : m.y0 + m.alpha.shape[0], m.x0 : m.x0 + m.alpha.shape[1]]
+                        np.maximum(box, m.alpha, out=box)
+                    alphas.append(alpha)
                 composited = apply_change(frame, change)
-                alpha = cv2.warpAffine(matte, matrices[k], (self.info.width, self.info.height),
-                                       flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-                if moved[k] is not None:
-                    m = moved[k]
-                    box = alpha[m.y0 : m.y0 + m.alpha.shape[0], m.x0 : m.x0 + m.alpha.shape[1]]
-                    np.maximum(box, m.alpha, out=box)
-                self.qc.add_crop(restored[k], source_crops[k], masks[k], landmarks[k], matrices[k], intended=crops[k], frame=a + k)
-                self.qc.add_texture(composited, frame, alpha > 0.5)
-                self.qc.add_frame(composited)
-                self.qc.add_mouth(a + k, composited, landmarks[k])
+                for edit, alpha in zip(frames[k], alphas):
+                    qc = self.lanes[edit.lane].qc
+                    qc.add_crop(edit.restored, edit.source_crop, edit.mask, edit.landmarks, edit.matrix, intended=edit.crop, frame=a + k)
+                    qc.add_texture(composited, frame, alpha > 0.5)
+                    qc.add_frame(composited, landmarks=edit.landmarks if several else None)
+                    qc.add_mouth(a + k, composited, edit.landmarks)
                 if not native:
                     self.writer.write(composited)
                 elif change is None:
@@ -381,7 +320,7 @@ class ShotJob:
                     own.add_change(*change)
                     self.writer.write_picture(own.to_frame())
                 if self.patch is not None:
-                    self.patch.write(_layer(composited, alpha))
+                    self.patch.write(_layer(composited, np.maximum.reduce(alphas) if alphas else None))
                 self.written += 1
         self.timings["encode_s"] += time.perf_counter() - t0
 
@@ -407,6 +346,18 @@ class ShotJob:
             raise CancelledError(f"cancelled {where}")
 
 
+def _segments(rows: list) -> Iterator[list]:
+    """One face's rows of a chunk cut where its frames stop being consecutive or its stretch changes."""
+    segment: list = []
+    for row in rows:
+        if segment and (row[0] != segment[-1][0] + 1 or row[1].run_start != segment[-1][1].run_start):
+            yield segment
+            segment = []
+        segment.append(row)
+    if segment:
+        yield segment
+
+
 def _layer(frame: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     rgba = np.empty((*frame.shape[:2], 4), np.uint8)
     rgba[..., :3] = frame
@@ -421,4 +372,4 @@ def passthrough_summary(passthrough: list[PassthroughRange]) -> str:
     return ", ".join(f"{v} frame(s) {k.replace('_', ' ')}" for k, v in counts.items()) or "no frames"
 
 
-__all__ = ["ShotJob", "passthrough_summary", "ramp_strength"]
+__all__ = ["LaneEdit", "ShotJob", "passthrough_summary", "ramp_strength"]

@@ -8,7 +8,7 @@ import logging
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -16,13 +16,15 @@ import torch
 from ..acceleration import Acceleration
 from ..cache import InversionCache, source_identity
 from ..config import DubSettings
-from ..errors import InvalidArgumentError, MediaNotFoundError, NoFaceError, OutputExistsError, RangeOutsideMediaError
+from ..errors import InvalidArgumentError, NoFaceError, OutputExistsError, RangeOutsideMediaError
 from ..shot import OUTPUT_EXTENSIONS, SEQUENCE_CODECS, RenderedClip, ShotRequest
+from ..media.mix import AudioMix
 from ..mouth import loudness_db
 from ..qc import ShotQC
 from ..timebase import timecode_to_frame
 from .job import ShotJob, passthrough_summary
 from .models import LoadedModels, lsd_verdict, srd_verdict
+from .faces import plan_faces
 from .mouths import MouthStage
 from .track import TRACK_BLOCK_FRAMES
 
@@ -102,16 +104,13 @@ class ShotRenderer:
             steps=request.options.steps, inversion_steps=request.options.inversion_steps,
             guidance_scale=request.options.guidance_scale, seed=request.options.seed, strength=request.options.strength,
         )
-        selector = FaceSelector.parse(str(request.options.face))
         n = end - start
-        dub16, dub48, dub_end_s = self._dub_audio(request, info.rate, n)
-        dub = self._units(dub16, info.rate, n, dub_end_s=dub_end_s)
-        dub_db = loudness_db(dub16, info.rate, n)
-        del dub16
-
-        key = InversionCache.key(source=source_identity(info.path), start=start, end=end, model=self.models.identity["sha256"],
-                                 face=str(selector), lsd_size=self.pipeline.lsd_size, precision=self.pipeline.acceleration.precision,
-                                 settings={k: getattr(settings, k) for k in ("inversion_steps", "window_frames", "window_stride", "section_frames", "carry_frames", "min_run_frames")})
+        several = bool(request.lines) or request.speakers is not None
+        key_of = lambda face: InversionCache.key(  # noqa: E731 - one face's cache entries (its track and inversions)
+            source=source_identity(info.path), start=start, end=end, model=self.models.identity["sha256"], face=face,
+            lsd_size=self.pipeline.lsd_size, precision=self.pipeline.acceleration.precision,
+            settings={k: getattr(settings, k) for k in ("inversion_steps", "window_frames", "window_stride", "section_frames", "carry_frames", "min_run_frames")})
+        key = key_of(str(FaceSelector.parse(str(request.options.face))))
         manifest = self.cache.get(key) if self.cache is not None else None
         cache_hit = manifest is not None
         if cache_hit and "source_db" in manifest:
@@ -122,11 +121,23 @@ class ShotRenderer:
             source_db = loudness_db(source16, info.rate, n)
             del source16
 
-        mouths = MouthStage(frames=n, dub_db=dub_db, source_db=source_db, strength=settings.strength, lsd_size=self.pipeline.lsd_size,
-                            capacity=2 * TRACK_BLOCK_FRAMES + 2 * settings.section_frames)
-        job = ShotJob(self.pipeline, self.cache, self.restore_mode(settings), info, start, n, settings, key, original_units, dub.shot,
-                      progress, should_cancel, mouths=mouths, runs_lsd=self.runs_lsd(settings),
-                      qc=ShotQC(dub_db=dub_db, source_db=source_db))
+        plans, pieces = plan_faces(request, info, start, end, source_db)
+        dub48 = AudioMix(pieces, length_s=Fraction(n) / info.rate, sample_rate_hz=48000)
+        selectors = [plan.face for plan in plans]
+        job = ShotJob(self.pipeline, self.cache, self.restore_mode(settings), info, start, n, settings, original_units,
+                      progress, should_cancel, runs_lsd=self.runs_lsd(settings))
+        units = []
+        for plan in plans:
+            dub = self._units(plan.audio16, info.rate, n, dub_end_s=plan.dub_end_s)
+            dub_db = loudness_db(plan.audio16, info.rate, n)
+            plan.audio16 = None  # units and loudness are all a face keeps of its line
+            mouths = MouthStage(frames=n, dub_db=dub_db, source_db=source_db, strength=settings.strength, lsd_size=self.pipeline.lsd_size,
+                                capacity=2 * TRACK_BLOCK_FRAMES + 2 * settings.section_frames)
+            # one face keeps the key of a one-face dub; several are tracked together, so their keys say with whom
+            job.add_lane(face=plan.face, key=key if not several else key_of(f"{plan.face} of {','.join(selectors)}"),
+                         dub_units=dub.shot, mouths=mouths, qc=ShotQC(dub_db=dub_db, source_db=source_db))
+            units.append(dub)
+        lost: dict[int, list] = {}
         patch_path = out.with_name(out.stem + "_patch.mov") if request.output.patch else None
         if patch_path is not None and patch_path.exists():
             raise OutputExistsError(f"{shot}: {patch_path} already exists; EdiDub never overwrites media",
@@ -146,10 +157,12 @@ class ShotRenderer:
                                                            hdr=hdr))
             job.writer = writer
             # Stages on their own threads, stopped (LIFO) before the writers abort on an error.
-            stack.callback(job.qc.close)
+            for each in job.lanes:
+                stack.callback(each.qc.close)
             sink = Sink(job.write, depth=2, name=f"edidub-encode-{request.shot_id}")
             stack.callback(sink.close)
-            tracked = Prefetch(job.records(selector, cache_hit), depth=2 * TRACK_BLOCK_FRAMES, name=f"edidub-track-{request.shot_id}")
+            tracked = Prefetch(job.records(self._tracker(info, start, end, selectors, several=several, lost=lost), cache_hit),
+                               depth=2 * TRACK_BLOCK_FRAMES, name=f"edidub-track-{request.shot_id}")
             stack.callback(tracked.close)
             job.run(tracked, sink)
             # The encoder thread writes the last chunks after the loop: its count goes out from here (progress
@@ -159,7 +172,7 @@ class ShotRenderer:
             if job.frames_edited == 0:  # the writers abort: nothing is published
                 raise NoFaceError(
                     f"{shot}: no usable face in {info.path.name} frames {start}-{end - 1} ({passthrough_summary(job.passthrough)})",
-                    hint="check the range and --face; faces smaller than about 20 px, in profile or covered cannot be dubbed",
+                    hint="check the range and the faces (--face, --line); faces smaller than about 20 px, in profile or covered cannot be dubbed",
                     details={"passthrough": [r.__dict__ for r in job.passthrough]},
                 )
             path = writer.close()
@@ -168,13 +181,18 @@ class ShotRenderer:
         if self.cache is not None and not cache_hit:
             self.cache.put(key, {"original_units": torch.from_numpy(original_units), "source_db": torch.from_numpy(source_db), "frames": n})
         timings = {**job.timings, "total_s": time.perf_counter() - t0}
+        faces = [{"index": lane.index, "face": lane.face, "given_by": plan.given_by,
+                  **({} if plan.speaking is None else {"speaking": plan.speaking}),
+                  "frames_edited": lane.frames_edited, "frames_passed_through": [r.__dict__ for r in lane.passthrough],
+                  "lost": lost.get(lane.index, []), "quality": lane.qc.result(), "mouths": lane.mouths.figures()}
+                 for lane, plan in zip(job.lanes, plans)]
         return RenderedClip(
             shot_id=request.shot_id, path=str(path), start_frame=0, end_frame=n, rate=info.rate,
             timecode=info.timecode_at(start), frames_edited=job.frames_edited, frames_passed_through=tuple(job.passthrough),
-            qc={"dub_padded_frames": int(dub.padded_frames), "dub_cut_s": float(dub.cut_s), "cache_hit": cache_hit,
-                "timings": {k: round(v, 3) for k, v in timings.items()}, "settings": settings.to_dict(),
+            qc={"dub_padded_frames": max(int(u.padded_frames) for u in units), "dub_cut_s": max(float(u.cut_s) for u in units),
+                "cache_hit": cache_hit, "timings": {k: round(v, 3) for k, v in timings.items()}, "settings": settings.to_dict(),
                 "acceleration": self.pipeline.acceleration.to_dict(), "fast_path": self.pipeline.fast_path.to_dict(),
-                "quality": job.qc.result(), "mouths": mouths.figures(),
+                **(_several_faces(faces) if several else {"quality": faces[0]["quality"], "mouths": faces[0]["mouths"]}),
                 "restore": {"mode": job.restore_mode, "why": (f"--restore {settings.restore}" if settings.restore != "auto"
                                                               else self.srd_verdict["reason"])},
                 "lsd": {"runs": job.runs_lsd, "why": f"--lsd {settings.lsd}" if settings.lsd != "auto" else self.lsd_verdict["reason"]},
@@ -184,6 +202,23 @@ class ShotRenderer:
         )
 
     # -- pieces --------------------------------------------------------------------------
+    def _tracker(self, info, start: int, end: int, selectors: list[str], *, several: bool, lost: dict):
+        """``track(first, donors)``: per-frame lists of records of every face wanted, tracked from shot frame ``first``
+        (one face as ever; several on one decode, with stable identities, their lost ranges into ``lost``)."""
+        from ..face import FaceSelector
+        from .track import iter_track, iter_tracks
+
+        def track(first: int, donors: bool):
+            if several:
+                yield from iter_tracks(info, start, end, selectors=selectors, lsd_size=self.pipeline.lsd_size, first=first,
+                                       donors=donors, lost=lost)
+                return
+            for record in iter_track(info, start, end, selector=FaceSelector.parse(selectors[0]), lsd_size=self.pipeline.lsd_size,
+                                     first=first, donors=donors):
+                yield [record]
+
+        return track
+
     @staticmethod
     def _writer(request: ShotRequest, info, out: Path, start: int, *, audio, native: bool, hdr=None):
         """The shot's writer: a video file (ClipWriter), or for ``exr``/``dpx`` a folder of numbered frames whose
@@ -236,30 +271,6 @@ class ShotRenderer:
             raise InvalidArgumentError(f"shot {request.shot_id!r}: output folder {out.parent} does not exist", hint="create it first")
         return out
 
-    def _dub_audio(self, request: ShotRequest, rate: Fraction, n: int) -> tuple[np.ndarray, Any, float]:
-        """The dub speech laid out on the shot's clock: 16 kHz samples (for the units), a 48 kHz reader (the
-        output's sound, decoded a block at a time as frames are written) and where the speech ends."""
-        from ..media import load_audio
-        from ..media.mix import AudioMix, MixPiece
-
-        shot_s = Fraction(n) / rate
-        pieces, parts = [], []
-        for seg in request.dub_audio:
-            if not Path(seg.path).is_file():
-                raise MediaNotFoundError(f"shot {request.shot_id!r}: dub audio {seg.path} does not exist",
-                                         hint="check the path of the dub line (and that its drive is mounted)")
-            a16 = load_audio(seg.path, start_s=seg.start_s, duration_s=seg.duration_s, sample_rate_hz=16000)
-            parts.append((seg, a16))
-            pieces.append(MixPiece(Path(seg.path), Fraction(seg.start_s).limit_denominator(10**9),
-                                   Fraction(seg.offset_s).limit_denominator(10**9), Fraction(len(a16), 16000)))
-        dub_end_s = max(seg.offset_s + len(a16) / 16000 for seg, a16 in parts)
-        out16 = np.zeros(int(round(max(float(shot_s), dub_end_s) * 16000)), np.float32)
-        for seg, a16 in parts:
-            at = int(round(seg.offset_s * 16000))
-            stop = min(len(out16), at + len(a16))
-            out16[at:stop] += a16[: stop - at]
-        return out16, AudioMix(pieces, length_s=shot_s, sample_rate_hz=48000), dub_end_s
-
     def _source_audio(self, info, start: int, end: int) -> np.ndarray:
         from ..media import load_audio_for_frames
 
@@ -274,6 +285,14 @@ class ShotRenderer:
         if not np.isfinite(units.units).all():  # pragma: no cover - defensive
             raise InvalidArgumentError("speech units came out invalid")
         return units
+
+
+def _several_faces(faces: list[dict]) -> dict:
+    """A shot of several faces: each face's figures, and one verdict (``review`` if any face needs it, its reasons
+    named by face) where every surface looks for the shot's."""
+    reasons = [f"face {f['face']}: {reason}" for f in faces for reason in f["quality"]["reasons"]]
+    return {"faces": faces, "quality": {"verdict": "review" if reasons else "ok", "reasons": reasons,
+                                        "faces": [{"face": f["face"], "verdict": f["quality"]["verdict"]} for f in faces]}}
 
 
 def next_version(path: Path, *, limit: int = 999) -> Path:

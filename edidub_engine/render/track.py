@@ -67,6 +67,70 @@ def iter_track(info, start: int, end: int, *, selector, lsd_size: int, first: in
             cuts.discard(i)
 
 
+def iter_tracks(info, start: int, end: int, *, selectors: list, lsd_size: int, first: int = 0, donors: bool = False,
+                lost: dict | None = None) -> Iterator[list[FrameRecord]]:
+    """Several faces of shot frames ``[first, end - start)`` on one decode: per frame, one :class:`FrameRecord` per
+    selector (in order), each face with a stable identity (:class:`~edidub_engine.face.MultiFaceTracker`) and its own
+    smoothed alignment. A frame where a face's identity is unsure passes through for that face (``low_confidence``);
+    ``lost``, when given, gets each face's lost ranges (shot frames), per camera shot, as the tracker reports them."""
+    from collections import deque
+
+    from ..analysis import CutDetector
+    from ..face import AlignmentSmoother, FaceSelector, FaceStatus, MultiFaceTracker, lower_face_mask, warp_crop
+    from ..media import iter_frames
+
+    keys = [FaceSelector.parse(str(s)) for s in selectors]
+    smoothers = [AlignmentSmoother(radius=4) for _ in keys]
+    pending: deque = deque()  # (index, frame, cut, observations)
+    aligned: list[dict] = [{} for _ in keys]  # per face: frame index → alignment
+    detector = CutDetector()
+
+    def note_lost(tracker) -> None:
+        if lost is not None:
+            for key, ranges in tracker.lost_ranges().items():
+                if key in keys:
+                    lost.setdefault(keys.index(key), []).extend([[a - start, b - start] for a, b in ranges])
+
+    def release() -> Iterator[list[FrameRecord]]:
+        while pending and all(pending[0][0] in done for done in aligned):
+            index, frame, cut, observations = pending.popleft()
+            i = index - start
+            out = []
+            for k, obs in enumerate(observations):
+                alignment = aligned[k].pop(index)
+                if alignment.valid and obs.status is FaceStatus.OK:
+                    small = alignment.matrix_for(lsd_size)
+                    record = FrameRecord(i, "ok", cut, alignment.matrix_for(224), obs.landmarks.astype(np.float32),
+                                         warp_crop(frame, small, lsd_size),
+                                         (lower_face_mask(obs.landmarks, small, lsd_size) > 0.5).astype(np.uint8))
+                    if donors:
+                        record.donor = donor_of(record, frame, lsd_size)
+                else:
+                    record = FrameRecord(i, obs.status.value if obs.status is not FaceStatus.OK else "low_confidence", cut)
+                out.append(record)
+            yield out
+
+    with MultiFaceTracker(keys) as tracker:
+        for index, frame in iter_frames(info, start + first, end):
+            cut = detector.is_cut(frame)
+            if cut:
+                note_lost(tracker)
+                for k, smoother in enumerate(smoothers):
+                    aligned[k].update({a.frame_index: a for a in smoother.mark_cut()})
+                yield from release()
+                tracker.reset()
+            faces = tracker.process(frame, index)
+            observations = [faces[key] for key in keys]
+            pending.append((index, frame, cut, observations))
+            for k, (smoother, obs) in enumerate(zip(smoothers, observations)):
+                aligned[k].update({a.frame_index: a for a in smoother.push(obs)})
+            yield from release()
+        for k, smoother in enumerate(smoothers):
+            aligned[k].update({a.frame_index: a for a in smoother.flush()})
+        yield from release()
+        note_lost(tracker)
+
+
 def block_entry(records: list[FrameRecord], lsd_size: int) -> dict[str, Any]:
     """A run of records as a cache entry (tensors and plain data only)."""
     k = len(records)
@@ -132,4 +196,4 @@ def crop_matrix(matrix224: np.ndarray, size: int) -> np.ndarray:
     return FaceAlignment(frame_index=0, valid=True, matrix=matrix224).matrix_for(size)
 
 
-__all__ = ["TRACK_BLOCK_FRAMES", "FrameRecord", "ShotTrack", "block_entry", "block_records", "crop_matrix", "donor_of", "iter_track", "track_shot"]
+__all__ = ["TRACK_BLOCK_FRAMES", "FrameRecord", "ShotTrack", "block_entry", "block_records", "crop_matrix", "donor_of", "iter_track", "iter_tracks", "track_shot"]

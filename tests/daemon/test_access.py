@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edidub_engine.client import AuthFailedError, Client, DaemonDownError
-from edidub_engine.daemon.protocol import ForbiddenError
+from edidub_engine.daemon.protocol import PROTOCOL_VERSION, ForbiddenError
 from edidub_engine.daemon.server import Server, is_local_endpoint
 from edidub_engine.errors import InvalidArgumentError, MediaDecodeError, MediaNotFoundError, OutputExistsError
 
@@ -110,7 +110,7 @@ def test_curve_clients_need_the_server_key(make_daemon, tmp_path, clip):
     connection = tmp_path / "conn" / "connection.json"
     daemon = make_daemon(keys_dir=keys, connection_file=connection)
     with Client(daemon.request_endpoint, connection_file=connection, timeout_s=5) as good:
-        assert good.hello().protocol == "1.0"
+        assert good.hello().protocol == PROTOCOL_VERSION
     with Client(daemon.request_endpoint, server_key=tmp_path / "other" / "server.key", timeout_s=1) as wrong, pytest.raises(AuthFailedError) as err:
         wrong.hello()
     assert err.value.code == "AUTH_FAILED" and "server key" in err.value.hint
@@ -137,7 +137,7 @@ def test_curve_allow_list_refuses_unlisted_clients(make_daemon, tmp_path, clip):
     os.link(tmp_path / "clients" / "alice.key", keys / "authorized_clients" / "alice.key")
     daemon = make_daemon(keys_dir=keys)
     with Client(daemon.request_endpoint, server_key=keys / "server.key", client_key=tmp_path / "clients" / "alice.key_secret", timeout_s=5) as alice:
-        assert alice.hello().protocol == "1.0"
+        assert alice.hello().protocol == PROTOCOL_VERSION
     mallory = Client(daemon.request_endpoint, server_key=keys / "server.key", client_key=tmp_path / "clients" / "mallory.key_secret", timeout_s=1)
     with mallory, pytest.raises(AuthFailedError):
         mallory.hello()

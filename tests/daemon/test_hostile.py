@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from edidub_engine.client import Client
+from edidub_engine.daemon.protocol import PROTOCOL_VERSION
 from edidub_engine.daemon.protocol import ACTIONS, ErrorCode
 
 from daemon_helpers import shot
@@ -173,4 +174,4 @@ def test_unanswerable_framing_is_dropped_without_harm(make_daemon, clip, audio, 
     finally:
         raw.close()
     with Client(daemon.request_endpoint, timeout_s=10) as client:
-        assert client.hello().protocol == "1.0"
+        assert client.hello().protocol == PROTOCOL_VERSION
