@@ -85,13 +85,17 @@ def plan_batch(
     options: DubOptions | None = None,
     handles: int | None = DEFAULT_HANDLE_FRAMES,
     check_media_exists: bool = True,
+    line_tracks: Sequence[tuple[str, str | int]] | None = None,
+    speakers: str | None = None,
 ) -> BatchPlan:
     """Every shot of ``timeline`` with a dub line, ready to render into ``output_dir``.
 
     ``check_media_exists``: clips whose media is not on this machine are skipped (listed) rather
     than failing at render time; the daemon passes False and checks paths against its media roots.
+    ``line_tracks``: a two-shot's faces and their dub tracks instead of ``dub_track``; ``speakers``: each shot's dub
+    line shared out to the faces that spoke it (see :class:`~edidub_engine.shot.ShotRequest`).
     """
-    if dub_track is None:
+    if dub_track is None and not line_tracks:
         raise InvalidArgumentError("a batch needs the dub audio track (--dub-track)", hint="name the audio track that holds the dub lines")
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,16}", (language or "").strip()):
         raise InvalidArgumentError(f"dub language {language!r} must be a short code such as 'fr' or 'pt-BR'")
@@ -104,8 +108,10 @@ def plan_batch(
         output=OutputSpec(dir=output_dir, codec=codec),
         options=options,
         check_media_exists=check_media_exists,
+        line_tracks=line_tracks,
     )
-    shot_list.shots = [replace(s, output=replace(s.output, name=output_name(s))) for s in shot_list.shots]
+    shot_list.shots = [replace(s, output=replace(s.output, name=output_name(s)),
+                               **({"speakers": speakers} if speakers and s.dub_audio and not s.lines else {})) for s in shot_list.shots]
     return BatchPlan(shot_list=shot_list, language=language.strip(), options=options, codec=codec, output_dir=output_dir)
 
 

@@ -58,7 +58,7 @@ CSV_COLUMNS = (
     "dub_path", "dub_start_s", "dub_duration_s", "dub_offset_s",
     "timeline", "track", "clip", "record_start_frame", "record_end_frame", "record_rate",
     "codec", "output_dir", "output_name", "steps", "inversion_steps", "guidance_scale", "seed", "face", "strength",
-    "record_json",
+    "record_json", "lines_json", "speakers",
 )
 
 
@@ -92,6 +92,9 @@ def to_csv(shot_list: ShotList) -> str:
             "face": shot.options.face,
             "strength": shot.options.strength,
             "record_json": json.dumps(rec, sort_keys=True),
+            # a two-shot's faces and their lines (ShotRequest.lines), and the rule that shares a mixed line out
+            "lines_json": json.dumps(d["lines"]) if shot.lines else "",
+            "speakers": shot.speakers or "",
         }
         for seg in shot.dub_audio or (None,):
             row = dict(base)
@@ -138,6 +141,8 @@ def from_csv(text: str) -> ShotList:
                 "output": output,
                 "options": options,
                 "record": record,
+                **({"lines": _json_field(row["lines_json"], where, kind=list)} if row.get("lines_json") else {}),
+                **({"speakers": row["speakers"].strip()} if (row.get("speakers") or "").strip() else {}),
             }
         if row.get("dub_path"):
             seg = {"path": row["dub_path"]}
@@ -158,15 +163,17 @@ def from_csv(text: str) -> ShotList:
     )
 
 
-def _json_field(text, where):
+def _json_field(text, where, *, kind: type = dict):
+    """A JSON column (``record_json``: an object; ``lines_json``: a list)."""
+    column = "record_json" if kind is dict else "lines_json"
     if not text:
-        return {}
+        return kind()
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
-        raise InvalidArgumentError(f"{where}: record_json is not JSON") from None
-    if not isinstance(value, dict):
-        raise InvalidArgumentError(f"{where}: record_json must be a JSON object")
+        raise InvalidArgumentError(f"{where}: {column} is not JSON") from None
+    if not isinstance(value, kind):
+        raise InvalidArgumentError(f"{where}: {column} must be a JSON {'object' if kind is dict else 'list'}")
     return value
 
 
@@ -218,6 +225,8 @@ def to_timeline(shot_list: ShotList) -> otio.schema.Timeline:
             "output": asdict(shot.output),
             "options": asdict(shot.options),
             "origin_record": {k: shot.record[k] for k in ORIGIN_FIELDS if k in shot.record},
+            **({"lines": shot.to_dict()["lines"]} if shot.lines else {}),
+            **({"speakers": shot.speakers} if shot.speakers else {}),
         }
         track.append(clip)
         cur[0] = s1

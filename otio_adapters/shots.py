@@ -43,7 +43,7 @@ from typing import Any
 import opentimelineio as otio
 
 from edidub_engine.errors import InvalidArgumentError
-from edidub_engine.shot import AudioSegment, DubOptions, OutputSpec, ShotRequest, SourceRange, parse_rate
+from edidub_engine.shot import AudioSegment, DubOptions, FaceLine, OutputSpec, ShotRequest, SourceRange, parse_rate
 
 from ._time import exact_rate, format_rate, round_frame, seconds
 
@@ -136,8 +136,8 @@ class ShotList:
 
 
 def shot_from_dict(data: Any) -> ShotRequest:
-    """``ShotRequest.from_dict`` that also accepts a picture-only shot (``dub_audio: []``)."""
-    if isinstance(data, dict) and data.get("dub_audio") in ([], (), None):
+    """``ShotRequest.from_dict`` that also accepts a picture-only shot (``dub_audio: []``, and no faces with lines)."""
+    if isinstance(data, dict) and data.get("dub_audio") in ([], (), None) and not (data.get("lines") and not data.get("speakers")):
         probe = dict(data, dub_audio=[{"path": "-"}])
         return replace(ShotRequest.from_dict(probe), dub_audio=())
     return ShotRequest.from_dict(data)
@@ -157,6 +157,7 @@ def shots_from_timeline(
     options: DubOptions | None = None,
     resolve_media: Callable[[otio.schema.Clip], otio.schema.ExternalReference | None] | None = None,
     check_media_exists: bool = False,
+    line_tracks: Sequence[tuple[str, str | int]] | None = None,
 ) -> ShotList:
     """Turn ``timeline`` into a :class:`ShotList`.
 
@@ -170,6 +171,9 @@ def shots_from_timeline(
     ``resolve_media``: called for a clip whose media is missing (EDLs carry only reel names);
     it returns an ``ExternalReference`` with the media's ``available_range`` or ``None``.
     ``check_media_exists``: also skip clips whose file is not on this machine.
+    ``line_tracks``: a two-shot's faces and their dub tracks, ``[(face, track), …]`` (face as ``--face`` takes it,
+    track as ``dub_track``), instead of ``dub_track``: each shot's ``lines`` give every face the speech under the clip
+    on its own track (a shot where only one face has speech is a one-face shot of that face).
     """
     if not isinstance(timeline, otio.schema.Timeline):
         raise InvalidArgumentError(f"expected an OTIO Timeline, got {type(timeline).__name__}")
@@ -201,16 +205,22 @@ def shots_from_timeline(
         stack_index={id(t): i for i, t in enumerate(stack)},
     )
     chosen = _choose_tracks(picture_tracks, video, "V", where, "video")
-    dub = None if dub_track is None else _choose_tracks(dub_track, audio, "A", where, "audio")
-    if dub is not None and len(dub) != 1:
-        raise InvalidArgumentError(f"{where}: name exactly one dub audio track")
-    dub_name = None if dub is None else _track_label(dub[0][1], dub[0][0], "A")
-
+    if line_tracks and dub_track is not None:
+        raise InvalidArgumentError(f"{where}: name the dub track, or a track per face, not both",
+                                   hint="a two-shot's faces each take their line from their own track (line_tracks)")
+    sources = [(None, dub_track)] if dub_track is not None else [(str(face), track) for face, track in (line_tracks or [])]
     pieces: list[_Piece] = []
-    if dub is not None:
+    names = []
+    for face, spec in sources:
+        dub = _choose_tracks(spec, audio, "A", where, "audio")
+        if len(dub) != 1:
+            raise InvalidArgumentError(f"{where}: name exactly one dub audio track" + ("" if face is None else f" for face {face}"))
         dub_index, dub_obj = dub[0]
+        names.append(_track_label(dub_obj, dub_index, "A") if face is None else f"{face}={_track_label(dub_obj, dub_index, 'A')}")
         for item in _walk_track(ctx, dub_obj, dub_index, "A", ctx.base_s, None, (ctx.stack_index[id(dub_obj)],)):
-            pieces.append(_audio_piece(ctx, item))
+            pieces.append(replace(_audio_piece(ctx, item), face=face))
+    dub = sources or None
+    dub_name = ", ".join(names) if names else None
 
     out = ShotList(timeline=name, rate=rate, global_start_frame=gst_frames, dub_track=dub_name, handles=handles)
     seen_ids: set[str] = set()
@@ -272,6 +282,7 @@ class _Piece:
     file_start_s: Fraction  # seconds into the audio file at `start`
     problem: str | None
     name: str
+    face: str | None = None  # a two-shot's face this speech belongs to (its track's), None: the shot's one face
 
 
 def _timeline_rate(timeline, video, where) -> Fraction:
@@ -515,6 +526,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", stem).strip("_")[:48] or "clip"
 
 
+def _edidub_meta(clip) -> dict:
+    """What EdiDub keeps on a clip (``metadata["edidub"]``) as plain data, or {}."""
+    meta = clip.metadata.get(METADATA_KEY) if hasattr(clip.metadata, "get") else None
+    return _plain(meta) if meta is not None else {}
+
+
 def _picture_item(ctx, item: _Item, pieces, has_dub, dub_name, output, options):
     if item.problem:
         return _skip(item, item.problem[0], item.problem[1], ctx)
@@ -551,9 +568,10 @@ def _picture_item(ctx, item: _Item, pieces, has_dub, dub_name, output, options):
     # the stretch to dub
     lo_vis, hi_vis = a - item.extend_before, b + item.extend_after
     under = [p for p in pieces if p.start < b and p.end > a]
-    if has_dub and not under:
+    own_lines = isinstance(_edidub_meta(clip).get("lines"), list) and not _edidub_meta(clip).get("speakers")
+    if has_dub and not under and not own_lines:  # (a shot list's faces may carry lines of their own)
         return _skip(item, "no_dub", "no dub speech under the clip", ctx)
-    if not has_dub or ctx.handles is None:
+    if not has_dub or ctx.handles is None or not under:  # (no speech under it: a shot list's faces with their own lines)
         lo, hi = lo_vis, hi_vis
     else:
         lo = max(lo_vis, min(p.start for p in under) - ctx.handles)
@@ -597,26 +615,26 @@ def _picture_item(ctx, item: _Item, pieces, has_dub, dub_name, output, options):
     if src_end <= src_start:
         return _skip(item, "outside_media", "the clip shows no whole source frame", ctx)
 
-    # dub audio under the stretch
-    segments = []
+    # dub audio under the stretch (per face, when each face has its track)
+    segments, by_face = [], {}
     for p in pieces:
         s0, s1 = max(lo, p.start), min(hi, p.end)
         if s1 <= s0:
             continue
         if p.problem:
             return _skip(item, "dub_unusable", f"dub clip {p.problem}", ctx, lo, hi)
-        segments.append(
-            AudioSegment(
-                path=p.path,
-                start_s=_secs(p.file_start_s + (s0 - p.start) / ctx.rate),
-                duration_s=_secs((s1 - s0) / ctx.rate),
-                offset_s=_secs((s0 - lo) / ctx.rate + lead / media_rate),
-            )
+        segment = AudioSegment(
+            path=p.path,
+            start_s=_secs(p.file_start_s + (s0 - p.start) / ctx.rate),
+            duration_s=_secs((s1 - s0) / ctx.rate),
+            offset_s=_secs((s0 - lo) / ctx.rate + lead / media_rate),
         )
+        segments.append(segment)
+        if p.face is not None:
+            by_face.setdefault(p.face, []).append(segment)
 
     lo_i, hi_i, a_i, b_i = int(lo), int(hi), round_frame(a), round_frame(b)
-    meta = clip.metadata.get(METADATA_KEY) if hasattr(clip.metadata, "get") else None
-    meta = _plain(meta) if meta is not None else {}
+    meta = _edidub_meta(clip)
     shot_id = meta.get("shot_id") if isinstance(meta.get("shot_id"), str) and meta.get("shot_id") else None
     if shot_id is None:
         shot_id = f"{item.track_name}_{'-'.join(f'{i:03d}' for i in item.item_path)}_{_slug(clip.name)}"
@@ -624,6 +642,20 @@ def _picture_item(ctx, item: _Item, pieces, has_dub, dub_name, output, options):
         output = OutputSpec.from_dict({**_asdict(output), **meta["output"]}, f"{where} metadata output")
     if isinstance(meta.get("options"), dict):
         options = DubOptions.from_dict({**_asdict(options), **meta["options"]}, f"{where} metadata options")
+    lines, speakers = (), None
+    if len(by_face) == 1:  # one face speaks under this clip: a one-face shot of that face
+        options = replace(options, face=next(iter(by_face)))
+    elif by_face:
+        lines = tuple(FaceLine(face=face, dub_audio=tuple(found)) for face, found in by_face.items())
+        segments = []
+    if isinstance(meta.get("lines"), list) or meta.get("speakers") is not None:
+        # a shot list's faces, the supervisor's word: their own lines, or the dub track's speech shared out by a rule
+        mixed = meta.get("speakers") is not None
+        checked = ShotRequest.from_dict({
+            "shot_id": shot_id, "source": {"path": path, "start_frame": src_start, "end_frame": src_end},
+            "dub_audio": [_asdict(seg) for seg in segments] if mixed else [], "lines": meta.get("lines"), "speakers": meta.get("speakers"),
+            "options": _asdict(options)})
+        lines, speakers, options, segments = checked.lines, checked.speakers, checked.options, list(checked.dub_audio)
 
     record = {
         "timeline": ctx.timeline,
@@ -655,6 +687,8 @@ def _picture_item(ctx, item: _Item, pieces, has_dub, dub_name, output, options):
         output=output,
         options=options,
         record=record,
+        lines=lines,
+        speakers=speakers,
     )
 
 

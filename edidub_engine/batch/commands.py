@@ -65,8 +65,13 @@ def add_batch_parser(subparsers: argparse._SubParsersAction) -> None:
 def _add_cut_arguments(parser: argparse.ArgumentParser, *, dub_required: bool) -> None:
     """How ``batch`` and ``shots`` read a cut: the same arguments, so the dry run lists what the batch dubs."""
     parser.add_argument("timeline", help="the cut: .otio, .xml (FCP7), .fcpxml, .edl, .aaf")
-    parser.add_argument("--dub-track", required=dub_required, metavar="NAME",
-                        help="the audio track holding the dub lines: its name, or A1, A2…" + ("" if dub_required else " (without it every picture clip is listed)"))
+    parser.add_argument("--dub-track", metavar="NAME",
+                        help="the audio track holding the dub lines: its name, or A1, A2…" + (" (or a --line-track per face)" if dub_required else " (without it every picture clip is listed)"))
+    parser.add_argument("--line-track", action="append", metavar="FACE=TRACK",
+                        help="two-shots: a face and the audio track that holds its dub lines, repeatable (--line-track 0='FR anna' "
+                             "--line-track 1='FR bob'); a rule written once for the whole cut. FACE as --face takes it")
+    parser.add_argument("--speakers", choices=("auto",),
+                        help="share each shot's dub line (--dub-track) out to the faces that spoke each stretch in the original")
     parser.add_argument("--picture-track", action="append", metavar="NAME", help="video track(s) to dub: name or V1, V2… (repeatable; default: every video track)")
     parser.add_argument("--handles", type=int, default=12, metavar="N", help="frames of picture kept before and after a dub line (default 12; -1: the whole clip)")
     parser.add_argument("--rate", help="EDLs only: the timecode rate, e.g. 24000/1001 or 23.976 (an NTSC rate; default: inferred)")
@@ -106,7 +111,12 @@ def cmd_shots(args: argparse.Namespace) -> int:
         raise InvalidArgumentError("--handles must be -1 (the whole clip) or a number of frames >= 0")
     read = read_timeline(Path(args.timeline).expanduser(), rate=args.rate, timeline_name=args.timeline_name)
     shot_list = shots_from_timeline(read.timeline, dub_track=args.dub_track, picture_tracks=args.picture_track or None,
-                                    handles=None if args.handles == -1 else args.handles, check_media_exists=True)
+                                    handles=None if args.handles == -1 else args.handles, check_media_exists=True,
+                                    line_tracks=line_tracks(args))
+    if args.speakers:
+        from dataclasses import replace
+
+        shot_list.shots = [replace(shot, speakers=args.speakers) if shot.dub_audio and not shot.lines else shot for shot in shot_list.shots]
     shot_list.warnings[:0] = read.warnings
     text = {"table": format_shot_list, "json": to_json, "csv": to_csv}[args.format](shot_list)
     if args.output:
@@ -123,6 +133,25 @@ def cmd_shots(args: argparse.Namespace) -> int:
     return 0 if shot_list.shots else 1
 
 
+def line_tracks(args: argparse.Namespace) -> list[tuple[str, str]] | None:
+    """``--line-track FACE=TRACK`` as ``[(face, track), …]`` (checked: a face selector and a track each)."""
+    from edidub_engine.shot import face_selector_parts
+
+    if not args.line_track:
+        return None
+    if args.dub_track:
+        raise InvalidArgumentError("--dub-track and --line-track both name dub tracks",
+                                   hint="one dub track (with --speakers auto for a two-shot's mixed line), or a --line-track per face")
+    out = []
+    for text in args.line_track:
+        face, sep, track = text.partition("=")
+        if not sep or not face.strip() or not track.strip():
+            raise InvalidArgumentError(f"--line-track {text!r} is not FACE=TRACK", hint="e.g. --line-track 0='FR anna' --line-track 1=A3")
+        face_selector_parts(face.strip(), f"--line-track {text!r}")
+        out.append((face.strip(), track.strip()))
+    return out
+
+
 def config_from_args(args: argparse.Namespace):
     from edidub_engine.shot import DubOptions
 
@@ -134,9 +163,17 @@ def config_from_args(args: argparse.Namespace):
              "strength": args.strength}
     options = DubOptions.from_dict({k: v for k, v in given.items() if v is not None}, "the batch's options")  # ranges checked now
     mode = "ray" if args.ray else "daemon" if args.daemon else "local" if args.no_daemon else "auto"
+    faces = line_tracks(args)
+    if not args.dub_track and not faces:
+        raise InvalidArgumentError("a batch needs the dub audio track (--dub-track), or a --line-track FACE=TRACK per face of a two-shot",
+                                   hint="name the audio track that holds the dub lines")
+    if args.speakers and not args.dub_track:
+        raise InvalidArgumentError("--speakers shares the --dub-track's lines out to the faces", hint="name the dub track")
     return BatchConfig(
         timeline=Path(args.timeline).expanduser(),
         dub_track=args.dub_track,
+        line_tracks=faces,
+        speakers=args.speakers,
         output=Path(args.output).expanduser() if args.output else None,
         picture_tracks=args.picture_track,
         language=args.language,

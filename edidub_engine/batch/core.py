@@ -71,8 +71,10 @@ def default_output(timeline: str | os.PathLike) -> Path:
 @dataclass
 class BatchConfig:
     timeline: Path
-    dub_track: str
+    dub_track: str | None
     output: Path | None = None  # default: CUT.dubbed.otio beside the cut
+    line_tracks: list[tuple[str, str]] | None = None  # two-shots: (face, its dub track), instead of dub_track
+    speakers: str | None = None  # "auto": each shot's dub line shared out to the faces that spoke it
     picture_tracks: list[str] | None = None
     language: str = "FR"
     media_dir: Path | None = None  # default: <output stem>_media/ beside the output
@@ -338,8 +340,9 @@ def run_batch(
     plan = plan_batch(
         timeline, dub_track=config.dub_track, picture_tracks=config.picture_tracks or None, language=config.language,
         output_dir=str(media_dir), codec=config.codec, options=config.options, handles=config.handles, check_media_exists=True,
+        line_tracks=config.line_tracks, speakers=config.speakers,
     )
-    state = BatchState.open(state_path_for(output), timeline=str(Path(config.timeline).absolute()), dub_track=config.dub_track,
+    state = BatchState.open(state_path_for(output), timeline=str(Path(config.timeline).absolute()), dub_track=plan.shot_list.dub_track or "",
                             language=plan.language)
     summary = BatchSummary(batch_id=state.batch_id, skipped=list(plan.skipped), rate=plan.shot_list.rate)
     summary.notes.extend(read.warnings + plan.shot_list.warnings)

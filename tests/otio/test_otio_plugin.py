@@ -110,3 +110,34 @@ def test_a_shot_lists_strength_column_sets_each_shots_edit_strength_in_a_batch(b
                       options=DubOptions(strength=0.9), check_media_exists=False)
     strengths = {s.shot_id: s.options.strength for s in plan.shot_list.shots}
     assert strengths[rows[0]["shot_id"]] == 0.7 and strengths[rows[1]["shot_id"]] == 1.0
+
+
+def test_a_track_per_face_gives_a_two_shot_its_lines_and_a_shot_list_keeps_them(build):
+    """The supervisor's rule, written once for the cut: each face's dub lines on its own track (issue 32). A clip with
+    speech on both tracks is a two-shot with a line per face; one with speech on one track only is a one-face shot of
+    that face. The shot list (JSON and CSV) keeps the faces and their lines through OTIO and back into a batch."""
+    import opentimelineio as otio
+
+    from edidub_engine.shot import DubOptions
+    from otio_adapters.batch import plan_batch
+    from otio_adapters.shotlist_io import to_timeline
+
+    tl = build.timeline("interview", 25, 90000,
+                        [build.clip("TWO", "/media/two.mov", 86400, 100, 25), build.clip("ONE", "/media/one.mov", 86600, 50, 25)],
+                        [build.clip("anna1", "/d/anna.wav", 0, 60, 25, avail=(0, 500)), build.gap(90, 25)], audio_name="FR anna")
+    bob = otio.schema.Track(name="FR bob", kind=otio.schema.TrackKind.Audio)
+    bob.append(build.gap(30, 25))
+    bob.append(build.clip("bob1", "/d/bob.wav", 0, 50, 25, avail=(0, 500)))
+    bob.append(build.gap(20, 25))
+    bob.append(build.clip("bob2", "/d/bob.wav", 100, 40, 25, avail=(0, 500)))
+    tl.tracks.append(bob)
+    shots = shots_from_timeline(tl, dub_track=None, line_tracks=[("0", "FR anna"), ("1", "FR bob")], handles=None)
+    two, one = shots.shots
+    assert [(line.face, [s.path for s in line.dub_audio]) for line in two.lines] == [("0", ["/d/anna.wav"]), ("1", ["/d/bob.wav"])]
+    assert two.dub_audio == () and one.lines == () and one.options.face == "1" and [s.path for s in one.dub_audio] == ["/d/bob.wav"]
+    for dump, load in ((to_json, from_json), (to_csv, from_csv)):
+        back = load(dump(shots))
+        assert [(s.shot_id, s.lines, s.dub_audio, str(s.options.face)) for s in back.shots] == \
+               [(s.shot_id, s.lines, s.dub_audio, str(s.options.face)) for s in shots.shots]
+        plan = plan_batch(to_timeline(back), dub_track="Dub", language="FR", output_dir="/out", options=DubOptions(), check_media_exists=False)
+        assert [s.lines for s in plan.shot_list.shots] == [s.lines for s in shots.shots]
