@@ -68,8 +68,10 @@ def add_eval_parsers(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Dub each CLIP (clips the bundle was not trained on) with its own sound and measure, inside the lower-face "
             "mask: the LSD round trip against a mean-colour fill, the SRD against bicubic upsampling, and the whole "
-            "render in the native frame. --write-card stores the figures in the bundle's model card; `edidub dub` then "
-            "runs the SRD only if it beat bicubic."
+            "render in the native frame; the actor's own mouths moved from other frames, alone and edited by the LSD; and, "
+            "with two clips or more, each clip dubbed with the next one's speech: do its lips follow that line? "
+            "--write-card stores the figures in the bundle's model card; `edidub dub` then runs the SRD only if it beat "
+            "bicubic, and the LSD on moved mouths only if its edit brought them closer to the truth."
         ),
     )
     ck.add_argument("models", metavar="MODEL_DIR", nargs="?", help="model bundle folder (default: as `edidub dub`)")
@@ -157,6 +159,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     if "with_srd_db" in e2e:
         print(f"             with the SRD {e2e['with_srd_db']:.2f} dB, with bicubic {e2e['with_bicubic_db']:.2f} dB: "
               + ("the SRD runs" if e2e["restore"] == "srd" else "the SRD does not gain end to end; `edidub dub` will upsample instead"))
+    mouths = summary["mouths"]
+    print(f"  mouths     {mouths['moved_db']:6.2f} dB   (another frame's mouth, at least 6 frames away), the LSD's edit of them "
+          f"{mouths['lsd_db']:.2f} dB: " + ("the LSD edits them" if mouths["runs_lsd"] else "`edidub dub` places them without the LSD"))
+    if (sync := summary.get("lip_sync")) is not None:
+        print(f"  lip sync   each clip dubbed with the next clip's speech: r {sync['copy_corr']:.2f} with the source's mouth, "
+              f"{100 * sync['open_change']:.0f} % changed, sync with the line {sync['sync_dub']:.2f}, with the original sound {sync['sync_orig']:.2f}")
     if args.output:
         from ..files import write_text_atomically
 
