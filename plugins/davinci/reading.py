@@ -256,8 +256,29 @@ def _audio_track(ctx: _Context, track: int, lo: int, hi: int) -> otio.schema.Tra
     return out
 
 
-def shot_timeline(ctx: _Context, item: Any, shot_id: str, dub_track: int) -> otio.schema.Timeline:
-    """The one clip read from Resolve, at its record frames, with the dub speech under it."""
+def face_tracks(ctx: _Context) -> list[tuple[str, int]]:
+    """The project's two-shot rule (``face_tracks``: face → 1-based audio track), checked against the timeline; []
+    when it has none (one face, the dub track)."""
+    from edidub_engine.shot import face_selector_parts
+
+    count = int(ctx.timeline.GetTrackCount("audio") or 0)
+    out = []
+    for face, track in (ctx.settings.face_tracks or {}).items():
+        try:
+            face_selector_parts(str(face), "face")
+        except Exception:  # noqa: BLE001 - said to the editor below, with where the setting lives
+            raise ResolveScriptError(f"\"face_tracks\" names {face!r}, which is not a face",
+                                     f"use a face counted left to right from 0, \"largest\" or \"x,y\" in {settings_path()}", "SETTINGS") from None
+        if isinstance(track, bool) or not isinstance(track, int) or not 1 <= track <= count:
+            raise ResolveScriptError(f"\"face_tracks\" gives face {face} the audio track A{track}, which the timeline does not have",
+                                     f"name an audio track from A1 to A{count} in {settings_path()}", "NO_DUB")
+        out.append((str(face), track))
+    return out
+
+
+def shot_timeline(ctx: _Context, item: Any, shot_id: str, dub_track: int | list[int]) -> otio.schema.Timeline:
+    """The one clip read from Resolve, at its record frames, with the dub speech under it (several audio tracks, in
+    order, for a two-shot whose faces each have their track)."""
     start, duration = int(item.GetStart()), int(item.GetDuration())
     video = otio.schema.Track(name="V", kind=otio.schema.TrackKind.Video)
     if start > ctx.start_frame:
@@ -265,5 +286,6 @@ def shot_timeline(ctx: _Context, item: Any, shot_id: str, dub_track: int) -> oti
     video.append(_video_clip(ctx, item, shot_id))
     timeline = otio.schema.Timeline(name=ctx.timeline.GetName() or "Timeline", global_start_time=_rt(ctx.start_frame, ctx.rate))
     timeline.tracks.append(video)
-    timeline.tracks.append(_audio_track(ctx, dub_track, start, start + duration))
+    for track in dub_track if isinstance(dub_track, list) else [dub_track]:
+        timeline.tracks.append(_audio_track(ctx, track, start, start + duration))
     return timeline

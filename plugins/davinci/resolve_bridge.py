@@ -39,7 +39,7 @@ from .errors import ResolveScriptError
 from .jobs import connect, watch
 from .placement import Placed, place
 from .progress import ConsoleProgress, make_progress
-from .reading import TRACK_NAME, _Context, _context, _dub_track, _find_shot_item, _items, shot_timeline
+from .reading import TRACK_NAME, _Context, _context, _dub_track, _find_shot_item, _items, face_tracks, shot_timeline
 from .settings import QUALITY_PRESETS, save_settings, settings_path
 
 # re-exported: scripts and tests reach these through resolve_bridge
@@ -180,13 +180,15 @@ def dub_shot(resolve: Any, *, fusion: Any = None, bmd: Any = None, progress: Con
         item, picture = _find_shot_item(ctx)
         if (ctx.timeline.GetTrackName("video", picture) or "") == TRACK_NAME:
             raise ResolveScriptError("the selected clip is an EdiDub dub", "select the original clip underneath", "IS_DUB")
-        dub_track = _dub_track(ctx)
+        faces = face_tracks(ctx)  # a two-shot: each face's line on its own track
+        dub_track = _dub_track(ctx) if not faces else faces[0][1]
         shot_id = f"{re.sub(r'[^A-Za-z0-9]+', '_', item.GetName() or 'clip').strip('_')[:40]}_{uuid.uuid4().hex[:8]}"
-        timeline = shot_timeline(ctx, item, shot_id, dub_track)
+        timeline = shot_timeline(ctx, item, shot_id, [track for _, track in faces] or dub_track)
         source_path = timeline.tracks[0][-1].media_reference.target_url
         output, options = _request_defaults(ctx, source_path)
-        shots = shots_from_timeline(timeline, dub_track=0, picture_tracks=0, handles=None, output=output, options=options,
-                                    check_media_exists=True)
+        shots = shots_from_timeline(timeline, dub_track=None if faces else 0, picture_tracks=0, handles=None, output=output,
+                                    options=options, check_media_exists=True,
+                                    line_tracks=[(face, k) for k, (face, _) in enumerate(faces)] or None)
         if not shots.shots:
             raise _skipped_error(shots, dub_track)
         save_settings(ctx.project_name, ctx.settings)  # remembered from the first run on: the editor can edit the file
@@ -215,7 +217,8 @@ def dub_timeline(resolve: Any, *, fusion: Any = None, bmd: Any = None, progress:
     title = "Dub Timeline"
     try:
         ctx = _context(resolve)
-        dub_track = _dub_track(ctx)
+        faces = face_tracks(ctx)
+        dub_track = _dub_track(ctx) if not faces else faces[0][1]
         picture = ctx.settings.picture_track or 1
         with tempfile.TemporaryDirectory(prefix="edidub-resolve-") as tmp:
             path = os.path.join(tmp, "timeline.otio")
@@ -228,8 +231,9 @@ def dub_timeline(resolve: Any, *, fusion: Any = None, bmd: Any = None, progress:
         first = _items(ctx.timeline, "video", picture)
         source = (first[0].GetMediaPoolItem().GetClipProperty("File Path") if first and first[0].GetMediaPoolItem() else "") or ""
         output, options = _request_defaults(ctx, source or tempfile.gettempdir())
-        shots = shots_from_timeline(exported, dub_track=f"A{dub_track}", picture_tracks=f"V{picture}", handles=None,
-                                    output=output, options=options, check_media_exists=True)
+        shots = shots_from_timeline(exported, dub_track=None if faces else f"A{dub_track}", picture_tracks=f"V{picture}", handles=None,
+                                    output=output, options=options, check_media_exists=True,
+                                    line_tracks=[(face, f"A{track}") for face, track in faces] or None)
         skipped = [f"{s.clip!r}: {s.message.split(': ', 1)[-1]}" for s in shots.skipped]
         if not shots.shots:
             raise ResolveScriptError(f"no clip on V{picture} has dub audio under it on A{dub_track}"
@@ -238,8 +242,9 @@ def dub_timeline(resolve: Any, *, fusion: Any = None, bmd: Any = None, progress:
         save_settings(ctx.project_name, ctx.settings)
         with connect(ctx) as client:
             try:
-                job_ids = submit_batch(client, exported, shots, dub_track=f"A{dub_track}", picture_track=f"V{picture}",
-                                       output=output, options=options, language=ctx.settings.language)
+                job_ids = (client.submit(shots.shots, priority="batch") if faces else  # the shots as converted here: faces and lines
+                           submit_batch(client, exported, shots, dub_track=f"A{dub_track}", picture_track=f"V{picture}",
+                                        output=output, options=options, language=ctx.settings.language))
                 clips = _wait(client, job_ids, progress, title)
             except (EdidubError, ResolveScriptError) as err:
                 raise _refused(err, ctx) from None

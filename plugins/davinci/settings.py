@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 __all__ = ["QUALITY_PRESETS", "ProjectSettings", "load_settings", "save_settings", "settings_path"]
@@ -44,6 +44,9 @@ class ProjectSettings:
     ``adapt_base``: the bundle it starts from ("" = the daemon's default).
     ``strength``: how far each dubbed mouth may move from the original's toward the one the dub line asks for
     (``options.strength``, over 0 to 1; 1, the default, follows the line fully).
+    ``face_tracks``: two-shots, ``{"0": 2, "1": 3}``: each face (counted left to right from 0, or ``"largest"``)
+    and the 1-based audio track holding its dub lines; every face listed gets its own line in one render, every
+    other face keeps its pixels. Empty: one face, the dub track.
     """
 
     dub_audio_track: int | None = None
@@ -60,6 +63,7 @@ class ProjectSettings:
     adapt_validate_every: int = 100
     adapt_base: str = ""
     strength: float = 1.0
+    face_tracks: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Any) -> "ProjectSettings":

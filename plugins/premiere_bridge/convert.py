@@ -41,7 +41,7 @@ from typing import Any
 import opentimelineio as otio
 
 from edidub_engine.errors import InvalidArgumentError
-from edidub_engine.shot import MIN_ADAPT_TAKE_FRAMES, DubOptions, OutputSpec, ShotRequest
+from edidub_engine.shot import MIN_ADAPT_TAKE_FRAMES, DubOptions, OutputSpec, ShotRequest, face_selector_parts
 from otio_adapters import DEFAULT_HANDLE_FRAMES, shots_from_timeline
 from otio_adapters._time import round_frame
 
@@ -219,34 +219,20 @@ def plan_dub(
             cursor = b
         tl.tracks.append(otio_track)
 
-    audio = otio.schema.Track(name=str(dub.get("name") or f"A{dub_index + 1}")[:200], kind=otio.schema.TrackKind.Audio)
-    pieces = []
-    for k, c in enumerate(dub_clips):
-        w = f"{where} dub clip {k}"
-        if not isinstance(c, dict):
-            raise InvalidArgumentError(f"{w}: must be a map")
-        start, end, src_in = (parse_ticks(c.get(key), where=f"{w} {key}") for key in ("start", "end", "in"))
-        if end > start:
-            pieces.append((ticks_to_frames(start, rate), ticks_to_frames(end, rate), ticks_to_frames(src_in, rate), _text(c, "path", w), str(c.get("name") or "")))
-    cursor = Fraction(0)
-    for a, b, src_a, path, name in sorted(pieces, key=lambda p: p[0]):
-        if a < cursor:  # overlapping audio on one track cannot happen in Premiere; keep the later clip's tail
-            src_a += cursor - a
-            a = cursor
-            if b <= a:
-                continue
-        if a > cursor:
-            audio.append(otio.schema.Gap(duration=otio.opentime.RationalTime(float(a - cursor), float(rate))))
-        audio.append(otio.schema.Clip(
-            name=name or Path(path).name,
-            media_reference=otio.schema.ExternalReference(target_url=path),
-            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(float(src_a), float(rate)), otio.opentime.RationalTime(float(b - a), float(rate))),
-        ))
-        cursor = b
-    tl.tracks.append(audio)
-
+    # the dub track, or a two-shot's track per face (face_tracks: [{face, index, name, clips}], the dub track's shape)
+    faces = message.get("face_tracks")
+    if faces is not None and (not isinstance(faces, list) or not 1 <= len(faces) <= 16):
+        raise InvalidArgumentError(f"{where}: face_tracks must list 1 to 16 faces with their dub tracks")
+    for k, track in enumerate(faces or [dub]):
+        w = f"{where} face_tracks[{k}]" if faces else where
+        if not isinstance(track, dict) or not isinstance(track.get("clips"), list):
+            raise InvalidArgumentError(f"{w}: a dub track with its clips")
+        if faces:
+            face_selector_parts(track.get("face"), f"{w} face")
+        tl.tracks.append(_audio_track(track, rate, w))
     shot_list = shots_from_timeline(
-        tl, dub_track=0, picture_tracks=sorted(by_track), handles=handles,
+        tl, dub_track=None if faces else 0, picture_tracks=sorted(by_track), handles=handles,
+        line_tracks=[(str(track["face"]), k) for k, track in enumerate(faces)] if faces else None,
         output=output or OutputSpec(), options=options or DubOptions(),
     )
     plan.warnings.extend(shot_list.warnings)
@@ -340,3 +326,35 @@ def plan_adapt(message: dict[str, Any], *, media_info: Callable[[str], MediaInfo
         raise InvalidArgumentError(f"{where}: {len(plan.takes)} takes; one adaptation learns from at most {MAX_TAKES}",
                                    hint="select fewer, longer takes")
     return plan
+
+
+def _audio_track(dub: dict, rate: Fraction, where: str) -> otio.schema.Track:
+    """The panel's dub track (``{index, name, clips}``) as an OTIO audio track at the sequence's rate."""
+    dub_index = _index(dub, "index", f"{where} dub_track")
+    dub_clips = dub["clips"]
+    audio = otio.schema.Track(name=str(dub.get("name") or f"A{dub_index + 1}")[:200], kind=otio.schema.TrackKind.Audio)
+    pieces = []
+    for k, c in enumerate(dub_clips):
+        w = f"{where} dub clip {k}"
+        if not isinstance(c, dict):
+            raise InvalidArgumentError(f"{w}: must be a map")
+        start, end, src_in = (parse_ticks(c.get(key), where=f"{w} {key}") for key in ("start", "end", "in"))
+        if end > start:
+            pieces.append((ticks_to_frames(start, rate), ticks_to_frames(end, rate), ticks_to_frames(src_in, rate), _text(c, "path", w), str(c.get("name") or "")))
+    cursor = Fraction(0)
+    for a, b, src_a, path, name in sorted(pieces, key=lambda p: p[0]):
+        if a < cursor:  # overlapping audio on one track cannot happen in Premiere; keep the later clip's tail
+            src_a += cursor - a
+            a = cursor
+            if b <= a:
+                continue
+        if a > cursor:
+            audio.append(otio.schema.Gap(duration=otio.opentime.RationalTime(float(a - cursor), float(rate))))
+        audio.append(otio.schema.Clip(
+            name=name or Path(path).name,
+            media_reference=otio.schema.ExternalReference(target_url=path),
+            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(float(src_a), float(rate)), otio.opentime.RationalTime(float(b - a), float(rate))),
+        ))
+        cursor = b
+    return audio
+

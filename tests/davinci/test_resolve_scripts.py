@@ -456,3 +456,40 @@ def test_the_projects_edit_strength_goes_with_each_dub(media_root, dub_audio, da
     assert daemon.store.get(placed.job_id).request["options"]["strength"] == 0.6
     assert _saved()["strength"] == 0.6
     assert ProjectSettings.from_dict({"strength": 3}).strength == 1.0 and ProjectSettings.from_dict({"strength": "x"}).strength == 1.0
+
+
+def test_a_two_shots_faces_each_get_the_line_on_their_own_track(media_root, dub_audio, daemon, run_script, monkeypatch):
+    """The project's face_tracks (face → audio track): Dub Shot sends every face its own line in one request, and the
+    dubbed clip lands as for one face. A track the timeline lacks is said with where the setting lives."""
+    import av
+
+    from plugins.davinci import resolve_bridge as rb
+
+    two = media_root / "two_24.mov"
+    if not two.exists():  # the shared split-screen interview at this timeline's rate
+        with av.open(str(need("twoface_interview.mp4"))) as src, av.open(str(two), "w") as out:
+            stream = out.add_stream("libx264", rate=24)
+            stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+            for i, frame in enumerate(src.decode(video=0)):
+                if i >= LEFT + DUR + 5:
+                    break
+                picture = av.VideoFrame.from_ndarray(frame.to_ndarray(width=640, height=360, format="rgb24"), format="rgb24")
+                picture.pts = i
+                for packet in stream.encode(picture):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+    monkeypatch.setenv("EDIDUB_DAEMON", daemon.request_endpoint)
+    rb.save_settings("Episode 101", rb.ProjectSettings(face_tracks={"0": 2, "1": 3}))
+    resolve, tl, original = build(media_root, dub_audio, media=two)
+    assert tl.AddTrack("audio", "mono")  # A3: the second face's lines, added as an editor does
+    tl._add_audio(3, str(need("dub_de_german1.wav")), original.GetStart(), DUR, left=0)
+    report, out = run_script("Dub Shot", resolve)
+    assert report is not None and report.ok, out
+    (placed,) = report.placed
+    request = daemon.store.get(placed.job_id).request
+    assert [line["face"] for line in request["lines"]] == ["0", "1"] and request["dub_audio"] == []
+    assert Path(request["lines"][1]["dub_audio"][0]["path"]).name == "dub_de_german1.wav"
+    rb.save_settings("Episode 101", rb.ProjectSettings(face_tracks={"0": 2, "1": 7}))
+    report, out = run_script("Dub Shot", resolve)
+    assert report is None and "A7" in out and "face_tracks" in out, out

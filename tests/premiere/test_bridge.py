@@ -46,6 +46,26 @@ def test_plan_places_the_shot_where_premiere_has_it(rate_name, zero_frames, tmp_
     assert segment.duration_s == pytest.approx(float(24 / rate), abs=1e-6)
 
 
+def test_plan_gives_a_two_shots_faces_the_lines_of_their_own_tracks(tmp_path):
+    """The panel's Second face: the dub track is face 0's, the second track face 1's, in one request (issue 32)."""
+    import copy
+
+    rate = rate_from_timebase(TIMEBASE["23.976"])
+    message = dub_message(tmp_path / "two.mov", tmp_path / "anna.wav", "23.976", request_id="r3", record=(1000, 1024),
+                          source_in=300, zero_frames=86400, track_index=0, dub_track_index=1)
+    second = copy.deepcopy(message["dub_track"])
+    second["index"], second["name"] = 2, "FR bob"
+    for clip in second["clips"]:
+        clip["path"] = str(tmp_path / "bob.wav")
+    message["face_tracks"] = [{"face": "0", **message["dub_track"]}, {"face": "1", **second}]
+    (shot,) = plan_dub(message, media_info=lambda path: MediaInfo(rate, 5000)).shots
+    assert shot.request.dub_audio == () and [line.face for line in shot.request.lines] == ["0", "1"]
+    assert [Path(line.dub_audio[0].path).name for line in shot.request.lines] == ["anna.wav", "bob.wav"]
+    message["face_tracks"][1]["face"] = "left of frame"
+    with pytest.raises(Exception, match="face"):
+        plan_dub(message, media_info=lambda path: MediaInfo(rate, 5000))
+
+
 def test_plan_skips_a_speed_change_and_refuses_bad_ticks(tmp_path):
     rate = Fraction(24000, 1001)
     message = dub_message(tmp_path / "a.mov", tmp_path / "fr.wav", "23.976", request_id="r2", record=(0, 24), source_in=0, zero_frames=0)

@@ -63,7 +63,8 @@ def review_set_for_batch(path: str | Path) -> Path:
         shots.append({"shot_id": shot_id, "original": source["path"], "dubbed": clip["path"],
                       "start_frame": int(source["start_frame"]), "end_frame": int(source["end_frame"]),
                       "rate": clip.get("rate", "25"), "timecode": clip.get("timecode", ""),
-                      "warnings": [f"QC review: {r}" for r in quality.get("reasons", [])]})
+                      "warnings": [f"QC review: {r}" for r in quality.get("reasons", [])]
+                      + ([", ".join(f"face {f['face']}: QC {f['verdict']}" for f in quality["faces"])] if quality.get("faces") else [])})
     if not shots:
         raise MediaNotFoundError(f"{state_path.name} lists no finished shot, so there is nothing to review",
                                  hint="run the batch to the end first")

@@ -259,6 +259,13 @@
       }
       if ([...select.options].some((o) => o.value === previous)) select.value = previous;
       else if (tracks.length > 1) select.value = String(tracks[tracks.length - 1].index);
+      // A two-shot: the dub track is the left face's (face 0), this one the right face's (face 1)
+      const second = $("face1-track");
+      const kept = second.value;
+      second.innerHTML = "";
+      second.appendChild(Object.assign(doc.createElement("option"), { value: "", textContent: "(one face)" }));
+      for (const option of select.options) second.appendChild(option.cloneNode(true));
+      if ([...second.options].some((o) => o.value === kept)) second.value = kept;
     } catch (e) {
       log(`Cannot read the sequence's audio tracks: ${e.message}`, "error");
     }
@@ -277,13 +284,22 @@
     state.timebase = selection.sequence.timebase;
     state.zeroPoint = selection.sequence.zero_point;
     const requestId = `r${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+    const secondTrack = $("face1-track").value === "" ? null : parseInt($("face1-track").value, 10);
+    let faceTracks = null;
+    if (secondTrack !== null) {  // a two-shot: each face's line on its own track, in one render
+      if (secondTrack === dubTrack) { log("The second face needs a dub track of its own", "error"); return; }
+      let second;
+      try { second = await global.EdidubHost.readSelection(secondTrack); }
+      catch (e) { log(e.message, "error"); return; }
+      faceTracks = [{ face: "0", ...selection.dub_track }, { face: "1", ...second.dub_track }];
+    }
     const model = $("model").value;
     const strength = editStrength();
     if (strength === null) { log("Edit strength is a number over 0 and at most 1 (1 follows the dub line fully)", "error"); $("strength").focus(); return; }
     log(`Dubbing ${selection.shots.length} shot(s) with ${selection.dub_track.name}${model ? `, model ${model}` : ""}` +
         `${strength < 1 ? `, edit strength ${strength}` : ""}…`);
     send({ op: "dub", request_id: requestId, sequence: selection.sequence, dub_track: selection.dub_track, shots: selection.shots,
-           options: { ...(model ? { model } : {}), strength } });
+           ...(faceTracks ? { face_tracks: faceTracks } : {}), options: { ...(model ? { model } : {}), strength } });
   }
 
   /** The Edit strength box as a number in (0, 1], or null when it holds something else. */
