@@ -18,6 +18,7 @@ import numpy as np
 
 from edidub_engine.errors import InvalidArgumentError
 from edidub_engine.face.compose import EDIT_HIGH_LEVELS, EDIT_LOW_LEVELS
+from edidub_engine.face.masks import FACE_OVAL
 from edidub_engine.mouth.shape import CHIN, EYE_CORNERS, OUTER_LIPS, STABLE
 
 __all__ = ["MouthTransplant", "apply_transplant", "mouth_patch", "transplant", "transplant_change"]
@@ -26,6 +27,7 @@ REGION_GROW = 1.35  # the lips-and-chin hull grown about its centre
 FEATHER = 0.12  # Gaussian feather, σ in eye distances
 RIM = (0.05, 0.6)  # the feathered rim (alpha range) where the two skins are compared
 DETAIL = 0.02  # the scale (eye distances) below which a difference in skin is the target's own detail, kept
+OUTLINE = 0.03  # the feather (eye distances) inside the faces' outlines, where the region ends
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,14 @@ def transplant(target: np.ndarray, target_landmarks: np.ndarray, donor: np.ndarr
     for hull in hulls:
         cv2.fillConvexPoly(mask, np.round((hull - (x0, y0)) * 16).astype(np.int32), 1.0, lineType=cv2.LINE_AA, shift=4)
     alpha = cv2.GaussianBlur(mask, (0, 0), sigma)
+    # Nothing beyond the faces' outlines moves (the neck, a collar, a hand raised below the chin): the region is held
+    # inside the target's face and the moved donor's (a jaw that opens wider reaches below the target's chin).
+    face = np.zeros((h, w), np.float32)
+    for points in (t_lm, moved):
+        cv2.fillPoly(face, [np.round((points[list(FACE_OVAL)] - (x0, y0)) * 16).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4)
+    edge = max(OUTLINE * eye, 0.5)
+    face = cv2.GaussianBlur(cv2.erode(face, np.ones((3, 3), np.uint8), iterations=max(1, int(round(edge)))), (0, 0), edge)
+    alpha *= face
     box = matrix.copy()
     box[:, 2] -= (x0, y0)
     warped = cv2.warpAffine(donor, box, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
