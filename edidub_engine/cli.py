@@ -168,6 +168,11 @@ def _cmd_dub(args: argparse.Namespace) -> int:
         _print_quality(clip.qc.get("quality") or {} if face is None else face["quality"],
                        "" if face is None else f"face {face['face']}" + (f" ({_fmt_ranges(face['speaking'])} of the line)"
                                                                        if face.get("speaking") is not None else ""))
+        mouths = clip.qc.get("mouths") if face is None else face.get("mouths")
+        if mouths and not mouths.get("own_speech"):
+            print(f"  mouths: {mouths['frames_moved']} of {mouths['frames_planned']} frames show another frame's mouth"
+                  + (f"; {mouths['frames_kept_unlike']} kept their own (something covers the lower face, or it moves fast)"
+                     if mouths.get("frames_kept_unlike") else ""))
         for a, b in (face or {}).get("lost", []):
             print(f"    face {face['face']}: lost its identity over frames {a}-{b - 1} (passed through there)")
     if clip.model.get("name") == "edidub-starter":

@@ -25,6 +25,8 @@ __all__ = ["Donor", "DonorBank", "DonorPlan"]
 
 SHAPE_WEIGHT = 4.0  # per actor's opening range (closed to wide) of mismatch
 POSE_WEIGHT = 20.0  # per eye-distance of RMS stable-landmark mismatch
+LOOKS_WEIGHT = 32.0  # per full scale of mean difference of the cheeks and chin beyond LOOKS_TOLERANCE
+LOOKS_TOLERANCE = 8.0 / 255  # what a moving head's skin differs by anyway: only more (an occluder, other light) costs
 HOLD_COST = 0.3  # the same donor twice, or one frame skipped
 JUMP_COST = 0.6  # any other move: the mouth's texture changes at once
 CANDIDATES = 24  # donors considered per frame (the best by opening and pose)
@@ -73,6 +75,18 @@ class DonorPlan:
         return ",".join(str(d.index) for d in self.donors)
 
 
+def looks_cost(crops: np.ndarray, regions: np.ndarray, donors: np.ndarray) -> np.ndarray:
+    """``[n, m]``: mean absolute difference (full scale 1) of each frame's crop from each donor's crop over the frame's region."""
+    a = crops.reshape(len(crops), -1, 3).astype(np.float32) / 255.0
+    b = donors.reshape(len(donors), -1, 3).astype(np.float32) / 255.0
+    w = regions.reshape(len(regions), -1).astype(np.float32)
+    count = np.maximum(w.sum(axis=1, keepdims=True), 1.0)
+    out = np.empty((len(a), len(b)), np.float32)
+    for i in range(len(a)):  # a frame at a time: [m, pixels] stays small
+        out[i] = (np.abs(b - a[i][None]).mean(axis=2) * w[i][None]).sum(axis=1) / count[i]
+    return out
+
+
 class DonorBank:
     """The last ``capacity`` usable frames of a shot, and the paths through them."""
 
@@ -107,12 +121,14 @@ class DonorBank:
             return np.array([d.opening for d in self._donors], np.float64)
 
     def plan(self, frames: Sequence[int], targets: np.ndarray, poses: np.ndarray, *, previous: int | None = None,
-             segment: int | None = None, exclusion_frames: int = 0) -> DonorPlan:
+             segment: int | None = None, exclusion_frames: int = 0, looks: tuple[np.ndarray, np.ndarray] | None = None) -> DonorPlan:
         """Donors for shot ``frames`` (consecutive) asking ``targets`` openings at ``poses`` (pose signatures).
 
         ``previous``: the donor of the frame just before, so a path continues across sections; ``segment``:
         only donors of that camera shot; ``exclusion_frames``: no frame gets a donor closer to it than this
-        (a check that its own mouth cannot answer, as the paper's training references are chosen).
+        (a check that its own mouth cannot answer, as the paper's training references are chosen); ``looks``: the
+        frames' LSD crops ``[n, s, s, 3]`` and where to compare them ``[n, s, s]`` (their cheeks and chin), so a donor
+        whose skin looks alike (same light, nothing in front) is preferred.
         """
         with self._lock:
             bank = [d for d in self._donors if segment is None or d.segment == segment]
@@ -131,6 +147,8 @@ class DonorBank:
         shape_cost = np.abs(opening[None, :] - targets[:, None]) / spread * SHAPE_WEIGHT
         pose_cost = np.sqrt(np.nanmean((poses[:, None, :] - pose[None, :, :]) ** 2, axis=-1)) * POSE_WEIGHT
         unary = np.nan_to_num(shape_cost + pose_cost, nan=1e6)
+        if looks is not None:
+            unary += np.maximum(looks_cost(looks[0], looks[1], np.stack([d.crop for d in bank])) - LOOKS_TOLERANCE, 0.0) * LOOKS_WEIGHT
         if exclusion_frames > 0:
             unary[np.abs(np.asarray(frames)[:, None] - index[None, :]) < exclusion_frames] = 1e9
         k = min(CANDIDATES, len(bank))

@@ -20,6 +20,26 @@ from ..qc import lips_region
 from .track import FrameRecord, crop_matrix
 
 
+UNLIKE_LEVELS = 16.0
+"""A frame whose cheeks and chin differ from its donor's by more than this (mean 8-bit levels at the LSD size) keeps
+its own mouth: a hand or microphone passing in front, or a fast move, that the donor does not show and that a moved
+mouth would erase. Donors of the same clean shot differ by 1.5-3.5 levels (retalking_face2); covered frames of
+hamilton_mic_occlusion.mp4 by 30-40."""
+
+
+def _cheeks(record: FrameRecord) -> np.ndarray:
+    """``[s, s]`` bool: the record's lower face outside the lips, at the LSD size (what a moved mouth must not change)."""
+    return record.mask.astype(bool) & ~lips_region(record.landmarks, crop_matrix(record.matrix, record.crop.shape[0]), record.crop.shape[0])
+
+
+def unlike(record: FrameRecord, donor: Any) -> float:
+    """Mean 8-bit difference of the record's and the donor's LSD crops over the record's lower face outside the lips."""
+    region = _cheeks(record)
+    if not region.any():
+        return 0.0
+    return float(np.abs(record.crop.astype(np.float32) - donor.crop)[region].mean())
+
+
 def moved_crop(crop: np.ndarray, landmarks: np.ndarray, matrix224: np.ndarray, donor: Any) -> np.ndarray:
     """An LSD-size ``crop`` (of a frame with ``landmarks`` and 224-crop ``matrix224``) with ``donor``'s mouth on it."""
     if donor is None:
@@ -50,7 +70,7 @@ class MouthStage:
         self.source_open = np.full(frames, np.nan)  # written on the track thread as frames arrive
         self.segments = np.zeros(frames, np.int64)
         self._segment = 0
-        self.planned = self.moved = self.jumps = 0
+        self.planned = self.moved = self.jumps = self.unlike = 0
 
     @property
     def moves_mouths(self) -> bool:
@@ -81,8 +101,13 @@ class MouthStage:
         targets = target_openings(self.dub_db, self.bank.openings(), source_openings=self.source_open,
                                   strength=self.strength, config=self.config)[frames]
         poses = pose_signature(np.stack([r.landmarks for r in records]))
-        plan = self.bank.plan(frames.tolist(), targets, poses, previous=previous, segment=int(self.segments[frames[0]]))
+        looks = (np.stack([r.crop for r in records]), np.stack([_cheeks(r) for r in records]))
+        plan = self.bank.plan(frames.tolist(), targets, poses, previous=previous, segment=int(self.segments[frames[0]]), looks=looks)
         donors = [None if d.index == r.index else d for d, r in zip(plan.donors, records)]
+        for k, (record, donor) in enumerate(zip(records, donors)):
+            if donor is not None and unlike(record, donor) > UNLIKE_LEVELS:
+                donors[k] = None  # its cheeks and chin look like no donor's: something covers them, or the face moved fast
+                self.unlike += 1
         self.planned += len(records)
         self.moved += sum(d is not None for d in donors)
         self.jumps += plan.jumps
@@ -105,7 +130,7 @@ class MouthStage:
     def figures(self) -> dict[str, Any]:
         """How the mouths were chosen, for the clip's report."""
         return {"own_speech": self.own_speech, "strength": self.strength, "frames_planned": self.planned,
-                "frames_moved": self.moved, "donor_jumps": self.jumps}
+                "frames_moved": self.moved, "donor_jumps": self.jumps, "frames_kept_unlike": self.unlike}
 
 
 __all__ = ["MouthStage", "moved_crop", "tone_region"]

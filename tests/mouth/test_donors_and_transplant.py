@@ -72,3 +72,18 @@ def test_a_donors_mouth_moves_onto_another_frame(footage_path):
     assert np.array_equal(out[far], frames[closed][far])  # nothing moves outside the transplant's box
     assert (moved.alpha[0] < 0.01).all() and (moved.alpha[-1] < 0.01).all()  # and its edge is feathered to nothing
     assert pose_signature(seen).shape == (1, 44)
+
+
+def test_a_donor_whose_cheeks_look_unlike_the_frame_is_passed_over():
+    """Beyond what a moving head's skin differs by anyway, unlike cheeks and chin (a hand in front, other light) cost:
+    of two donors with the same opening and pose, the one that looks like the frame is taken."""
+    bank = DonorBank(capacity=10)
+    skin, other = np.full((8, 8, 3), 120, np.uint8), np.full((8, 8, 3), 200, np.uint8)
+    for index, crop in ((0, other), (5, skin)):
+        bank.add(Donor(index=index, opening=0.1, pose=np.zeros(4), landmarks=np.zeros((478, 2), np.float32), crop=crop,
+                       crop_landmarks=np.zeros((478, 2), np.float32)))
+    region = np.ones((1, 8, 8), bool)
+    looked = bank.plan([20], np.array([0.1]), np.zeros((1, 4)), looks=(other[None], region))
+    assert looked.donors[0].index == 0
+    looked = bank.plan([20], np.array([0.1]), np.zeros((1, 4)), looks=(np.full((1, 8, 8, 3), 124, np.uint8), region))
+    assert looked.donors[0].index == 5
