@@ -171,6 +171,7 @@ def _cmd_dub(args: argparse.Namespace) -> int:
         mouths = clip.qc.get("mouths") if face is None else face.get("mouths")
         if mouths and not mouths.get("own_speech"):
             print(f"  mouths: {mouths['frames_moved']} of {mouths['frames_planned']} frames show another frame's mouth"
+                  + (f"; {mouths['frames_kept_covered']} kept their own under a hand" if mouths.get("frames_kept_covered") else "")
                   + (f"; {mouths['frames_kept_unlike']} kept their own (something covers the lower face, or it moves fast)"
                      if mouths.get("frames_kept_unlike") else ""))
         for a, b in (face or {}).get("lost", []):

@@ -33,21 +33,26 @@ def _source(footage_path) -> dict:
     return {"path": str(footage_path(CLIP)), "start_frame": 0, "end_frame": FRAMES}
 
 
-def _openings(path: Path, frames: int) -> np.ndarray:
-    """[2, frames] mouth openings of faces 0 and 1 (NaN where not found), tracked from the file."""
+def _landmarks(path: Path, frames: int) -> list[list]:
+    """Faces 0 and 1's landmarks per frame (None where not found), tracked from the file."""
     from edidub_engine.face import FaceStatus, MultiFaceTracker
     from edidub_engine.media import iter_frames, probe_video
-    from edidub_engine.mouth import mouth_opening
 
-    out = np.full((2, frames), np.nan)
+    out = [[None] * frames, [None] * frames]
     with MultiFaceTracker(["0", "1"]) as tracker:
         for index, frame in iter_frames(probe_video(path), 0, frames):
             seen = tracker.process(frame, index)
             for k in range(2):
-                obs = seen[str(k)]
-                if obs.status is FaceStatus.OK:
-                    out[k, index] = mouth_opening(obs.landmarks)[0]
+                if seen[str(k)].status is FaceStatus.OK:
+                    out[k][index] = seen[str(k)].landmarks
     return out
+
+
+def _openings(path: Path, frames: int) -> np.ndarray:
+    """[2, frames] mouth openings of faces 0 and 1 (NaN where not found), tracked from the file."""
+    from edidub_engine.mouth import mouth_opening
+
+    return np.array([[np.nan if lm is None else mouth_opening(lm)[0] for lm in face] for face in _landmarks(path, frames)])
 
 
 def _loudness(path: Path, frames: int) -> np.ndarray:
@@ -88,6 +93,16 @@ def test_each_face_follows_its_own_line_and_nothing_else_changes(renderer, foota
 
     count, _, stats, _ = cv2.connectedComponentsWithStats(changed.any(axis=0).astype(np.uint8))
     assert count - 1 == 2, stats  # exactly the two faces
+    # the guest talks with his hands: where a hand lies over his lower face his own mouth stays (a moved one would erase it)
+    from edidub_engine.face.hands import CoverWatch
+    from edidub_engine.media import iter_frames, probe_video
+
+    assert faces[1]["mouths"]["frames_kept_covered"] > 0
+    track = _landmarks(footage_path(CLIP), FRAMES)
+    with CoverWatch() as watch:
+        covered = [k for k, (_, frame) in enumerate(iter_frames(probe_video(footage_path(CLIP)), 0, FRAMES))
+                   if watch.covered(frame, track[1][k])]
+    assert covered and not changed[covered][:, :, width // 2 :].any()
     # each face's lips follow its own line, not the other face's, nor the original
     src, out = _openings(footage_path(CLIP), FRAMES), _openings(Path(clip.path), FRAMES)
     original, lines = _loudness(footage_path(CLIP), FRAMES), {0: _loudness(french, FRAMES), 1: _loudness(german, FRAMES)}

@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-import cv2
 import numpy as np
 from scipy.spatial.transform import Rotation
+
+from ..face.hands import HandOcclusionDetector, landmarks_inside_hulls  # noqa: F401 - where curation and the QC report find them
 
 #: Paper C.3: a video whose summed per-frame occlusion count exceeds this is "occluded".
 OCCLUDED_TOTAL_LANDMARKS = 30
@@ -71,70 +72,3 @@ def pose_score(poses: Sequence[HeadPose]) -> float | None:
     return max(values) if values else None
 
 
-def landmarks_inside_hulls(face_points: np.ndarray, hand_point_sets: Sequence[np.ndarray]) -> int:
-    """How many face landmarks (``[N x 2]`` pixels) lie inside the convex hull of any hand.
-
-    A landmark covered by two hands counts once.
-    """
-    if len(face_points) == 0 or not hand_point_sets:
-        return 0
-    covered = np.zeros(len(face_points), dtype=bool)
-    for hand in hand_point_sets:
-        hull = cv2.convexHull(np.asarray(hand, dtype=np.float32).reshape(-1, 1, 2))
-        for i in np.flatnonzero(~covered):
-            x, y = face_points[i]
-            if cv2.pointPolygonTest(hull, (float(x), float(y)), False) >= 0:
-                covered[i] = True
-    return int(covered.sum())
-
-
-class HandOcclusionDetector:
-    """Counts face landmarks covered by hands, with MediaPipe's hand landmarker.
-
-    Owns a MediaPipe graph: use as a context manager or call :meth:`close`.
-    The hand model runs in tracking mode, so call it on consecutive frames of
-    one shot and :meth:`reset` it at a cut.
-    """
-
-    def __init__(self, *, max_hands: int = 2, min_detection_confidence: float = 0.5, static: bool = False):
-        import mediapipe as mp  # imported here: loading graphs at import time would slow every CLI call
-
-        self._settings = dict(
-            static_image_mode=static,
-            max_num_hands=max_hands,
-            model_complexity=1,
-            min_detection_confidence=min_detection_confidence,
-            min_tracking_confidence=0.5,
-        )
-        self._mp_hands = mp.solutions.hands
-        self._hands = self._mp_hands.Hands(**self._settings)
-
-    def hands(self, frame: np.ndarray) -> list[np.ndarray]:
-        """Hand landmarks (``[21 x 2]`` pixels each) found in an RGB frame."""
-        height, width = frame.shape[:2]
-        result = self._hands.process(frame)
-        out = []
-        for hand in result.multi_hand_landmarks or []:
-            pts = np.array([(p.x * width, p.y * height) for p in hand.landmark], dtype=np.float32)
-            out.append(pts)
-        return out
-
-    def count(self, frame: np.ndarray, face_landmarks: np.ndarray | None) -> int:
-        """Face landmarks covered by a hand in this frame (0 without a face)."""
-        hands = self.hands(frame)
-        if face_landmarks is None:
-            return 0
-        return landmarks_inside_hulls(np.asarray(face_landmarks)[:, :2], hands)
-
-    def reset(self) -> None:
-        self._hands.close()
-        self._hands = self._mp_hands.Hands(**self._settings)
-
-    def close(self) -> None:
-        self._hands.close()
-
-    def __enter__(self) -> "HandOcclusionDetector":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

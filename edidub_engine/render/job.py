@@ -107,6 +107,8 @@ class ShotJob:
                 yield from (list(r) for r in frames)
                 t0 = time.perf_counter()
                 first += len(frames)
+            for watch in getattr(self, "_watches", None) or []:
+                watch.close()
         blocks: list[list[FrameRecord]] = [[] for _ in self.lanes]
         for records in track(first, donors) if first < self.n else ():
             self._to_mouths(records)
@@ -127,10 +129,14 @@ class ShotJob:
     def _cut_donors(self, per_lane: list[list[FrameRecord]]) -> None:
         from ..media import iter_frames
 
+        from ..face.hands import CoverWatch
+
         a, b = per_lane[0][0].index, per_lane[0][-1].index + 1
+        watches = self._watches = getattr(self, "_watches", None) or [CoverWatch() for _ in self.lanes]
         for j, (_, frame) in enumerate(iter_frames(self.info, self.start + a, self.start + b)):
-            for lane, records in zip(self.lanes, per_lane):
+            for lane, records, watch in zip(self.lanes, per_lane, watches):
                 if records[j].status == "ok" and lane.mouths.moves_mouths:
+                    records[j].covered = watch.covered(frame, records[j].landmarks)
                     records[j].donor = donor_of(records[j], frame, self.pipeline.lsd_size)
 
     # -- stage 2, on the calling thread: each lane's sections as frames arrive, gathered per frame

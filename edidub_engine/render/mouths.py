@@ -70,7 +70,7 @@ class MouthStage:
         self.source_open = np.full(frames, np.nan)  # written on the track thread as frames arrive
         self.segments = np.zeros(frames, np.int64)
         self._segment = 0
-        self.planned = self.moved = self.jumps = self.unlike = 0
+        self.planned = self.moved = self.jumps = self.unlike = self.covered = 0
 
     @property
     def moves_mouths(self) -> bool:
@@ -88,7 +88,7 @@ class MouthStage:
             return
         donor.segment = self._segment
         self.source_open[record.index] = donor.opening
-        if self.moves_mouths:
+        if self.moves_mouths and not record.covered:  # a mouth with a hand over it is no mouth to give
             self.bank.add(donor)
 
     # -- on the lip-sync thread
@@ -103,7 +103,8 @@ class MouthStage:
         poses = pose_signature(np.stack([r.landmarks for r in records]))
         looks = (np.stack([r.crop for r in records]), np.stack([_cheeks(r) for r in records]))
         plan = self.bank.plan(frames.tolist(), targets, poses, previous=previous, segment=int(self.segments[frames[0]]), looks=looks)
-        donors = [None if d.index == r.index else d for d, r in zip(plan.donors, records)]
+        donors = [None if d.index == r.index or r.covered else d for d, r in zip(plan.donors, records)]
+        self.covered += sum(r.covered for r in records)
         for k, (record, donor) in enumerate(zip(records, donors)):
             if donor is not None and unlike(record, donor) > UNLIKE_LEVELS:
                 donors[k] = None  # its cheeks and chin look like no donor's: something covers them, or the face moved fast
@@ -130,7 +131,8 @@ class MouthStage:
     def figures(self) -> dict[str, Any]:
         """How the mouths were chosen, for the clip's report."""
         return {"own_speech": self.own_speech, "strength": self.strength, "frames_planned": self.planned,
-                "frames_moved": self.moved, "donor_jumps": self.jumps, "frames_kept_unlike": self.unlike}
+                "frames_moved": self.moved, "donor_jumps": self.jumps, "frames_kept_unlike": self.unlike,
+                "frames_kept_covered": self.covered}
 
 
 __all__ = ["MouthStage", "moved_crop", "tone_region"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -29,6 +30,7 @@ class FrameRecord:
     crop: np.ndarray | None = None  # [s, s, 3] uint8 at the LSD size
     mask: np.ndarray | None = None  # [s, s] uint8 at the LSD size
     donor: Any = None  # mouth.Donor: the frame as a source of mouths (with native pixels); taken into a bank on the track thread
+    covered: bool = False  # a hand lies over the lower face: the frame keeps its own mouth and gives none (with donors)
 
 
 def iter_track(info, start: int, end: int, *, selector, lsd_size: int, first: int = 0, donors: bool = False) -> Iterator[FrameRecord]:
@@ -36,6 +38,7 @@ def iter_track(info, start: int, end: int, *, selector, lsd_size: int, first: in
     (with ``donors``, each usable frame's :class:`~edidub_engine.mouth.Donor` too)."""
     from ..analysis import CutDetector
     from ..face import FaceStatus, FaceTracker, lower_face_mask, track_and_align, warp_crop
+    from ..face.hands import CoverWatch
     from ..media import iter_frames
 
     detector = CutDetector()
@@ -50,7 +53,7 @@ def iter_track(info, start: int, end: int, *, selector, lsd_size: int, first: in
         seen += 1
         return cut
 
-    with FaceTracker(selector=selector) as tracker:
+    with FaceTracker(selector=selector) as tracker, CoverWatch() as hands:
         for tracked in track_and_align(iter_frames(info, start + first, end), tracker=tracker, is_cut=cut_hook):
             i = tracked.frame_index - start
             obs = tracked.observation
@@ -60,6 +63,7 @@ def iter_track(info, start: int, end: int, *, selector, lsd_size: int, first: in
                                      warp_crop(tracked.frame, small, lsd_size),
                                      (lower_face_mask(obs.landmarks, small, lsd_size) > 0.5).astype(np.uint8))
                 if donors:
+                    record.covered = hands.covered(tracked.frame, record.landmarks)
                     record.donor = donor_of(record, tracked.frame, lsd_size)
                 yield record
             else:
@@ -104,13 +108,19 @@ def iter_tracks(info, start: int, end: int, *, selectors: list, lsd_size: int, f
                                          warp_crop(frame, small, lsd_size),
                                          (lower_face_mask(obs.landmarks, small, lsd_size) > 0.5).astype(np.uint8))
                     if donors:
+                        record.covered = watches[k].covered(frame, record.landmarks)
                         record.donor = donor_of(record, frame, lsd_size)
                 else:
                     record = FrameRecord(i, obs.status.value if obs.status is not FaceStatus.OK else "low_confidence", cut)
                 out.append(record)
             yield out
 
-    with MultiFaceTracker(keys) as tracker:
+    from ..face.hands import CoverWatch
+
+    watches = [CoverWatch() for _ in keys]
+    with MultiFaceTracker(keys) as tracker, contextlib.ExitStack() as stack:
+        for watch in watches:
+            stack.enter_context(watch)
         for index, frame in iter_frames(info, start + first, end):
             cut = detector.is_cut(frame)
             if cut:
