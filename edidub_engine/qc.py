@@ -124,6 +124,7 @@ class ShotQC:
     face_found: int = 0
     source_open: dict[int, float] = field(default_factory=dict)
     output_open: dict[int, float] = field(default_factory=dict)
+    covered_frames: int = 0  # frames kept under a hand, their lips not judged
     _tracker: Any = None
     _mesh: Any = None
     _edited: int = 0
@@ -171,10 +172,15 @@ class ShotQC:
         else:
             self.face_found += int(self._tracker.mesh_near(frame, landmarks) is not None)
 
-    def add_mouth(self, index: int, output: np.ndarray, source_landmarks: np.ndarray) -> None:
-        """Shot frame ``index`` as written: its mouth opening, measured where the source's face is, beside the source's."""
+    def add_mouth(self, index: int, output: np.ndarray, source_landmarks: np.ndarray, *, covered: bool = False) -> None:
+        """Shot frame ``index`` as written: its mouth opening, measured where the source's face is, beside the source's.
+        A ``covered`` frame (a hand over the lower face, its own mouth kept) is not measured: landmarks guessed under
+        a hand are no opening, and judging them would call the kept frames a lip leak."""
         from .face import FaceTracker
 
+        if covered:
+            self.covered_frames += 1
+            return
         if self._mesh is None:
             self._mesh = FaceTracker()
         landmarks = self._mesh.mesh_near(output, source_landmarks)
@@ -210,7 +216,7 @@ class ShotQC:
         reasons = []
         sync = self.lip_sync()
         if sync is not None:
-            figures["lip_sync"] = sync.to_dict()
+            figures["lip_sync"] = {**sync.to_dict(), "covered_frames": self.covered_frames}
             reasons += lip_sync_reasons(sync)
         if (cheek := self.cheeks.pooled_db()) is not None:
             figures["cheek_psnr_db"] = round(cheek, 2)

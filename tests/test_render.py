@@ -1,6 +1,9 @@
 """Dub a shot end to end with the shipped starter bundle at few steps (tests/conftest.py; these tests check
 the mechanics — frames, timecode, sound, passthrough, lossless outside the matte, the cache,
-determinism and errors — not the look of the mouth)."""
+determinism and errors — not the look of the mouth).
+
+The starter's card places the actor's own mouths without its LSD (``--lsd auto``); the tests of the LSD's own
+mechanics (short shots reflected up to its window, the inversion cache) force it on, as ``--lsd on`` does."""
 
 from __future__ import annotations
 
@@ -25,6 +28,14 @@ def models(starter_bundle):
     return LoadedModels.load(starter_bundle)
 
 
+@pytest.fixture(scope="session")
+def lsd_renderer(models):
+    """A renderer that runs the bundle's LSD whatever its card says (``--lsd on``)."""
+    from edidub_engine.config import DubSettings
+
+    return lambda **kw: ShotRenderer(models, settings=DubSettings().with_overrides(**models.info.dub_defaults(), lsd="on"), **kw)
+
+
 def request(path, start, end, audio, out_dir, codec="ffv1", **options):
     return ShotRequest.from_dict({
         "shot_id": "t", "source": {"path": str(path), "start_frame": start, "end_frame": end},
@@ -44,13 +55,15 @@ def test_lossless_dub_keeps_frames_rate_timecode_and_everything_outside_the_matt
     expected = load_audio(dub, duration_s=30 / float(info.rate), sample_rate_hz=16000)
     assert len(sound) == len(expected)
     assert np.corrcoef(sound, expected)[0, 1] > 0.95  # the dub line, not the source's own sound
-    changed_outside = 0
+    changed_outside, frames_changed = 0, 0
     for (_, a), (_, b) in zip(iter_frames(info, 10, 40), iter_frames(out), strict=True):
         diff = np.abs(a.astype(int) - b.astype(int)).max(axis=2)
         ys, xs = np.nonzero(diff)
-        assert len(ys) > 0, "the mouth region was edited"
+        frames_changed += len(ys) > 0
         # every changed pixel lies in the lower face: below the eye line of this 844x844 frontal clip
         changed_outside += int((ys < 0.35 * info.height).sum())
+    # the mouth was edited (a frame whose own mouth already has the opening the line asks for keeps it)
+    assert frames_changed >= 20, frames_changed
     assert changed_outside == 0
 
 
@@ -68,13 +81,13 @@ def test_audience_shots_pass_through_and_are_listed(models, footage_path, tmp_pa
             assert np.array_equal(a, b), f"frame {190 + k} was listed as passed through but changed"
 
 
-def test_a_shot_of_a_few_frames_is_dubbed_not_passed_through(models, footage_path, tmp_path):
+def test_a_shot_of_a_few_frames_is_dubbed_not_passed_through(lsd_renderer, footage_path, tmp_path):
     """Editors cut shots shorter than the LSD's window: the shot is reflected up to one window, not refused."""
     from edidub_engine.pipeline import reflect_indices
 
     assert reflect_indices(4, 8).tolist() == [0, 1, 2, 3, 2, 1, 0, 1] and reflect_indices(1, 3).tolist() == [0, 0, 0]
     source = footage_path("grid_bbaf2n.mpg")
-    clip = ShotRenderer(models).dub_shot(request(source, 20, 24, footage_path("dub_fr_french1.wav"), tmp_path))
+    clip = lsd_renderer().dub_shot(request(source, 20, 24, footage_path("dub_fr_french1.wav"), tmp_path))
     assert clip.frames_edited == 4 and clip.frames_passed_through == ()
     info = probe_video(source)
     for (_, a), (_, b) in zip(iter_frames(info, 20, 24), iter_frames(clip.path), strict=True):
@@ -83,14 +96,14 @@ def test_a_shot_of_a_few_frames_is_dubbed_not_passed_through(models, footage_pat
         assert change.max() > 0 and change.mean() < 20  # the mouth was edited, the picture is still the face
 
 
-def test_second_language_reuses_the_inversion_and_matches_an_uncached_render(models, footage_path, tmp_path):
+def test_second_language_reuses_the_inversion_and_matches_an_uncached_render(lsd_renderer, footage_path, tmp_path):
     source = footage_path("grid_bbaf2n.mpg")
     cache = InversionCache(tmp_path / "cache")
     for name in "abc":
         (tmp_path / name).mkdir()
-    first = ShotRenderer(models, cache=cache).dub_shot(request(source, 0, 40, footage_path("dub_fr_french1.wav"), tmp_path / "a"))
+    first = lsd_renderer(cache=cache).dub_shot(request(source, 0, 40, footage_path("dub_fr_french1.wav"), tmp_path / "a"))
     reports = []
-    second = ShotRenderer(models, cache=cache).dub_shot(request(source, 0, 40, footage_path("dub_de_german1.wav"), tmp_path / "b"),
+    second = lsd_renderer(cache=cache).dub_shot(request(source, 0, 40, footage_path("dub_de_german1.wav"), tmp_path / "b"),
                                                         progress=lambda *r: reports.append(r))
     last = {stage: (done, total) for stage, done, total in reports}  # every bar ends full, a cached inversion included
     assert last["lip-sync"][0] == last["lip-sync"][1] > 0 and last["render"] == (40, 40)
@@ -98,7 +111,7 @@ def test_second_language_reuses_the_inversion_and_matches_an_uncached_render(mod
     assert any(0 < done < 40 for _, done, _ in render)  # the render counts up as frames are encoded (it sat at 0, then jumped)
     first_render = next(i for i, r in enumerate(reports) if r[0] == "render")
     assert {r[0] for r in reports[first_render:]} == {"render"}  # one section: once rendering, never back to lip-sync
-    uncached = ShotRenderer(models).dub_shot(request(source, 0, 40, footage_path("dub_de_german1.wav"), tmp_path / "c"))
+    uncached = lsd_renderer().dub_shot(request(source, 0, 40, footage_path("dub_de_german1.wav"), tmp_path / "c"))
     assert not first.qc["cache_hit"] and second.qc["cache_hit"]
     assert second.qc["timings"]["track_s"] < first.qc["timings"]["track_s"]
     for (_, a), (_, b) in zip(iter_frames(second.path), iter_frames(uncached.path), strict=True):
@@ -134,7 +147,7 @@ def test_cancel_mid_shot_stops_every_stage_and_publishes_nothing(models, footage
         renderer.dub_shot(request(footage_path("grid_bbaf2n.mpg"), 0, 75, footage_path("dub_fr_french1.wav"), tmp_path),
                           progress=lambda stage, done, total: stages.append((stage, done)),
                           should_cancel=lambda: any(s == "render" and d >= 20 for s, d in stages))
-    assert {s for s, _ in stages} == {"track", "lip-sync", "render"}  # cancelled while streaming, some frames encoded
+    assert {s for s, _ in stages} == {"track", "render"}  # cancelled while streaming, some frames encoded (no LSD: the card's choice)
     assert list(tmp_path.iterdir()) == []  # neither the clip nor a temp file
     assert not [t.name for t in threading.enumerate() if t.name.startswith(("edidub-track", "edidub-encode"))]
 
@@ -178,12 +191,12 @@ def test_cli_dub_and_its_errors(starter_bundle, footage_path, tmp_path):
 def test_shot_file_for_render_farms(starter_bundle, footage_path, tmp_path):
     shot = request(footage_path("grid_bbaf2n.mpg"), 5, 25, footage_path("dub_en_jfk.flac"), tmp_path, codec="h264")
     (tmp_path / "shot.json").write_text(json.dumps(shot.to_dict()))
-    proc = run_cli("dub", "--shot", str(tmp_path / "shot.json"), "--models", str(starter_bundle), cwd=tmp_path)
+    proc = run_cli("dub", "--shot", str(tmp_path / "shot.json"), "--models", str(starter_bundle), "--lsd", "on", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert probe_video(tmp_path / "grid_bbaf2n_t_dub.mp4").frame_count == 20
     # A farm's log is not a terminal: one line when each stage starts and one when it ends, no bar redraws.
     assert "\r" not in proc.stderr
-    for stage, unit in (("track", "frame"), ("lip-sync", "step"), ("render", "frame")):
+    for stage in ("track", "lip-sync", "render"):  # --lsd on: the LSD runs whatever the starter's card says
         assert f" {stage}: started, " in proc.stderr and f" {stage}: done, " in proc.stderr, proc.stderr
     assert " render: done, 20 frames in " in proc.stderr and " track: done, 20 frames in " in proc.stderr
     # the first line comes before torch and the models load (seconds): what is being dubbed

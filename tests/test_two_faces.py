@@ -84,15 +84,6 @@ def test_each_face_follows_its_own_line_and_nothing_else_changes(renderer, foota
     # two mouths edited, one left and one right, and not a pixel elsewhere (FFV1 keeps the source's own samples)
     changed = _changed(footage_path(CLIP), Path(clip.path), FRAMES)
     width = changed.shape[2]
-    # (a frame whose own mouth already has the opening the line asks for keeps it: not every frame changes)
-    assert changed[:, :, : width // 2].any(axis=(1, 2)).mean() > 0.6 and changed[:, :, width // 2 :].any(axis=(1, 2)).mean() > 0.6
-    assert changed.mean() < 0.05  # two lower faces of a 1280x720 frame
-    rows, cols = np.nonzero(changed.any(axis=0))
-    assert set(np.unique(cols >= width // 2)) == {False, True}
-    import cv2
-
-    count, _, stats, _ = cv2.connectedComponentsWithStats(changed.any(axis=0).astype(np.uint8))
-    assert count - 1 == 2, stats  # exactly the two faces
     # the guest talks with his hands: where a hand lies over his lower face his own mouth stays (a moved one would erase it)
     from edidub_engine.face.hands import CoverWatch
     from edidub_engine.media import iter_frames, probe_video
@@ -100,9 +91,22 @@ def test_each_face_follows_its_own_line_and_nothing_else_changes(renderer, foota
     assert faces[1]["mouths"]["frames_kept_covered"] > 0
     track = _landmarks(footage_path(CLIP), FRAMES)
     with CoverWatch() as watch:
-        covered = [k for k, (_, frame) in enumerate(iter_frames(probe_video(footage_path(CLIP)), 0, FRAMES))
-                   if watch.covered(frame, track[1][k])]
-    assert covered and not changed[covered][:, :, width // 2 :].any()
+        covered = np.array([watch.covered(frame, track[1][k]) for k, (_, frame) in enumerate(iter_frames(probe_video(footage_path(CLIP)), 0, FRAMES))])
+    assert covered.any() and not changed[covered][:, :, width // 2 :].any()
+    # elsewhere most frames take a new mouth (one whose own mouth already has the opening the line asks for keeps it)
+    assert changed[:, :, : width // 2].any(axis=(1, 2)).mean() > 0.6 and changed[~covered][:, :, width // 2 :].any(axis=(1, 2)).mean() > 0.6
+    assert changed.mean() < 0.05  # two lower faces of a 1280x720 frame
+    rows, cols = np.nonzero(changed.any(axis=0))
+    assert set(np.unique(cols >= width // 2)) == {False, True}
+    import cv2
+
+    for k in range(FRAMES):  # every changed pixel lies inside one of the two faces (their outlines grown 30 %)
+        faces_here = np.zeros(changed.shape[1:], np.uint8)
+        for face in track:
+            if face[k] is not None:
+                hull = cv2.convexHull(face[k][:, :2].astype(np.float32)).reshape(-1, 2)
+                cv2.fillConvexPoly(faces_here, ((hull - hull.mean(0)) * 1.3 + hull.mean(0)).astype(np.int32), 1)
+        assert not (changed[k] & (faces_here == 0)).any(), f"frame {k}: a pixel changed outside both faces"
     # each face's lips follow its own line, not the other face's, nor the original
     src, out = _openings(footage_path(CLIP), FRAMES), _openings(Path(clip.path), FRAMES)
     original, lines = _loudness(footage_path(CLIP), FRAMES), {0: _loudness(french, FRAMES), 1: _loudness(german, FRAMES)}

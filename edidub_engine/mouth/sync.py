@@ -149,4 +149,6 @@ def describe_lip_sync(figures: dict) -> str:
     if figures.get("silent_frames"):
         parts.append(f"opening on the line's {figures['silent_frames']} silent frames {fmt(figures.get('silent_open_out'), '.3f')} "
                      f"(the source's there {fmt(figures.get('silent_open_src'), '.3f')})")
+    if figures.get("covered_frames"):
+        parts.append(f"{figures['covered_frames']} frames under a hand kept their own mouth, not judged")
     return "lips: " + "; ".join(parts)

@@ -41,6 +41,7 @@ class LaneEdit:
     strength: np.float32
     landmarks: np.ndarray
     moved: Any  # mouth.composite.MouthTransplant in the native frame, or None
+    covered: bool = False  # a hand lies over the lower face: its own mouth was kept, its opening cannot be read
 
 
 class ShotJob:
@@ -234,7 +235,7 @@ class ShotJob:
                 for (k, item, m, moved, crop, source_crop), restored in zip(segment, self._restore_segment(lane, segment, lower_face_mask)):
                     payloads[k].append(LaneEdit(lane.index, restored, crop, source_crop, m,
                                                 lower_face_mask(item.record.landmarks, m, size) > 0.5, item.strength,
-                                                item.record.landmarks, moved))
+                                                item.record.landmarks, moved, item.record.covered))
         self.timings["restore_s"] += time.perf_counter() - t0
         return ("edit", a, b, [payloads[k] for k in range(a, b)])
 
@@ -316,7 +317,7 @@ class ShotJob:
                     qc.add_crop(edit.restored, edit.source_crop, edit.mask, edit.landmarks, edit.matrix, intended=edit.crop, frame=a + k)
                     qc.add_texture(composited, frame, alpha > 0.5)
                     qc.add_frame(composited, landmarks=edit.landmarks if several else None)
-                    qc.add_mouth(a + k, composited, edit.landmarks)
+                    qc.add_mouth(a + k, composited, edit.landmarks, covered=edit.covered)
                 if not native:
                     self.writer.write(composited)
                 elif change is None:
