@@ -7,6 +7,7 @@ measure one face (mouth opening against the source's and against the lines' loud
 
 from __future__ import annotations
 
+import functools
 import wave
 from pathlib import Path
 
@@ -33,6 +34,7 @@ def _source(footage_path) -> dict:
     return {"path": str(footage_path(CLIP)), "start_frame": 0, "end_frame": FRAMES}
 
 
+@functools.lru_cache(maxsize=8)  # the source is tracked once for all the tests
 def _landmarks(path: Path, frames: int) -> list[list]:
     """Faces 0 and 1's landmarks per frame (None where not found), tracked from the file."""
     from edidub_engine.face import FaceStatus, MultiFaceTracker

@@ -181,13 +181,14 @@ def test_the_command_line_says_what_is_missing(footage_path, tmp_path):
     assert no_pattern.returncode != 0 and "--clip-name" in no_pattern.stderr and not (tmp_path / "actor").exists()
 
 
-def test_the_command_line_reports_what_the_bundle_holds(footage_path, tmp_path):
-    """Its last lines say the figures before and after, and plainly when the bundle kept the base's LSD."""
+def test_the_command_line_reports_what_the_bundle_holds(starter_bundle, footage_path, tmp_path):
+    """Its last lines say the figures before and after, and plainly when the bundle kept the base's LSD (the starter
+    at the tests' few sampling steps: the validations render held-back frames)."""
     import subprocess
     import sys
 
     done = subprocess.run([sys.executable, "-m", "edidub_engine", "adapt", f"{footage_path('grid_bbaf2n.mpg')}@0-75", "-o", "actor",
-                           "--steps", "2", "--validate-every", "1"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+                           "--steps", "2", "--validate-every", "1", "--base", str(starter_bundle)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     card = json.loads((tmp_path / "actor" / "model_card.json").read_text(encoding="utf-8"))["adaptation"]
     assert "validation" in done.stdout and "--models" in done.stdout and "None" not in done.stdout, done.stdout
