@@ -6,7 +6,9 @@ cheeks: :data:`~.shape.STABLE`), so its mouth sits where the target's face puts 
 the lips and the chin (the jaw carries the chin with it), taken from both faces — the target's old
 mouth must be covered and the donor's new one shown — grown and feathered so no edge shows. The donor's
 colour is matched to the target's on the feathered rim, where both show the same skin: the same shot
-can change its light between two frames.
+can change its light between two frames. The region ends inside the two faces' outlines (no neck, collar or
+hand from another frame), and where the two faces differ only in shading the target keeps its own fine detail
+(pores, grain): only the lips, teeth and opening, where the difference is a visible change, come whole.
 """
 
 from __future__ import annotations
