@@ -209,19 +209,33 @@ class DubbingPipeline:
         ``crops`` ``[T x s x s x 3]`` uint8, ``masks`` ``[T x s x s]``, units ``[T x 2]``.
         ``latents`` (section → inverted latent) is filled and reused: the inversion
         depends only on the source and its own speech, so a second dub skips it.
-        The tone match runs on the whole output here and per section in
-        :meth:`lip_sync_section` (whose carried frames are matched already), so
-        the two agree exactly on shots of one section. ``tone_reference`` ``[T x s x s]``: where inside the
-        masks the tone is measured (the part the edit is not meant to change; default: the whole mask).
+        The shot goes section by section through :meth:`lip_sync_section`, each carrying the previous one's
+        tone-matched frames, exactly as the renderer streams it (render/lane.py): ``edidub check`` and
+        adaptation's validation measure the computation a dub runs. ``tone_reference`` ``[T x s x s]``: where
+        inside the masks the tone is measured (the part the edit is not meant to change; default: the whole mask).
         """
-        process, (x0, mask, cond, null, original) = self._lsd_inputs(crops, masks, original_units, dub_units, settings)
-        edited = process.edit(
-            self._lsd_denoiser(), x0, mask, cond, null, original_cond=original,
-            latents=latents, progress=_stage(progress, "lip-sync"), should_cancel=should_cancel,
-        )
-        if (settings or self.settings).keep_tone:
-            edited = match_tone(edited, x0, mask, None if tone_reference is None else mask_tensor(tone_reference).to(self.device))
-        return to_crops(edited)
+        settings = settings or self.settings
+        self._check_lsd_inputs(crops, masks, original_units, dub_units)
+        sections = self._process(settings, steps=settings.steps, guidance=settings.guidance_scale).plan_sections(len(crops))
+        inverting = [latents is None or sec.index not in latents for sec in sections]
+        total = len(sections) * settings.steps + sum(inverting) * settings.inversion_steps
+        report, done = _stage(progress, "lip-sync"), 0
+        output = None
+        for section, inverts in zip(sections, inverting):
+            a, b, c = section.start, section.end, section.carry
+            sample, latent = self.lip_sync_section(
+                crops[a:b], masks[a:b], original_units[a:b], dub_units[a:b], section=section,
+                carried=None if output is None else output[:, :, a : a + c],
+                latent=None if inverts else latents[section.index], settings=settings,
+                tone_reference=None if tone_reference is None else tone_reference[a:b],
+                progress=None if report is None else (lambda d, _t, base=done: report(base + d, total)),
+                should_cancel=should_cancel,
+            )
+            if latents is not None:
+                latents[section.index] = latent.detach().clone()
+            output = sample if output is None else torch.cat([output[:, :, : a + c], sample[:, :, c:]], dim=2)
+            done += settings.steps + (settings.inversion_steps if inverts else 0)
+        return to_crops(output)
 
     def _lsd_inputs(self, crops, masks, original_units, dub_units, settings: DubSettings | None, reference: np.ndarray | None = None):
         """The process and ``(x0, mask, cond, null_cond, original_cond)`` tensors of an LSD edit."""

@@ -63,3 +63,34 @@ def test_a_large_new_mouth_does_not_tilt_the_skin_when_the_cast_is_measured_off_
         assert torch.allclose(kept.masked_select(mouth.expand_as(kept)), (edited - 8 * level).masked_select(mouth.expand_as(kept)))
         if share >= 1 / 2:
             assert off_whole > 1.0  # what the issue saw: the whole-mask median leans toward the mouth
+
+
+def test_check_and_adaptation_run_the_renderers_sections(starter_bundle):
+    """Issue 34 item 8: ``lip_sync`` (what ``edidub check`` and adaptation's validation measure) is the renderer's
+    computation — section by section, each conditioned on the previous section's tone-matched frames it carries
+    (render/lane.py) — not one whose carried frames are matched only at the end."""
+    import numpy as np
+
+    from edidub_engine.config import DubSettings
+    from edidub_engine.diffusion import plan_sections
+    from edidub_engine.pipeline import DubbingPipeline, to_crops
+    from edidub_engine.render import LoadedModels
+
+    models = LoadedModels.load(starter_bundle)
+    settings = DubSettings().with_overrides(**{**models.info.dub_defaults(), "steps": 2, "inversion_steps": 2, "section_frames": 24,
+                                               "carry_frames": 4, "window_frames": 12, "window_stride": 6})
+    pipeline = DubbingPipeline(lsd=models.lsd, srd=models.srd, settings=settings)
+    s, frames, rng = pipeline.lsd_size, 44, np.random.default_rng(0)
+    crops = np.repeat(np.repeat(rng.integers(40, 220, (frames, s // 4, s // 4, 3), dtype=np.uint8), 4, axis=1), 4, axis=2)
+    masks = np.zeros((frames, s, s), np.float32)
+    masks[:, s // 2 :, s // 4 : 3 * s // 4] = 1.0
+    own, dub = (rng.integers(0, pipeline.null_unit, (frames, 2)) for _ in range(2))
+    sections = plan_sections(frames, section_frames=24, carry_frames=4, min_frames=12)
+    assert len(sections) >= 2 and sections[1].carry == 4
+    output = None
+    for section in sections:
+        a, b, c = section.start, section.end, section.carry
+        sample, _ = pipeline.lip_sync_section(crops[a:b], masks[a:b], own[a:b], dub[a:b], section=section,
+                                              carried=None if output is None else output[:, :, a : a + c], settings=settings)
+        output = sample if output is None else torch.cat([output[:, :, : a + c], sample[:, :, c:]], dim=2)
+    assert np.array_equal(pipeline.lip_sync(crops, masks, own, dub, settings=settings), to_crops(output))
