@@ -103,7 +103,7 @@ def test_tiny_lsd_halves_its_masked_loss_and_inversion_beats_noise(grid_clip):
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
     gen = torch.Generator().manual_seed(2)
     model.train()
-    for _ in range(60):
+    for _ in range(40):
         picks = [starts[int(i)] for i in torch.randint(0, len(starts), (2,), generator=gen)]
         bx, bm, bc = batch(picks)
         loss = process.loss(_denoiser(model), bx, bm, bc, generator=gen,
