@@ -359,10 +359,13 @@ def adapt_bundle(
         else:
             adaptation["srd"] = {"kept": f"the base's SRD: {_verdict_line(mine['verdict'])}",
                                  "steps": int(mine["step"]), "history": mine["history"]}
+    # Whether a dub runs this LSD on the moved mouths (render.lsd_verdict): the base's LSD keeps the base's verdict; a new one
+    # is measured on the verdict frames, as `edidub check` measures a bundle (without it, an adapted LSD would run unchecked).
+    mouths = _mouths_verdict(renderer, spans_judged[0], say) if lsd_wins else None
     # A new SRD needs a new verdict (is it worth running, at its stage and end to end?): measured on the verdict frames. The
     # base's SRD keeps the base's verdict, measured on clips it never saw (and a check costs about a minute on a CPU).
     bundle = _write_bundle(info, lsd, out, name=name or f"{info.name}-{Path(clips[0].path).stem}", adaptation=adaptation, srd=srd,
-                           check=None if srd is None else (lambda folder: _check_adapted(folder, spans_judged[0], say)))
+                           mouths=mouths, check=None if srd is None else (lambda folder: _check_adapted(folder, spans_judged[0], say)))
     shutil.rmtree(work, ignore_errors=True)
     card = json.loads((bundle / "model_card.json").read_text(encoding="utf-8"))
     return AdaptResult(bundle=bundle, steps=int(own["step"]), seconds=seconds, before_db=float(verdict["base_db"]),
@@ -499,10 +502,23 @@ def _check_adapted(bundle: Path, held: tuple, say) -> None:
     say(f"check on held-back frames: end to end {whole.get('lower_face_db', float('nan')):.2f} dB, restores with {whole.get('restore')}")
 
 
-def _write_bundle(info, lsd, out: Path, *, name: str, adaptation: dict[str, Any], srd=None,
+def _mouths_verdict(renderer, held: tuple, say) -> dict[str, Any]:
+    """The card's ``check.mouths`` for an adapted LSD, measured on a take's verdict frames ``(path, start, end)``."""
+    from edidub_engine.evaluation.check import _track, mouth_figures
+
+    path, start, end = held
+    figures = mouth_figures(renderer, _track(renderer.pipeline, path, start, end - start))
+    mouths = {"moved_db": round(figures["mouths_moved_db"], 2), "lsd_db": round(figures["mouths_lsd_db"], 2),
+              "measured_on": f"frames {start}-{end - 1} of {Path(path).name}, held back from the adaptation"}
+    say(f"moved mouths: {mouths['moved_db']:.2f} dB alone, {mouths['lsd_db']:.2f} dB after the adapted LSD's edit")
+    return mouths
+
+
+def _write_bundle(info, lsd, out: Path, *, name: str, adaptation: dict[str, Any], srd=None, mouths: dict[str, Any] | None = None,
                   check: Callable[[Path], None] | None = None) -> Path:
     """The base bundle's files with the adapted weights (the LSD, and the SRD when it was adapted) and cards, checked by
-    ``check(folder)`` before it is published atomically at ``out``."""
+    ``check(folder)`` before it is published atomically at ``out``. ``mouths``: the adapted LSD's verdict on moved mouths
+    (None: the base's LSD was kept, and so is its verdict)."""
     from edidub_engine.models.bundle import read_bundle, write_bundle_manifest
 
     from .export import _publish_dir
@@ -519,6 +535,9 @@ def _write_bundle(info, lsd, out: Path, *, name: str, adaptation: dict[str, Any]
             whole = {k: v for k, v in (base_check.get("end_to_end") or {}).items() if k in ("restore", "with_srd_db", "with_bicubic_db")}
             card["check"] = {"srd": base_check["srd"], "end_to_end": whole,
                              "measured_on": f"{info.name} {info.version} (the same SRD); run `edidub check` for this LSD's figures"}
+        kept_mouths = base_check.get("mouths") if mouths is None and "kept" in adaptation else None
+        if mouths is not None or kept_mouths:  # whether a dub runs the LSD on moved mouths (render.lsd_verdict)
+            card.setdefault("check", {})["mouths"] = mouths or {**kept_mouths, "measured_on": f"{info.name} {info.version} (the same LSD)"}
         card.update({"name": name, "description": f"{info.name} adapted to an actor's own footage ({len(adaptation['clips'])} clip(s))",
                      **cards, "adaptation": adaptation})
         write_bundle_manifest(tmp, name=name, version="1", frontend=info.frontend, card=card, defaults=info.defaults)

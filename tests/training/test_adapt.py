@@ -193,6 +193,13 @@ def test_the_command_line_reports_what_the_bundle_holds(starter_bundle, footage_
     card = json.loads((tmp_path / "actor" / "model_card.json").read_text(encoding="utf-8"))["adaptation"]
     assert "validation" in done.stdout and "--models" in done.stdout and "None" not in done.stdout, done.stdout
     assert ("LSD: the base's" in done.stdout) == ("kept" in card), (done.stdout, card.get("kept"))
+    # a dub with the bundle knows whether to run its LSD on the moved mouths: a new LSD is measured on the verdict frames,
+    # a kept one keeps the base's verdict (before, the card dropped it and the adapted LSD ran unchecked)
+    from edidub_engine.render.models import lsd_verdict
+
+    whole = json.loads((tmp_path / "actor" / "model_card.json").read_text(encoding="utf-8"))
+    assert lsd_verdict(whole)["runs_lsd"] is not None, whole.get("check")
+    assert ("held back" in whole["check"]["mouths"]["measured_on"]) == ("kept" not in card)
 
 
 def test_a_few_fine_tuning_steps_lower_the_masked_loss_on_held_back_frames_of_an_unseen_actor(starter_bundle, footage_path, tmp_path):
