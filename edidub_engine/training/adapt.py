@@ -502,12 +502,17 @@ def _check_adapted(bundle: Path, held: tuple, say) -> None:
     say(f"check on held-back frames: end to end {whole.get('lower_face_db', float('nan')):.2f} dB, restores with {whole.get('restore')}")
 
 
-def _mouths_verdict(renderer, held: tuple, say) -> dict[str, Any]:
-    """The card's ``check.mouths`` for an adapted LSD, measured on a take's verdict frames ``(path, start, end)``."""
+def _mouths_verdict(renderer, held: tuple, say) -> dict[str, Any] | None:
+    """The card's ``check.mouths`` for an adapted LSD, measured on a take's verdict frames ``(path, start, end)``
+    (None where too few of them show the face: the bundle is then unchecked there, as a bundle never checked)."""
     from edidub_engine.evaluation.check import _track, mouth_figures
 
     path, start, end = held
-    figures = mouth_figures(renderer, _track(renderer.pipeline, path, start, end - start))
+    try:
+        figures = mouth_figures(renderer, _track(renderer.pipeline, path, start, end - start))
+    except NoFaceError as error:
+        say(f"moved mouths: not measured ({error}); run `edidub check` on this bundle before dubbing with it")
+        return None
     mouths = {"moved_db": round(figures["mouths_moved_db"], 2), "lsd_db": round(figures["mouths_lsd_db"], 2),
               "measured_on": f"frames {start}-{end - 1} of {Path(path).name}, held back from the adaptation"}
     say(f"moved mouths: {mouths['moved_db']:.2f} dB alone, {mouths['lsd_db']:.2f} dB after the adapted LSD's edit")
