@@ -73,7 +73,11 @@
     const r = row(m);
     r.li.className = m.op;
     r.li.querySelector(".state").textContent = m.op === "done" ? (m.kind === "adapt" ? "ready" : "placed") : m.op;
-    if (m.op === "done") r.li.querySelector(".fill").style.width = "100%";
+    if (m.op === "done") { // a full bar, even where the dub finished between two progress events (a few frames take a second)
+      r.li.querySelector(".fill").style.width = "100%";
+      r.maxDone = 1;
+      r.li.dataset.maxProgress = r.maxDone.toFixed(3);
+    }
     r.li.querySelector(".detail").textContent = text;
     updateButtons();
   }
