@@ -215,12 +215,19 @@ def test_a_request_that_was_sent_is_never_sent_again(make_daemon, tmp_path, clip
     from daemon_helpers import shot
 
     path = tmp_path / "conn" / "connection.json"
-    make_daemon(connection_file=path)
+    server = make_daemon(connection_file=path)
+    answer = server._on_submit
+
+    def slow_submit(*args):  # a daemon slow to answer (a media check over a network share); 1 ms was a race on CI
+        time.sleep(1.0)
+        return answer(*args)
+
+    server._on_submit = slow_submit
     with Client(connection_file=path, timeout_s=10) as client:
         client.hello()  # the handshake is done: the next request leaves at once
         write_connection(path, replace(read_connection(path), pid=os.getpid() + 1))  # the file changed
         with pytest.raises(DaemonDownError, match="did not answer submit"):
-            client.request("submit", {"shots": [shot(clip, audio, out_dir)]}, timeout_s=0.001)
+            client.request("submit", {"shots": [shot(clip, audio, out_dir)]}, timeout_s=0.3)
         deadline = time.monotonic() + 10
         while not client.list_jobs():
             assert time.monotonic() < deadline
