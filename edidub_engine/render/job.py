@@ -59,6 +59,7 @@ class ShotJob:
         self.native = False  # the writer takes the source's own pictures (``write_picture``), not RGB
         self.restore_mode = restore_mode  # "srd" or "bicubic"
         self.lanes: list[FaceLane] = []
+        self._watches: list[Any] | None = None  # a hand watcher per lane (CoverWatch), made once the lanes are known
         self.passthrough: list[PassthroughRange] = []  # frames no face was edited in
         self.frames_edited = 0
         self.written = 0
@@ -108,7 +109,7 @@ class ShotJob:
                 yield from (list(r) for r in frames)
                 t0 = time.perf_counter()
                 first += len(frames)
-            for watch in getattr(self, "_watches", None) or []:
+            for watch in self._watches or []:
                 watch.close()
         blocks: list[list[FrameRecord]] = [[] for _ in self.lanes]
         for records in track(first, donors) if first < self.n else ():
@@ -133,7 +134,9 @@ class ShotJob:
         from ..face.hands import CoverWatch
 
         a, b = per_lane[0][0].index, per_lane[0][-1].index + 1
-        watches = self._watches = getattr(self, "_watches", None) or [CoverWatch() for _ in self.lanes]
+        if self._watches is None:
+            self._watches = [CoverWatch() for _ in self.lanes]
+        watches = self._watches
         for j, (_, frame) in enumerate(iter_frames(self.info, self.start + a, self.start + b)):
             for lane, records, watch in zip(self.lanes, per_lane, watches):
                 if records[j].status == "ok" and lane.mouths.moves_mouths:
