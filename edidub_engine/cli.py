@@ -58,7 +58,6 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     start = parse_position(args.start, rate=info.rate, start_timecode=info.start_timecode, what="--start") or 0
     end = parse_position(args.end, rate=info.rate, start_timecode=info.start_timecode, what="--end")
     selector = FaceSelector.parse(args.face)
-    total = (info.frame_count if end is None else end) - start
     stage = f"analyze {info.path.name}"
     with StageProgress(enabled=not args.quiet) as bar:
         on_progress = None if bar is None else (lambda done, count: bar(stage, done, count))

@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from edidub_engine.cache import InversionCache
 from edidub_engine.errors import MediaNotFoundError, OutputExistsError, RangeOutsideMediaError

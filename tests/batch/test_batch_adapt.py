@@ -39,7 +39,6 @@ def _cut(path):
 def test_an_actors_shots_are_dubbed_with_a_bundle_adapted_once_and_reused_for_the_next_language(starter_bundle, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     cut = _cut(tmp_path / "cut.otio")
-    said = []
 
     def config(language):
         return BatchConfig(timeline=cut, dub_track="FR dialogue", picture_tracks=["V1"], language=language, models=str(starter_bundle),

@@ -19,7 +19,7 @@ from edidub_engine.client import AuthFailedError, Client, DaemonDownError
 from edidub_engine.daemon.connection import CONNECTION_ENV, read_connection
 from edidub_engine.daemon.protocol import Message
 
-from daemon_helpers import REPO, settings, spawn_daemon
+from daemon_helpers import REPO, spawn_daemon
 from runners import FOOTAGE
 
 
