@@ -95,7 +95,7 @@ class DonorBank:
             raise InvalidArgumentError(f"a donor bank needs room for one frame at least, got {capacity}")
         self._donors: deque[Donor] = deque(maxlen=capacity)
         self._by_index: dict[int, Donor] = {}
-        self._lock = threading.Lock()  # the track thread adds while the lip-sync thread plans
+        self._lock = threading.Lock()  # a bank may be filled on one thread and planned on another (the renderer uses one)
 
     def __len__(self) -> int:
         with self._lock:

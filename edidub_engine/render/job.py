@@ -9,6 +9,7 @@ so a shot of several faces is decoded, restored and written in one pass. Holds O
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ from ..errors import CancelledError
 from ..qc import ShotQC
 from ..shot import PassthroughRange
 from .lane import Edited, FaceLane, extend_passthrough, ramp_strength
-from .mouths import MouthStage
+from .mouths import DONOR_LOOKAHEAD_FRAMES, MouthStage
 from .track import TRACK_BLOCK_FRAMES, FrameRecord, block_entry, block_records, crop_matrix, donor_of
 
 Progress = Callable[[str, int, int], None]  # (stage, frames or steps done, total)
@@ -103,8 +104,6 @@ class ShotJob:
                 if donors:  # the cache keeps no pictures: the donors' mouths are cut from the decoded frames
                     self._cut_donors(per_lane)
                 frames = list(zip(*per_lane))
-                for records in frames:
-                    self._to_mouths(records)
                 self.timings["track_s"] += time.perf_counter() - t0
                 yield from (list(r) for r in frames)
                 t0 = time.perf_counter()
@@ -113,7 +112,6 @@ class ShotJob:
                 watch.close()
         blocks: list[list[FrameRecord]] = [[] for _ in self.lanes]
         for records in track(first, donors) if first < self.n else ():
-            self._to_mouths(records)
             if self.cache is not None:
                 for lane, block, record in zip(self.lanes, blocks, records):
                     block.append(record)
@@ -125,6 +123,8 @@ class ShotJob:
             t0 = time.perf_counter()
 
     def _to_mouths(self, records) -> None:
+        """Bank a frame's donors (on the lip-sync thread, in frame order, so the banks hold the same donors at each plan
+        whether the frames came from the tracker one by one or from the cache a block at once)."""
         for lane, record in zip(self.lanes, records):
             lane.mouths.add(record)
 
@@ -195,12 +195,23 @@ class ShotJob:
                 next_frame += 1
                 self.report_render()
 
-        for records in tracked:
-            self._report("track", records[0].index + 1)
+        def feed(records: list[FrameRecord]) -> None:
             for lane, record in zip(lanes, records):
                 for item in lane.feed(record):
                     place(lane, item)
             drain()
+
+        # A frame's donors are banked DONOR_LOOKAHEAD_FRAMES frames before the lanes see it: a section can take mouths
+        # from a little after it, and what a plan sees depends on the frames only, never on how far tracking ran ahead.
+        waiting: deque[list[FrameRecord]] = deque()
+        for records in tracked:
+            self._report("track", records[0].index + 1)
+            self._to_mouths(records)
+            waiting.append(records)
+            if len(waiting) > DONOR_LOOKAHEAD_FRAMES:
+                feed(waiting.popleft())
+        while waiting:
+            feed(waiting.popleft())
         for lane in lanes:
             for item in lane.end():
                 place(lane, item)

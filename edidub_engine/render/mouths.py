@@ -1,9 +1,10 @@
 """The mouths of a shot in flight: which frame's mouth each edited frame shows (:mod:`edidub_engine.mouth`),
 put onto the LSD crops the lip-sync network edits and into the native frames that are written.
 
-Donors come into the bank on the track thread as frames are tracked (so a section can take mouths from
-frames a little ahead of it); sections are planned on the lip-sync thread; the native transplant runs
-where the chunk's frames are decoded.
+Donors come into the bank on the lip-sync thread, :data:`DONOR_LOOKAHEAD_FRAMES` frames before the frame itself
+is lip-synced, so a section can take mouths from frames a little after it and a plan never depends on how far the
+tracker ran ahead (a shot dubbed again from the cache gets the same mouths); sections are planned on the same thread;
+the native transplant runs where the chunk's frames are decoded.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from ..mouth.drive import own_speech
 from ..qc import lips_region
 from .track import FrameRecord, crop_matrix
 
+
+DONOR_LOOKAHEAD_FRAMES = 48
+"""How far past a section's last frame its mouths may come from (about two seconds): enough for the first section to
+see the actor's range, small enough that the frames waiting for it stay few."""
 
 UNLIKE_LEVELS = 16.0
 """A frame whose cheeks and chin differ from its donor's by more than this (mean 8-bit levels at the LSD size) keeps
@@ -67,7 +72,7 @@ class MouthStage:
         self.strength, self.lsd_size = float(strength), int(lsd_size)
         self.own_speech = own_speech(self.dub_db, self.source_db, self.config)
         self.bank = DonorBank(capacity=capacity)
-        self.source_open = np.full(frames, np.nan)  # written on the track thread as frames arrive
+        self.source_open = np.full(frames, np.nan)  # written as frames are banked
         self.segments = np.zeros(frames, np.int64)
         self._segment = 0
         self.planned = self.moved = self.jumps = self.unlike = self.covered = 0
@@ -77,7 +82,7 @@ class MouthStage:
         """False for the source's own sound (its mouth is the right one) or strength 0: every frame keeps its mouth."""
         return not self.own_speech and self.strength > 0
 
-    # -- on the track thread
+    # -- on the lip-sync thread, DONOR_LOOKAHEAD_FRAMES ahead of the plans
     def add(self, record: FrameRecord) -> None:
         """A tracked record: its donor (taken off the record, so native pixels do not travel on) into the bank."""
         if record.cut:
@@ -135,4 +140,4 @@ class MouthStage:
                 "frames_kept_covered": self.covered}
 
 
-__all__ = ["MouthStage", "moved_crop", "tone_region"]
+__all__ = ["DONOR_LOOKAHEAD_FRAMES", "MouthStage", "moved_crop", "tone_region"]

@@ -29,7 +29,7 @@ class FrameRecord:
     landmarks: np.ndarray | None = None  # [478, 3] float32 frame pixels
     crop: np.ndarray | None = None  # [s, s, 3] uint8 at the LSD size
     mask: np.ndarray | None = None  # [s, s] uint8 at the LSD size
-    donor: Any = None  # mouth.Donor: the frame as a source of mouths (with native pixels); taken into a bank on the track thread
+    donor: Any = None  # mouth.Donor: the frame as a source of mouths (with native pixels); taken into a bank before the frame is lip-synced
     covered: bool = False  # a hand lies over the lower face: the frame keeps its own mouth and gives none (with donors)
 
 
